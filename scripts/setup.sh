@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for the Venta repo: system packages the tests start for real
+# (PostgreSQL, Redis, NATS), uv, and the locked Python environment in .venv.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(postgresql redis-server nats-server wrk)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "setup: installing uv"
+  python3 -m pip install --quiet --disable-pip-version-check uv
+fi
+uv sync --frozen --quiet
+echo "setup: .venv ready ($(.venv/bin/python --version))"
