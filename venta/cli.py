@@ -1,9 +1,155 @@
-"""Argument parsing for the `venta` command (placeholder until the verbs land)."""
+"""The `venta` command line: parse and check the arguments, then run one verb."""
 
+import argparse
+import subprocess
 import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from venta import deploy
+from venta.host import PULUMI_MISSING, Host, docker_daemon, find_pulumi, kube_context, pulumi_env
+from venta.project import ProjectError, find_root, known_stacks, render_dir
+from venta.target import Target
+from venta.versions import VersionError, check_version, rollback_version
+
+if TYPE_CHECKING:
+    from venta.engine import Engine
+
+# Runs `python -m <module> <args>` in the project folder; returns the exit code.
+ModuleRunner = Callable[[str, list[str], Path], int]
+
+DELEGATES = {"render": "infra.render", "dev": "localdev"}
+
+EPILOG = """\
+examples:
+  venta up dev                 deploy dev to the current kube context, or render its manifests
+  venta deploy prod v1.4.0     pin prod's images to v1.4.0, preview, update, wait for the rollout
+  venta rollback prod          go back to the version prod ran before the current one
+  venta render dev --out DIR   write dev's manifests with the program under mocks (no engine)
+  venta dev                    run the services locally against local servers
+
+State lives in ~/.venta/state unless PULUMI_BACKEND_URL is set or `pulumi login` was run;
+stack secrets use PULUMI_CONFIG_PASSPHRASE (empty when unset).
+"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    del argv
-    print("venta: not ready yet", file=sys.stderr)
-    return 2
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="venta",
+        description="Deploy, roll back and run the Venta platform (Pulumi stacks dev, prod, ...).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="<command>")
+    sub = {
+        "up": verbs.add_parser("up", help="create or update a stack (cluster, or rendered manifests)"),
+        "deploy": verbs.add_parser("deploy", help="deploy an image version: preview, update, wait"),
+        "rollback": verbs.add_parser("rollback", help="redeploy an earlier version without rebuilding"),
+        "render": verbs.add_parser("render", help="write a stack's manifests (program under mocks)"),
+        "dev": verbs.add_parser("dev", help="run the services locally (extra arguments pass through)"),
+    }
+    for verb in ("up", "deploy", "rollback", "render"):
+        sub[verb].add_argument("stack", help="stack name: one Pulumi.<stack>.yaml at the project root")
+    sub["deploy"].add_argument("version", help="release tag (v1.2.3, v1.2.3-rc.1) or commit id")
+    sub["rollback"].add_argument(
+        "version", nargs="?", help="version to return to (default: the one before the current)"
+    )
+    sub["render"].add_argument("--out", metavar="DIR", help="output folder (default: the render command's)")
+    return parser, sub
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    engine: "Engine | None" = None,
+    host: Host | None = None,
+    run_module: ModuleRunner | None = None,
+) -> int:
+    """Entry point of the `venta` console script; `engine`, `host` and `run_module` are for tests."""
+    parser, sub = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    verb_parser = sub[args.verb]
+    if extra and args.verb != "dev":
+        verb_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    host = host or Host.current()
+    try:
+        root = find_root(Path.cwd())
+    except ProjectError as error:
+        parser.error(str(error))
+    if args.verb != "dev":
+        stacks = known_stacks(root)
+        if args.stack not in stacks:
+            verb_parser.error(f"unknown stack {args.stack!r} (known: {', '.join(stacks) or 'none'})")
+    version = getattr(args, "version", None)
+    if version is not None:
+        try:
+            check_version(version)
+        except VersionError as error:
+            verb_parser.error(str(error))
+    if args.verb in DELEGATES:
+        module_args = [args.stack] if args.verb == "render" else list(extra)
+        if getattr(args, "out", None):
+            module_args += ["--out", args.out]
+        return _delegate(DELEGATES[args.verb], module_args, root, run_module or _run_module)
+    return _drive_pulumi(args, verb_parser, root, host, engine)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _drive_pulumi(
+    args: argparse.Namespace,
+    verb_parser: argparse.ArgumentParser,
+    root: Path,
+    host: Host,
+    engine: "Engine | None",
+) -> int:
+    if find_pulumi(host) is None:
+        print(PULUMI_MISSING, end="", file=sys.stderr)
+        return 1
+    # Imported here: the Automation API takes a second or two to import, which `--help` need not pay.
+    from venta.engine import AutomationEngine, EngineError
+
+    real = engine if engine is not None else AutomationEngine()
+    settings = pulumi_env(host)
+    for note in settings.notes:
+        _say(note)
+    target = Target(
+        kube_context=kube_context(host), docker=docker_daemon(host), render_dir=render_dir(args.stack)
+    )
+    try:
+        stack = real.open_stack(root, args.stack, settings.variables, settings.secrets_provider)
+        if args.verb == "up":
+            deploy.up(stack, target, _say)
+        elif args.verb == "deploy":
+            deploy.deploy(stack, target, args.version, _say)
+        else:
+            try:
+                version = rollback_version(stack.history(), args.stack, args.version)
+            except VersionError as error:
+                verb_parser.error(str(error))
+            _say(f"rolling {args.stack} back to {version}")
+            deploy.rollback(stack, target, version, _say)
+    except EngineError as error:
+        print(f"venta: {args.verb} {args.stack} failed:\n{error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _delegate(module: str, module_args: list[str], root: Path, run_module: ModuleRunner) -> int:
+    if not _runnable(module, root):
+        print(f"venta: {module} is not available in this checkout", file=sys.stderr)
+        return 1
+    return run_module(module, module_args, root)
+
+
+def _runnable(module: str, root: Path) -> bool:
+    """Whether `python -m module` runs in the project folder: a module file, or a package's __main__."""
+    path = root.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__main__.py").is_file()
+
+
+def _run_module(module: str, module_args: list[str], root: Path) -> int:
+    return subprocess.call([sys.executable, "-m", module, *module_args], cwd=root)

@@ -1,0 +1,71 @@
+"""A recording stand-in for `venta.engine`: the Automation API boundary, replaced for fast tests.
+
+It keeps the stack's config in memory and logs every operation in order, so tests can assert the
+sequence of stack operations a command runs. The real engine runs in the end-to-end tests.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from venta.engine import EngineError, Output
+from venta.versions import Update
+
+
+@dataclass
+class RecordingStack:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    history_entries: list[Update] = field(default_factory=list)
+    output_values: dict[str, Output] = field(default_factory=dict)
+    fail_up_with: str | None = None
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def get_config(self, key: str) -> str | None:
+        self.calls.append(("get", key))
+        return self.config.get(key)
+
+    def set_config(self, key: str, value: str | bool) -> None:
+        text = str(value).lower() if isinstance(value, bool) else value
+        self.calls.append(("set", key, text))
+        self.config[key] = text
+
+    def remove_config(self, key: str) -> None:
+        self.calls.append(("remove", key))
+        self.config.pop(key, None)
+
+    def preview(self) -> dict[str, int]:
+        self.calls.append(("preview",))
+        return {"same": 40, "update": 8}
+
+    def up(self, message: str) -> dict[str, int]:
+        self.calls.append(("up", message))
+        if self.fail_up_with:
+            raise EngineError(self.fail_up_with)
+        self.history_entries.insert(0, Update("update", "succeeded", message, dict(self.config)))
+        return {"same": 40, "update": 8}
+
+    def history(self) -> list[Update]:
+        self.calls.append(("history",))
+        return list(self.history_entries)
+
+    def outputs(self) -> dict[str, Output]:
+        self.calls.append(("outputs",))
+        return dict(self.output_values)
+
+    def operations(self) -> list[tuple[str, ...]]:
+        """The calls that change or run something (reads left out)."""
+        return [call for call in self.calls if call[0] != "get"]
+
+
+@dataclass
+class RecordingEngine:
+    stack: RecordingStack
+    opened: list[tuple[Path, str, dict[str, str], str | None]] = field(default_factory=list)
+
+    def open_stack(
+        self, root: Path, stack: str, env: Mapping[str, str], secrets_provider: str | None
+    ) -> RecordingStack:
+        self.opened.append((root, stack, dict(env), secrets_provider))
+        assert stack == self.stack.name, f"opened {stack}, the test prepared {self.stack.name}"
+        return self.stack

@@ -1,0 +1,124 @@
+"""Bad arguments print the usage and a clear error before anything runs; delegated verbs pass through."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.delivery.conftest import make_host
+from tests.delivery.fakes import RecordingEngine
+from venta.cli import main
+from venta.host import Host
+
+
+def run_expecting_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str], **deps: object) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv, **deps)  # type: ignore[arg-type]
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: venta")
+    return err
+
+
+@pytest.mark.usefixtures("project")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: <command>"),
+        (["launch", "dev"], "invalid choice: 'launch'"),
+        (["up"], "the following arguments are required: stack"),
+        (["up", "staging"], "unknown stack 'staging' (known: dev, prod)"),
+        (["up", "dev", "--force"], "unrecognized arguments: --force"),
+        (["deploy", "dev"], "the following arguments are required: version"),
+        (["deploy", "dev", "1.2"], "malformed version '1.2'"),
+        (["deploy", "dev", "latest"], "malformed version 'latest'"),
+        (["deploy", "dev", "v1.2.3+build.5"], "malformed version 'v1.2.3+build.5'"),
+        (["deploy", "qa", "v1.2.3"], "unknown stack 'qa'"),
+        (["rollback", "prod", "ABCDEF1"], "malformed version 'ABCDEF1'"),
+        (["render", "nope"], "unknown stack 'nope'"),
+    ],
+)
+def test_bad_arguments_stop_before_the_engine_opens(
+    argv: list[str], message: str, engine: RecordingEngine, host: Host, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = run_expecting_usage_error(argv, capsys, engine=engine, host=host)
+    assert message in err
+    assert engine.opened == []
+
+
+def test_usage_names_the_verb_that_was_wrong(
+    project: Path, engine: RecordingEngine, host: Host, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = run_expecting_usage_error(["deploy", "dev", "v1"], capsys, engine=engine, host=host)
+    assert err.splitlines()[0] == "usage: venta deploy [-h] stack version"
+    assert "venta deploy: error: malformed version 'v1'" in err
+
+
+def test_missing_pulumi_cli_says_how_to_get_one_and_runs_nothing(
+    project: Path, engine: RecordingEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["up", "dev"], engine=engine, host=make_host(tmp_path, pulumi=False))
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "the Pulumi CLI was not found on PATH; nothing was run" in err
+    assert "get.pulumi.com" in err
+    assert engine.opened == []
+
+
+def test_outside_a_venta_project_is_a_usage_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: RecordingEngine,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "Pulumi.yaml").write_text("name: another-project\n")
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr("venta.project.__file__", str(elsewhere / "venta" / "project.py"))
+    err = run_expecting_usage_error(["up", "dev"], capsys, engine=engine, host=make_host(tmp_path))
+    assert "no Pulumi.yaml of project 'venta'" in err
+
+
+def test_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("up", "deploy", "rollback", "render", "dev"):
+        assert f"\n    {verb} " in out
+
+
+class RecordingRunner:
+    def __init__(self, code: int = 0) -> None:
+        self.code = code
+        self.calls: list[tuple[str, list[str], Path]] = []
+
+    def __call__(self, module: str, args: list[str], root: Path) -> int:
+        self.calls.append((module, args, root))
+        return self.code
+
+
+def test_render_delegates_to_the_infra_render_command(project: Path, host: Host) -> None:
+    (project / "infra").mkdir()
+    (project / "infra" / "render.py").write_text("")
+    runner = RecordingRunner(code=3)
+    rc = main(["render", "prod", "--out", "out/prod"], host=host, run_module=runner)
+    assert rc == 3  # the delegate's exit code is the command's
+    assert runner.calls == [("infra.render", ["prod", "--out", "out/prod"], project)]
+
+
+def test_dev_passes_its_arguments_through_to_localdev(project: Path, host: Host) -> None:
+    (project / "localdev").mkdir()
+    (project / "localdev" / "__main__.py").write_text("")
+    runner = RecordingRunner()
+    assert main(["dev", "--only", "api-gateway"], host=host, run_module=runner) == 0
+    assert runner.calls == [("localdev", ["--only", "api-gateway"], project)]
+
+
+def test_a_delegate_missing_from_the_checkout_is_reported(
+    project: Path, host: Host, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = RecordingRunner()
+    assert main(["dev"], host=host, run_module=runner) == 1
+    assert "localdev is not available" in capsys.readouterr().err
+    assert runner.calls == []

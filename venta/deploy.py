@@ -1,0 +1,43 @@
+"""`venta up`, `venta deploy` and `venta rollback`: the runs that change a stack."""
+
+from venta import stack_config
+from venta.engine import StackOps
+from venta.report import changes_line, show_outputs
+from venta.target import Say, Target, prepare
+from venta.versions import deploy_message
+
+
+def up(stack: StackOps, target: Target, say: Say) -> None:
+    """Bring the stack to what its config describes, on the cluster or into the render folder."""
+    rendering = prepare(stack, target, say, reference_images=False)
+    version = stack.get_config(stack_config.IMAGE_TAG) or "unversioned"
+    _update(stack, "up", version, rendering, say)
+
+
+def deploy(stack: StackOps, target: Target, version: str, say: Say, *, verb: str = "deploy") -> None:
+    """Pin the image version, preview, update, and report."""
+    rendering = prepare(stack, target, say, reference_images=verb == "rollback")
+    stack.set_config(stack_config.IMAGE_TAG, version)
+    if stack.get_config(stack_config.IMAGE_DIGESTS):
+        stack.remove_config(stack_config.IMAGE_DIGESTS)
+        say("images: dropped the digests pinned for the previous tag")
+    say(f"preview of {stack.name} at {version}:")
+    say(f"preview: {changes_line(stack.preview())}")
+    _update(stack, verb, version, rendering, say)
+
+
+def rollback(stack: StackOps, target: Target, version: str, say: Say) -> None:
+    """Deploy an earlier version again, with the images it already has (nothing is rebuilt)."""
+    deploy(stack, target, version, say, verb="rollback")
+
+
+def _update(stack: StackOps, verb: str, version: str, rendering: str | None, say: Say) -> None:
+    say(f"{verb} of {stack.name} at {version}:")
+    changes = stack.up(deploy_message(verb, stack.name, version))
+    say(changes_line(changes))
+    if rendering:
+        say(f"manifests written to {rendering}/ (kubectl apply -R -f {rendering}/ applies them)")
+        say("rollout: nothing to wait for in render mode")
+    else:
+        say("rollout: complete (the kubernetes provider waited for every Deployment to become ready)")
+    show_outputs(stack.outputs(), say)

@@ -1,0 +1,148 @@
+"""The one place that drives Pulumi: the Automation API on the repo's project, behind a small interface.
+
+Everything else in the command talks to `Engine` and `StackOps`; tests replace them with a
+recording fake, and the real engine is exercised by the end-to-end tests.
+"""
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pulumi import automation as auto
+
+from venta.versions import Update
+
+T = TypeVar("T")
+
+
+class EngineError(Exception):
+    """A Pulumi operation failed; the message is Pulumi's own."""
+
+
+@dataclass(frozen=True)
+class Output:
+    value: object
+    secret: bool
+
+
+class StackOps(Protocol):
+    """The operations the command runs on one stack. Config keys are paths (`venta:images.tag`)."""
+
+    name: str
+
+    def get_config(self, key: str) -> str | None: ...
+
+    def set_config(self, key: str, value: str | bool) -> None: ...
+
+    def remove_config(self, key: str) -> None: ...
+
+    def preview(self) -> dict[str, int]: ...
+
+    def up(self, message: str) -> dict[str, int]: ...
+
+    def history(self) -> list[Update]: ...
+
+    def outputs(self) -> dict[str, Output]: ...
+
+
+class Engine(Protocol):
+    def open_stack(
+        self, root: Path, stack: str, env: Mapping[str, str], secrets_provider: str | None
+    ) -> StackOps: ...
+
+
+def pulumi_message(error: auto.CommandError) -> str:
+    """Pulumi's error text without the Automation API's wrapping (stdout was already streamed)."""
+    # CommandError keeps only its string form: "\n code: N\n stdout: ...\n stderr: ..."
+    text = str(error)
+    stderr = text.split("\n stderr: ", 1)[1] if "\n stderr: " in text else text
+    return stderr.strip() or "pulumi failed without a message"
+
+
+def _guard(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except auto.CommandError as error:
+        raise EngineError(pulumi_message(error)) from error
+
+
+def _stream(line: str) -> None:
+    sys.stdout.write(line)
+    sys.stdout.flush()
+
+
+def _changes(op_map: Mapping[Any, int] | None) -> dict[str, int]:
+    return {getattr(op, "value", str(op)): count for op, count in (op_map or {}).items()}
+
+
+class AutomationStack:
+    """StackOps on a real `pulumi.automation.Stack`."""
+
+    def __init__(self, stack: auto.Stack) -> None:
+        self._stack = stack
+        self.name = stack.name
+
+    def get_config(self, key: str) -> str | None:
+        try:
+            return self._stack.get_config(key, path=True).value
+        except auto.CommandError:
+            return None  # pulumi reports a missing key as an error
+
+    def set_config(self, key: str, value: str | bool) -> None:
+        # `config set --path` turns "true" and digit-only strings (a commit id can be one) into
+        # booleans and numbers; `--type` keeps what the settings model expects.
+        kind, text = ("bool", str(value).lower()) if isinstance(value, bool) else ("string", value)
+        workspace = self._stack.workspace
+        assert isinstance(workspace, auto.LocalWorkspace)
+        args = ["config", "set", "--path", "--type", kind, key, "--plaintext", "--stack", self.name]
+        args += ["--", text]
+        _guard(lambda: workspace.pulumi_command.run(args, workspace.work_dir, workspace.env_vars))
+
+    def remove_config(self, key: str) -> None:
+        _guard(lambda: self._stack.remove_config(key, path=True))
+
+    def preview(self) -> dict[str, int]:
+        result = _guard(lambda: self._stack.preview(on_output=_stream, diff=True))
+        return _changes(result.change_summary)
+
+    def up(self, message: str) -> dict[str, int]:
+        result = _guard(lambda: self._stack.up(on_output=_stream, message=message))
+        return _changes(result.summary.resource_changes)
+
+    def history(self) -> list[Update]:
+        # show_secrets=False: finding versions must not need the passphrase, nor reveal secrets.
+        summaries = _guard(lambda: self._stack.history(show_secrets=False))
+        return [
+            Update(
+                kind=s.kind,
+                result=s.result,
+                message=s.message or "",
+                config={key: str(value.value) for key, value in s.config.items()},
+            )
+            for s in summaries
+        ]
+
+    def outputs(self) -> dict[str, Output]:
+        values = _guard(self._stack.outputs)
+        return {key: Output(value=v.value, secret=v.secret) for key, v in values.items()}
+
+
+class AutomationEngine:
+    """Opens stacks of the project in `root` with the `pulumi` CLI found on PATH."""
+
+    def open_stack(
+        self, root: Path, stack: str, env: Mapping[str, str], secrets_provider: str | None
+    ) -> StackOps:
+        backend = env.get("PULUMI_BACKEND_URL", "")
+        if backend.startswith("file://"):
+            # The file backend does not create its folder.
+            Path(backend.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
+        try:
+            workspace = auto.LocalWorkspace(
+                work_dir=str(root), env_vars=dict(env), secrets_provider=secrets_provider
+            )
+        except auto.InvalidVersionError as error:
+            raise EngineError(f"unsupported pulumi CLI: {error}") from error
+        return AutomationStack(_guard(lambda: auto.Stack.create_or_select(stack, workspace)))

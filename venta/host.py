@@ -1,0 +1,126 @@
+"""What this machine offers: the Pulumi CLI, a state backend, a kube context, a Docker daemon.
+
+Every check reads a `Host` snapshot instead of the process environment, so tests can describe a
+machine without changing the real one.
+"""
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PULUMI_MISSING = """\
+venta: the Pulumi CLI was not found on PATH; nothing was run.
+Get one, put its folder on PATH, then run the command again:
+  - the install script:   curl -fsSL https://get.pulumi.com | sh   (installs into ~/.pulumi/bin)
+  - a package manager:    brew install pulumi/tap/pulumi
+  - offline, from Go modules (see the README, "Deploy and roll back")
+"""
+
+
+@dataclass(frozen=True)
+class Host:
+    """A snapshot of the environment and home folder that the checks read."""
+
+    env: Mapping[str, str]
+    home: Path
+    docker_socket: Path = field(default=Path("/var/run/docker.sock"))
+
+    @classmethod
+    def current(cls) -> "Host":
+        return cls(env=dict(os.environ), home=Path.home())
+
+
+@dataclass(frozen=True)
+class PulumiEnv:
+    """Variables the Pulumi CLI runs with, and what they mean for the user."""
+
+    variables: dict[str, str]
+    backend: str  # a URL, or a description when the CLI's own login decides
+    secrets_provider: str | None  # None: leave the choice to the backend
+    notes: list[str]
+
+
+def find_pulumi(host: Host) -> str | None:
+    """Path of the `pulumi` executable on the host's PATH, if any."""
+    return shutil.which("pulumi", path=host.env.get("PATH", os.defpath))
+
+
+def _pulumi_login(host: Host) -> str | None:
+    """The backend URL of an existing `pulumi login`, if there is one."""
+    if host.env.get("PULUMI_ACCESS_TOKEN"):
+        return "https://api.pulumi.com"
+    pulumi_home = Path(host.env.get("PULUMI_HOME") or host.home / ".pulumi")
+    try:
+        credentials = json.loads((pulumi_home / "credentials.json").read_text())
+    except (OSError, ValueError):
+        return None
+    current = credentials.get("current") if isinstance(credentials, dict) else None
+    return current if isinstance(current, str) and current else None
+
+
+def pulumi_env(host: Host) -> PulumiEnv:
+    """State in a local folder unless the user chose a backend; a passphrase for secrets."""
+    variables: dict[str, str] = {}
+    notes: list[str] = []
+    backend = host.env.get("PULUMI_BACKEND_URL") or _pulumi_login(host)
+    if not backend:
+        state_dir = host.home / ".venta" / "state"
+        backend = f"file://{state_dir}"
+        variables["PULUMI_BACKEND_URL"] = backend
+        notes.append(f"state: local files in {state_dir} (PULUMI_BACKEND_URL or `pulumi login` changes it)")
+    else:
+        notes.append(f"state: {backend}")
+    # The Pulumi Cloud keeps its own secrets key; every other backend uses a passphrase.
+    secrets_provider = None if backend.startswith("https://") else "passphrase"
+    if secrets_provider and not (
+        "PULUMI_CONFIG_PASSPHRASE" in host.env or "PULUMI_CONFIG_PASSPHRASE_FILE" in host.env
+    ):
+        variables["PULUMI_CONFIG_PASSPHRASE"] = ""
+        notes.append("secrets: passphrase provider with an empty passphrase (set PULUMI_CONFIG_PASSPHRASE)")
+    variables.setdefault("PULUMI_SKIP_UPDATE_CHECK", host.env.get("PULUMI_SKIP_UPDATE_CHECK", "true"))
+    return PulumiEnv(variables=variables, backend=backend, secrets_provider=secrets_provider, notes=notes)
+
+
+def _kubeconfig_paths(host: Host) -> list[Path]:
+    listed = [Path(p) for p in host.env.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return listed or [host.home / ".kube" / "config"]
+
+
+def kube_context(host: Host) -> str | None:
+    """The current kube context, if the kubeconfig names one that it also defines.
+
+    Files merge as kubectl merges them: the first `current-context` wins, contexts add up.
+    """
+    current: str | None = None
+    contexts: set[str] = set()
+    for path in _kubeconfig_paths(host):
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(doc, dict):
+            continue
+        current = current or doc.get("current-context") or None
+        for entry in doc.get("contexts") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                contexts.add(entry["name"])
+    return current if current in contexts else None
+
+
+def docker_daemon(host: Host) -> bool:
+    """Whether a Docker daemon answers, which building images needs even for a preview."""
+    if host.env.get("DOCKER_HOST"):
+        return True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(str(host.docker_socket))
+        except OSError:
+            return False
+    return True

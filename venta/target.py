@@ -1,0 +1,44 @@
+"""Where a run goes (a cluster, or manifests in a folder) and whether it may build images."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from venta import stack_config
+from venta.engine import StackOps
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    kube_context: str | None  # None: no cluster configured, render manifests instead
+    docker: bool  # a Docker daemon answers, so images can be built
+    render_dir: str  # used when there is no kube context and the stack names no folder itself
+
+
+def prepare(stack: StackOps, target: Target, say: Say, *, reference_images: bool) -> str | None:
+    """Point the stack's config at the target; returns the render folder, or None for a cluster."""
+    rendering = _point_at_target(stack, target, say)
+    builds = stack.get_config(stack_config.IMAGE_BUILD) == "true"
+    if builds and (reference_images or not target.docker):
+        reason = "a rollback never rebuilds images" if reference_images else "no Docker daemon answers"
+        stack.set_config(stack_config.IMAGE_BUILD, False)
+        say(f"images: referencing the pushed images instead of building ({reason})")
+    return rendering
+
+
+def _point_at_target(stack: StackOps, target: Target, say: Say) -> str | None:
+    configured = stack.get_config(stack_config.RENDER_DIR)
+    if target.kube_context is None:
+        folder = configured or target.render_dir
+        if not configured:
+            stack.set_config(stack_config.RENDER_DIR, folder)
+        say(
+            f"no kube context configured: rendering the manifests into {folder}/ with the kubernetes "
+            "provider's renderYamlToDirectory; nothing is deployed to a cluster"
+        )
+        return folder
+    if configured:
+        stack.remove_config(stack_config.RENDER_DIR)
+    say(f"deploying to the cluster of kube context {target.kube_context!r}")
+    return None
