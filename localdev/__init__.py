@@ -1,0 +1,1 @@
+"""Local development helpers: throwaway PostgreSQL, Redis and NATS servers and a runner for the services."""

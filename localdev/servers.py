@@ -1,0 +1,237 @@
+"""Throwaway PostgreSQL, Redis and NATS servers on free loopback ports, each in its own temp dir.
+
+Used by the service tests (session fixtures) and by ``python -m localdev``. Every server:
+- binds 127.0.0.1 on a free port that it keeps across ``stop()``/``start()`` (so clients can reconnect
+  after a restart, which the readiness and reconnect tests rely on);
+- dies with the process that started it (``PR_SET_PDEATHSIG``), and is stopped by PID, never by name;
+- runs PostgreSQL as the ``postgres`` user when we are root (PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: a crashed test run must not leave servers behind.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
+
+
+class Server:
+    """A server process with a fixed port; subclasses say how to prepare and launch it."""
+
+    name = "server"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix=f"venta-{self.name}-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = open(self.dir / "server.log", "ab")  # noqa: SIM115 (closed in cleanup)
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _popen_kwargs(self) -> dict[str, object]:
+        return {}
+
+    def _ready(self) -> None:
+        """Block until the server answers (extra checks beyond an open port)."""
+
+    def start(self) -> Server:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        self.proc = subprocess.Popen(
+            self._command(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            **self._popen_kwargs(),  # type: ignore[call-overload]
+        )
+        _wait_for_port(self.port, self.proc, self.name)
+        self._ready()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = (self.dir / "server.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class RedisServer(Server):
+    name = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _command(self) -> list[str]:
+        return [
+            shutil.which("redis-server") or "redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+            "--save", "", "--appendonly", "no", "--protected-mode", "no",
+        ]  # fmt: skip
+
+
+class NatsServer(Server):
+    name = "nats"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        # JetStream state lives in the temp dir, so a restart keeps streams and durable consumers.
+        return [
+            shutil.which("nats-server") or "nats-server",
+            "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.dir / "js"),
+        ]  # fmt: skip
+
+
+def _pg_bin(tool: str) -> str:
+    for directory in PG_BIN_DIRS:
+        candidate = Path(directory) / tool
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(tool)
+    if found is None:
+        raise RuntimeError(f"PostgreSQL's {tool} not found in {', '.join(PG_BIN_DIRS)} or on PATH")
+    return found
+
+
+class PostgresServer(Server):
+    """PostgreSQL tuned for throwaway use (no fsync); superuser ``postgres`` with trust auth on loopback."""
+
+    name = "postgres"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._as_user: dict[str, object] = {}
+        uid = gid = None
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            uid, gid = entry.pw_uid, entry.pw_gid
+            os.chown(self.dir, uid, gid)
+            os.chown(self.dir / "server.log", uid, gid)
+            self._as_user = {"user": uid, "group": gid, "extra_groups": []}
+        subprocess.run(
+            [_pg_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
+             "--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+            user=uid, group=gid, extra_groups=[] if uid is not None else None,
+        )  # fmt: skip
+
+    @property
+    def data_dir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def url(self) -> str:
+        return self.url_for("postgres")
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _popen_kwargs(self) -> dict[str, object]:
+        return self._as_user
+
+    def _command(self) -> list[str]:
+        return [
+            _pg_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", "127.0.0.1",
+            "-k", str(self.dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=300",
+        ]  # fmt: skip
+
+    def _ready(self) -> None:
+        # The port opens before recovery ends; pg_isready says when connections are accepted.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
+            if done.returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("PostgreSQL did not accept connections within 20 s")
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database and return its URL."""
+        subprocess.run(
+            [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-q",
+             "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        return self.url_for(name)
+
+
+SERVER_TYPES: dict[str, Callable[[], Server]] = {
+    "postgres": PostgresServer,
+    "redis": RedisServer,
+    "nats": NatsServer,
+}
+
+
+@contextlib.contextmanager
+def running(kind: str) -> Iterator[Server]:
+    """Start one server of ``kind`` ("postgres", "redis", "nats"); stop and delete it on exit."""
+    server = SERVER_TYPES[kind]()
+    try:
+        yield server.start()
+    finally:
+        server.cleanup()

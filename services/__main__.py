@@ -1,0 +1,54 @@
+"""``python -m services <service-name>``: run one service in one uvicorn process.
+
+Without an argument the name comes from ``SERVICE_NAME`` (the image's default command relies on that,
+since an exec-form CMD cannot expand variables). uvloop + httptools; on SIGTERM uvicorn stops
+accepting, lets in-flight requests finish (up to ``SHUTDOWN_GRACE_SECONDS``), then the app's lifespan
+drains consumers and closes its clients.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import uvicorn
+
+from services.catalog import SERVICES
+from services.common.settings import SettingsError
+
+
+def main(argv: list[str]) -> int:
+    name = argv[0] if argv else os.environ.get("SERVICE_NAME", "")
+    entry = SERVICES.get(name)
+    if entry is None:
+        known = ", ".join(sorted(SERVICES))
+        print(f"usage: python -m services <service-name>; got {name!r}, known: {known}", file=sys.stderr)
+        return 2
+    os.environ["SERVICE_NAME"] = entry.name
+    module = importlib.import_module(f"services.{entry.package}.app")
+    try:
+        app = module.create_app()
+    except SettingsError as exc:
+        print(f"{entry.name}: {exc}", file=sys.stderr)
+        return 2
+    settings = app.state.settings
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # Longer than the gateway's pooled keep-alive, so the gateway closes idle connections first.
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

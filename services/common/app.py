@@ -1,0 +1,136 @@
+"""The one app factory every service builds on.
+
+``build_app(settings, title=..., routers=[...])`` returns a FastAPI app that, in its lifespan, opens
+exactly the clients its settings ask for (a ``DatabaseSettings`` subclass gets a pool and its
+migrations applied, ``RedisSettings`` a Redis client, ``NatsSettings`` a NATS connection with the
+streams ensured, ``JwtSettings`` a token verifier), registers a readiness check for each, runs the
+service's own ``background`` context (consumers, relays) and closes everything in reverse order on
+shutdown: background work drains first, then NATS drains, then Redis and the pool close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+
+from services.common import nats_client, postgres
+from services.common.auth import TokenVerifier
+from services.common.errors import install_error_handlers
+from services.common.health import Health, health_router
+from services.common.logs import configure_logging
+from services.common.metrics import RequestContextMiddleware, metrics_endpoint
+from services.common.migrations import apply_migrations
+from services.common.redis_client import open_redis
+from services.common.settings import (
+    DatabaseSettings,
+    JwtSettings,
+    NatsSettings,
+    RedisSettings,
+    ServiceSettings,
+)
+
+log = logging.getLogger("venta.app")
+
+
+@dataclass
+class Resources:
+    """The clients a running service holds; reach them through ``services.common.deps``."""
+
+    settings: ServiceSettings
+    db: asyncpg.Pool | None = None
+    redis: Redis | None = None
+    nats: NatsClient | None = None
+    js: JetStreamContext | None = None
+    verifier: TokenVerifier | None = None
+
+
+Background = Callable[[FastAPI, Resources], contextlib.AbstractAsyncContextManager[None]]
+
+
+async def _nats_check(nc: NatsClient) -> None:
+    if not nc.is_connected:
+        raise ConnectionError("not connected")
+    await nc.flush(timeout=1)
+
+
+@contextlib.asynccontextmanager
+async def _open_resources(
+    app: FastAPI,
+    settings: ServiceSettings,
+    migrations: Path | None,
+    streams: Sequence[nats_client.StreamSpec],
+) -> AsyncIterator[Resources]:
+    health: Health = app.state.health
+    res = Resources(settings=settings)
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(settings, DatabaseSettings):
+            pool = res.db = await postgres.open_pool(settings)
+            stack.push_async_callback(pool.close)
+            if migrations is not None:
+                async with pool.acquire() as conn:
+                    await apply_migrations(conn, settings.service_name, migrations)
+            health.add_check("postgres", lambda: postgres.ping(pool))
+        if isinstance(settings, RedisSettings):
+            redis = res.redis = open_redis(settings)
+            stack.push_async_callback(redis.aclose)
+            health.add_check("redis", redis.ping)
+        if isinstance(settings, NatsSettings):
+            nc = res.nats = await nats_client.connect(settings)
+            stack.push_async_callback(nc.drain)
+            res.js = nc.jetstream()
+            if streams:
+                await nats_client.ensure_streams(res.js, *streams)
+            health.add_check("nats", lambda: _nats_check(nc))
+        if isinstance(settings, JwtSettings):
+            res.verifier = TokenVerifier(settings.jwt_public_key)
+        yield res
+
+
+def build_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    migrations: Path | None = None,
+    streams: Sequence[nats_client.StreamSpec] = (),
+    background: Background | None = None,
+    configure: Callable[[FastAPI], Any] | None = None,
+) -> FastAPI:
+    """``configure(app)`` runs before the lifespan starts (extra checks, middleware, state)."""
+    configure_logging(settings.service_name, settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _open_resources(app, settings, migrations, streams) as res:
+            app.state.resources = res
+            if background is None:
+                log.info("started")
+                yield
+            else:
+                async with background(app, res):
+                    log.info("started")
+                    yield
+            log.info("stopping")
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.health = Health(service=settings.service_name, environment=settings.environment)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router())
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    if configure is not None:
+        configure(app)
+    return app

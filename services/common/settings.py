@@ -1,0 +1,160 @@
+"""Settings read once from the environment at start-up (pydantic-settings).
+
+Each service declares ``class Settings(<mixins>)`` from the classes below and calls
+``load_settings(Settings)``; a bad or missing variable raises ``SettingsError`` naming the variable and
+the reason, and ``python -m services`` turns that into a one-line message and exit code 2. Nothing
+below the settings object reads the environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class SettingsError(Exception):
+    """Raised when the environment does not describe a runnable service."""
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads (see docs/contracts.md)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    service_name: str = Field(min_length=1)
+    host: str = "0.0.0.0"  # a container listens on all its interfaces
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: LogLevel = "INFO"
+    environment: str = "dev"
+    # uvicorn waits this long for in-flight requests on SIGTERM before the lifespan shutdown runs.
+    shutdown_grace_seconds: int = Field(default=10, ge=1, le=300)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class DatabaseSettings(ServiceSettings):
+    database_url: str
+    db_pool_min: int = Field(default=2, ge=0, le=100)
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+    db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> DatabaseSettings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError(f"DB_POOL_MIN ({self.db_pool_min}) exceeds DB_POOL_MAX ({self.db_pool_max})")
+        return self
+
+
+class RedisSettings(ServiceSettings):
+    redis_url: str
+    redis_max_retries: int = Field(default=3, ge=0, le=10)
+    # Connect and command timeouts are chosen so that all retries of one command end within this bound.
+    redis_retry_deadline_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+
+class NatsSettings(ServiceSettings):
+    nats_servers: Annotated[list[str], NoDecode]
+    nats_queue: str = ""
+    nats_user: str = ""
+    nats_password: str = ""
+    nats_max_reconnect_attempts: int = Field(default=5, ge=-1)
+    nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("nats_servers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("needs at least one nats:// URL")
+            for server in value:
+                if not str(server).startswith(("nats://", "tls://")):
+                    raise ValueError(f"{server!r} is not a nats:// URL")
+        return value
+
+    @property
+    def queue_name(self) -> str:
+        """Durable consumer / queue group name shared by the replicas of one service."""
+        return self.nats_queue or self.service_name
+
+
+class JwtSettings(ServiceSettings):
+    jwt_public_key: str
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _pem(cls, value: str) -> str:
+        from services.common.auth import load_public_key
+
+        load_public_key(value)  # raises ValueError with the reason
+        return value
+
+
+class JwtSigningSettings(JwtSettings):
+    jwt_signing_seed: str = Field(repr=False)
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=300)
+
+    @field_validator("jwt_signing_seed")
+    @classmethod
+    def _seed(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be base64") from None
+        if len(raw) != 32:
+            raise ValueError(f"must decode to 32 bytes, got {len(raw)}")
+        return value
+
+    @model_validator(mode="after")
+    def _key_pair_matches(self) -> JwtSigningSettings:
+        from services.common.auth import public_pem_from_seed
+
+        if public_pem_from_seed(self.jwt_signing_seed).strip() != self.jwt_public_key.strip():
+            raise ValueError("JWT_PUBLIC_KEY is not the public key of JWT_SIGNING_SEED")
+        return self
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+        reason = "is required but not set" if error["type"] == "missing" else error["msg"]
+        # Never echo the input: it may be a secret.
+        parts.append(f"{name}: {reason}")
+    return "; ".join(parts)
+
+
+def load_settings(cls: type[S], **overrides: object) -> S:
+    """Build ``cls`` from the environment (and ``overrides``), or raise ``SettingsError`` naming the keys."""
+    try:
+        return cls(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings for {cls.__module__}: {describe_errors(exc)}") from None
