@@ -27,3 +27,13 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 uv sync --frozen --quiet
 echo "setup: .venv ready ($(.venv/bin/python --version))"
+
+# checkov lives in its own environment (.venv-scan), pinned by tests/scan/requirements.txt: its
+# dependencies clash with the project's lock.
+scan_pins=tests/scan/requirements.txt
+if ! cmp -s "$scan_pins" .venv-scan/.pins 2>/dev/null; then
+  echo "setup: installing the scanners into .venv-scan"
+  uv venv --quiet --allow-existing --python 3.11 .venv-scan
+  uv pip sync --quiet --python .venv-scan/bin/python "$scan_pins"
+  cp "$scan_pins" .venv-scan/.pins
+fi
