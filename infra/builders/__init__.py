@@ -1,0 +1,1 @@
+"""Pure functions that return Kubernetes specs; no Pulumi runtime, no config, testable on their own."""

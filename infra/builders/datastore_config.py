@@ -1,0 +1,91 @@
+"""Configuration files of the data stores. They hold passwords, so they always go into Secrets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+REPLICATION_USER = "replicator"
+NATS_CLUSTER_USER = "cluster"
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def postgres_init_sql(passwords: Mapping[str, str]) -> str:
+    """One role and one database per service, each owning only its own database."""
+    lines = []
+    for database, secret in sorted(passwords.items()):
+        lines += [
+            f'CREATE ROLE "{database}" LOGIN PASSWORD {_sql_literal(secret)};',
+            f'CREATE DATABASE "{database}" OWNER "{database}";',
+            f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC;',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def postgres_replication_sql(replication_password: str) -> str:
+    literal = _sql_literal(replication_password)
+    return f"CREATE ROLE {REPLICATION_USER} WITH REPLICATION LOGIN PASSWORD {literal};\n"
+
+
+# Sourced by the image's entrypoint after initdb: replicas stream WAL over the network.
+POSTGRES_REPLICATION_HBA = (
+    '#!/bin/sh\necho "host replication ' + REPLICATION_USER + ' all scram-sha-256" >> "$PGDATA/pg_hba.conf"\n'
+)
+
+
+def redis_conf(password: str | None, append_only: bool) -> str:
+    lines = [
+        "bind 0.0.0.0 -::*",
+        "port 6379",
+        "dir /data",
+        f"appendonly {'yes' if append_only else 'no'}",
+        "appendfsync everysec",
+        # Snapshots too, so a restart without AOF still has recent data.
+        "save 3600 1 300 100 60 10000",
+    ]
+    if password:
+        lines.append(f"requirepass {password}")
+    else:
+        lines.append("protected-mode no")
+    return "\n".join(lines) + "\n"
+
+
+def nats_conf(
+    users: Mapping[str, str],
+    namespace: str,
+    replicas: int,
+    store_bytes: int,
+    cluster_password: str | None,
+) -> str:
+    """JetStream on every server; a route mesh with its own credentials when there is more than one."""
+    lines = [
+        "server_name: $POD_NAME",
+        "listen: 0.0.0.0:4222",
+        "http: 0.0.0.0:8222",
+        "lame_duck_duration: 30s",
+        "jetstream {",
+        "  store_dir: /data",
+        # Leave a tenth of the volume free: a full disk stops the server.
+        f"  max_file_store: {store_bytes * 9 // 10}",
+        "}",
+    ]
+    if users:
+        entries = ", ".join(
+            f"{{user: {json.dumps(user)}, password: {json.dumps(pw)}}}" for user, pw in sorted(users.items())
+        )
+        lines.append(f"authorization {{ users: [{entries}] }}")
+    if replicas > 1:
+        auth = f"{NATS_CLUSTER_USER}:{cluster_password}@" if cluster_password else ""
+        routes = ", ".join(
+            f"nats://{auth}nats-{i}.nats-headless.{namespace}.svc:6222" for i in range(replicas)
+        )
+        lines += ["cluster {", "  name: venta", "  listen: 0.0.0.0:6222", f"  routes: [{routes}]"]
+        if cluster_password:
+            lines.append(
+                f"  authorization {{ user: {NATS_CLUSTER_USER}, password: {json.dumps(cluster_password)} }}"
+            )
+        lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Pulumi components: thin wiring of the pure builders into Kubernetes resources."""

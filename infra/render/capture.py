@@ -1,0 +1,181 @@
+"""Run the real `__main__.py` for one stack under Pulumi's mocks and keep every registration.
+
+Random resources return known fake values, so tests can search any output for a generated secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, settings
+
+PROJECT = "venta"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = REPO_ROOT / "__main__.py"
+# The marker Pulumi wraps secret values in on the wire.
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+@dataclass(frozen=True)
+class CapturedResource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    custom: bool
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parent(self) -> str:
+        return str(self.options.get("parent", ""))
+
+
+@dataclass(frozen=True)
+class CapturedStack:
+    stack: str
+    config: dict[str, str]
+    resources: list[CapturedResource]
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str]
+    # Every value the fake random resources handed out: what must never appear in plain text.
+    generated_secrets: frozenset[str]
+
+    def of_type(self, type_token: str) -> list[CapturedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def by_name(self, name: str) -> CapturedResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+
+def fake_password(name: str) -> str:
+    return "FAKE" + hashlib.sha256(name.encode()).hexdigest()[:28]
+
+
+def fake_bytes(name: str) -> bytes:
+    return hashlib.sha256(b"seed:" + name.encode()).digest()
+
+
+class _Mocks(mocks.Mocks):
+    def __init__(self) -> None:
+        self.generated: set[str] = set()
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = fake_password(args.name)
+            self.generated.add(state["result"])
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            raw = fake_bytes(args.name)
+            state |= {"base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
+            self.generated |= {state["base64"], state["hex"]}
+        elif args.typ == "docker:index/image:Image":
+            digest = hashlib.sha256(args.name.encode()).hexdigest()
+            state["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{digest}"
+        return f"{args.name}-id", state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    """Also keeps the resource options (parent, provider, dependsOn, protect, ...) that mocks never see."""
+
+    def __init__(self, fakes: mocks.Mocks) -> None:
+        super().__init__(fakes)
+        self.options: dict[str, dict[str, Any]] = {}
+        self.custom: dict[str, bool] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self.options[response.urn] = {
+            "parent": request.parent,
+            "provider": request.provider,
+            "dependsOn": sorted(request.dependencies),
+            "protect": request.protect,
+            "ignoreChanges": list(request.ignoreChanges),
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "additionalSecretOutputs": list(request.additionalSecretOutputs),
+        }
+        self.custom[response.urn] = bool(request.custom)
+        return response
+
+
+def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`Pulumi.<stack>.yaml` as the engine passes it (strings; objects as JSON), then the overrides."""
+    import json
+
+    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+    values: dict[str, str] = {}
+    if path.exists():
+        document = yaml.safe_load(path.read_text()) or {}
+        for key, value in (document.get("config") or {}).items():
+            values[key] = value if isinstance(value, str) else json.dumps(value)
+    values.update(overrides or {})
+    return values
+
+
+def capture_stack(stack: str, config: Mapping[str, str] | None = None) -> CapturedStack:
+    """Evaluate the program for `stack`; `config` overrides single keys (`{"venta:images": "..."}`)."""
+    values = stack_config(stack, config)
+    fakes = _Mocks()
+    monitor = _RecordingMonitor(fakes)
+    # A fresh loop and root: an earlier asyncio.run() or capture must not leak into this one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(fakes, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(values)
+    collected: dict[str, Any] = {}
+
+    def program() -> pulumi.Output[Any]:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+        root = settings.get_root_resource()
+        exports = dict(getattr(root, "outputs", {}))
+        return pulumi.Output.from_input(_collect(exports, collected))
+
+    pulumi.runtime.test(program)()
+    resources = [
+        CapturedResource(
+            type=_type_of(urn),
+            name=urn.rsplit("::", 1)[-1],
+            urn=urn,
+            inputs=dict(reg.state),
+            custom=monitor.custom.get(urn, True),
+            options=monitor.options.get(urn, {}),
+        )
+        for urn, reg in sorted(monitor.resources.items())
+    ]
+    return CapturedStack(
+        stack=stack,
+        config=values,
+        resources=resources,
+        outputs=collected.get("values", {}),
+        secret_outputs=frozenset(collected.get("secret", ())),
+        generated_secrets=frozenset(fakes.generated),
+    )
+
+
+async def _collect(exports: dict[str, Any], into: dict[str, Any]) -> None:
+    values: dict[str, Any] = {}
+    secret: set[str] = set()
+    for name, value in exports.items():
+        output = pulumi.Output.from_input(value)
+        values[name] = await output.future(with_unknowns=True)
+        if await output.is_secret():
+            secret.add(name)
+    into["values"], into["secret"] = values, secret
+
+
+def _type_of(urn: str) -> str:
+    return urn.split("::")[2].split("$")[-1]

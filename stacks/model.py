@@ -1,0 +1,289 @@
+"""The validated, immutable settings of one stack.
+
+Field names are snake_case in Python and camelCase in `Pulumi.<stack>.yaml` (`minReplicas`).
+Every constraint carries the words shown to an operator as "allowed ..." when a value breaks it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from stacks.catalog import SERVICE_NAMES, ServiceName
+from stacks.quantities import cpu_millis, memory_bytes
+
+ProfileName = Literal["dev", "prod"]
+
+
+def allowed_error(allowed: str, field: str | None = None) -> PydanticCustomError:
+    """An error the loader renders as `<path>[.<field>]: given <value>; allowed <allowed>`."""
+    ctx: dict[str, Any] = {"allowed": allowed}
+    if field is not None:
+        ctx["field"] = field
+    return PydanticCustomError("venta_allowed", "allowed {allowed}", ctx)
+
+
+def _constraint(predicate: Callable[[str], bool], allowed: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not predicate(value):
+            raise allowed_error(allowed)
+        return value
+
+    return AfterValidator(check)
+
+
+def _matches(pattern: str) -> Callable[[str], bool]:
+    compiled = re.compile(pattern)
+    return lambda value: bool(compiled.fullmatch(value))
+
+
+def _parses(parse: Callable[[str], int]) -> Callable[[str], bool]:
+    def ok(value: str) -> bool:
+        try:
+            parse(value)
+        except ValueError:
+            return False
+        return True
+
+    return ok
+
+
+def _is_seed(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"sha256:[0-9a-f]{64}"
+
+DnsLabel = Annotated[
+    str, _constraint(_matches(_DNS_LABEL), "a DNS label: lower-case letters, digits and '-', at most 63")
+]
+HostName = Annotated[
+    str, _constraint(_matches(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"), "a host name such as api.example.com")
+]
+CpuQuantity = Annotated[str, _constraint(_parses(cpu_millis), "a CPU quantity such as 250m or 1")]
+MemoryQuantity = Annotated[
+    str, _constraint(_parses(memory_bytes), "a memory or storage quantity such as 256Mi or 10Gi")
+]
+ImageTag = Annotated[
+    str,
+    _constraint(
+        lambda v: bool(re.fullmatch(_TAG, v)) and v != "latest",
+        "an image tag of letters, digits, '_', '.', '-' (at most 128), never 'latest'",
+    ),
+]
+Digest = Annotated[str, _constraint(_matches(_DIGEST), "a digest 'sha256:' followed by 64 hex digits")]
+Registry = Annotated[
+    str,
+    _constraint(
+        _matches(r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*"),
+        "a registry and path such as ghcr.io/venta or localhost:5000",
+    ),
+]
+PinnedImage = Annotated[
+    str,
+    _constraint(
+        lambda v: bool(re.fullmatch(rf"[a-z0-9./_-]+:{_TAG}(@{_DIGEST})?", v)) and ":latest" not in v,
+        "an image with an explicit tag (optionally @sha256:...), never 'latest', e.g. postgres:16.4",
+    ),
+]
+CronSchedule = Annotated[
+    str, _constraint(_matches(r"(\S+\s+){4}\S+"), "a five-field cron schedule such as '0 3 * * *'")
+]
+Seed = Annotated[SecretStr, AfterValidator(lambda v: _check_seed(v))]
+Percent = Annotated[int, Field(ge=1, le=100)]
+ReplicaCount = Annotated[int, Field(ge=1, le=100)]
+
+
+def _check_seed(value: SecretStr) -> SecretStr:
+    if not _is_seed(value.get_secret_value()):
+        raise allowed_error("base64 of exactly 32 random bytes")
+    return value
+
+
+class Settings(BaseModel):
+    """Base: unknown keys are errors, values are never coerced from another type, nothing mutates."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class Resources(Settings):
+    cpu_request: CpuQuantity
+    memory_request: MemoryQuantity
+    cpu_limit: CpuQuantity
+    memory_limit: MemoryQuantity
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        if cpu_millis(self.cpu_request) > cpu_millis(self.cpu_limit):
+            raise allowed_error(f"at most cpuLimit ({self.cpu_limit})", field="cpuRequest")
+        if memory_bytes(self.memory_request) > memory_bytes(self.memory_limit):
+            raise allowed_error(f"at most memoryLimit ({self.memory_limit})", field="memoryRequest")
+        return self
+
+
+class Autoscaling(Settings):
+    min_replicas: ReplicaCount
+    max_replicas: ReplicaCount
+    cpu_target: Percent
+    memory_target: Percent
+    # Wait this long before removing pods, so a short lull does not undo a scale-up.
+    scale_down_window_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise allowed_error(f"at most maxReplicas ({self.max_replicas})", field="minReplicas")
+        return self
+
+
+class ServiceSettings(Settings):
+    # Fixed replica count, used only when `autoscaling` is null.
+    replicas: ReplicaCount | None = None
+    autoscaling: Autoscaling | None = None
+    resources: Resources
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _one_way_to_scale(self) -> ServiceSettings:
+        if (self.replicas is None) == (self.autoscaling is None):
+            raise allowed_error("exactly one of replicas or autoscaling (set the other to null)", "replicas")
+        return self
+
+    @property
+    def min_pods(self) -> int:
+        return self.autoscaling.min_replicas if self.autoscaling else self.replicas or 1
+
+    @property
+    def max_pods(self) -> int:
+        return self.autoscaling.max_replicas if self.autoscaling else self.replicas or 1
+
+
+class Images(Settings):
+    # true: Pulumi builds services/Dockerfile per service (needs a Docker daemon, even to preview).
+    # false: the stack references images already pushed as <registry>/<service>:<tag>[@digest].
+    build: bool = False
+    registry: Registry
+    tag: ImageTag
+    digests: dict[ServiceName, Digest] = {}
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+
+
+class Gateway(Settings):
+    host: HostName
+    ingress_class: DnsLabel = "nginx"
+    # Name of a kubernetes.io/tls Secret in the namespace (e.g. from cert-manager); null serves http.
+    tls_secret: DnsLabel | None = None
+    # Namespace of the ingress controller, the only source allowed to reach the gateway's pods.
+    ingress_namespace: DnsLabel = "ingress-nginx"
+
+
+class Storage(Settings):
+    # null uses the cluster's default StorageClass.
+    class_name: DnsLabel | None = None
+    postgres: MemoryQuantity
+    redis: MemoryQuantity
+    nats: MemoryQuantity
+    files: MemoryQuantity
+    backups: MemoryQuantity
+    # Several file-management pods share one volume only when it is ReadWriteMany.
+    files_access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+    files_class_name: DnsLabel | None = None
+
+
+class KubernetesSettings(Settings):
+    # Write manifests here instead of talking to a cluster (the provider's renderYamlToDirectory).
+    render_dir: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+class Monitoring(Settings):
+    # Prometheus scrapes from this namespace; NetworkPolicies admit it on the metrics ports.
+    namespace: DnsLabel = "monitoring"
+
+
+class Backup(Settings):
+    schedule: CronSchedule = "0 3 * * *"
+    retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+
+
+class Postgres(Settings):
+    image: PinnedImage = "postgres:16.4"
+    resources: Resources
+    read_replica: bool = False
+    backup: Backup | None = None
+
+
+class Redis(Settings):
+    image: PinnedImage = "redis:7.4.1"
+    resources: Resources
+    append_only: bool = False
+    auth: bool = True
+
+
+class Nats(Settings):
+    image: PinnedImage = "nats:2.10.22-alpine"
+    resources: Resources
+    replicas: Literal[1, 3, 5] = 1
+    auth: bool = True
+
+
+class Secrets(Settings):
+    """Operator-supplied secrets (`pulumi config set --secret --path secrets.<key>`); generated if absent."""
+
+    postgres_password: SecretStr | None = None
+    redis_password: SecretStr | None = None
+    jwt_signing_seed: Seed | None = None
+
+
+class StackSettings(Settings):
+    stack: str
+    profile: ProfileName
+    namespace: DnsLabel
+    images: Images
+    gateway: Gateway
+    storage: Storage
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    monitoring: Monitoring = Monitoring()
+    # Spread each workload's pods over nodes (topology spread + anti-affinity).
+    spread_across_nodes: bool = False
+    services: dict[ServiceName, ServiceSettings]
+    postgres: Postgres
+    redis: Redis
+    nats: Nats
+    db_pool_min: Annotated[int, Field(ge=0, le=100)] = 2
+    db_pool_max: Annotated[int, Field(ge=1, le=100)] = 10
+    location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = 120
+    secrets: Secrets = Secrets()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StackSettings:
+        missing = [name for name in SERVICE_NAMES if name not in self.services]
+        if missing:
+            raise allowed_error(f"settings for every service; missing {', '.join(missing)}", "services")
+        files = self.services["file-management"]
+        if files.max_pods > 1 and self.storage.files_access_mode != "ReadWriteMany":
+            raise allowed_error(
+                "ReadWriteMany when file-management can run more than one pod", "storage.filesAccessMode"
+            )
+        if self.db_pool_min > self.db_pool_max:
+            raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
+        return self
+
+    @property
+    def environment(self) -> str:
+        return self.profile

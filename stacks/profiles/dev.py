@@ -1,0 +1,43 @@
+"""dev: one replica per service, small requests, single-node data stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stacks.catalog import SERVICE_NAMES
+
+_SMALL = {"cpuRequest": "50m", "memoryRequest": "64Mi", "cpuLimit": "500m", "memoryLimit": "256Mi"}
+
+PROFILE: dict[str, Any] = {
+    "spreadAcrossNodes": False,
+    "services": {name: {"replicas": 1, "resources": _SMALL, "logLevel": "DEBUG"} for name in SERVICE_NAMES},
+    "storage": {"postgres": "1Gi", "redis": "256Mi", "nats": "1Gi", "files": "1Gi", "backups": "1Gi"},
+    "postgres": {
+        "resources": {
+            "cpuRequest": "100m",
+            "memoryRequest": "256Mi",
+            "cpuLimit": "1",
+            "memoryLimit": "512Mi",
+        },
+    },
+    "redis": {
+        "resources": {
+            "cpuRequest": "50m",
+            "memoryRequest": "64Mi",
+            "cpuLimit": "500m",
+            "memoryLimit": "256Mi",
+        },
+        "appendOnly": False,
+        "auth": True,
+    },
+    "nats": {
+        "resources": {
+            "cpuRequest": "50m",
+            "memoryRequest": "64Mi",
+            "cpuLimit": "500m",
+            "memoryLimit": "256Mi",
+        },
+        "replicas": 1,
+        "auth": True,
+    },
+}

@@ -1,0 +1,64 @@
+"""prod: the deployment guide's scaling table, pods spread over nodes, replicated data stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _scale(low: int, high: int, cpu: int, memory: int) -> dict[str, Any]:
+    return {"minReplicas": low, "maxReplicas": high, "cpuTarget": cpu, "memoryTarget": memory}
+
+
+def _resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict[str, str]:
+    return {
+        "cpuRequest": cpu_request,
+        "memoryRequest": memory_request,
+        "cpuLimit": cpu_limit,
+        "memoryLimit": memory_limit,
+    }
+
+
+_STANDARD = _resources("250m", "256Mi", "1", "512Mi")
+
+# The guide's table: user- and vendor-management 2-5 at 70% CPU / 80% memory, geolocation 3-10 at
+# 60/70, real-time 2-8 at 50/60. The gateway and the remaining services run at least 2.
+SCALING: dict[str, dict[str, Any]] = {
+    "api-gateway": _scale(2, 10, 60, 75),
+    "user-management": _scale(2, 5, 70, 80),
+    "vendor-management": _scale(2, 5, 70, 80),
+    "search-discovery": _scale(2, 6, 70, 80),
+    "geolocation": _scale(3, 10, 60, 70),
+    "real-time": _scale(2, 8, 50, 60),
+    "webhooks": _scale(2, 6, 70, 80),
+    "file-management": _scale(2, 4, 70, 80),
+}
+
+_RESOURCES: dict[str, dict[str, str]] = {
+    "api-gateway": _resources("500m", "256Mi", "1", "512Mi"),
+    "geolocation": _resources("500m", "384Mi", "1", "768Mi"),
+    "real-time": _resources("250m", "384Mi", "1", "768Mi"),
+}
+
+PROFILE: dict[str, Any] = {
+    "spreadAcrossNodes": True,
+    "services": {
+        name: {"autoscaling": scaling, "resources": _RESOURCES.get(name, _STANDARD), "logLevel": "INFO"}
+        for name, scaling in SCALING.items()
+    },
+    "storage": {
+        "postgres": "50Gi",
+        "redis": "10Gi",
+        "nats": "20Gi",
+        "files": "100Gi",
+        "backups": "100Gi",
+        # file-management runs 2-4 pods that must see the same files.
+        "filesAccessMode": "ReadWriteMany",
+    },
+    "postgres": {
+        "resources": _resources("500m", "1Gi", "2", "2Gi"),
+        "readReplica": True,
+        "backup": {"schedule": "0 3 * * *", "retentionDays": 14},
+    },
+    "redis": {"resources": _resources("250m", "512Mi", "1", "1Gi"), "appendOnly": True, "auth": True},
+    "nats": {"resources": _resources("250m", "256Mi", "1", "512Mi"), "replicas": 3, "auth": True},
+}
