@@ -1,0 +1,1 @@
+"""geolocation: vendor positions in Redis, nearest-vendor search, `location.updated` events."""

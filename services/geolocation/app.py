@@ -1,0 +1,36 @@
+"""geolocation's app: the location routes over Redis, the vendor-event consumer, event publishing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from services.common.app import Resources, build_app
+from services.common.nats_client import LOCATIONS_STREAM, VENDORS_STREAM
+from services.common.settings import load_settings
+from services.geolocation import vendor_consumer
+from services.geolocation.routes import locations
+from services.geolocation.settings import Settings
+from services.geolocation.store import LocationStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings(Settings)
+
+    @contextlib.asynccontextmanager
+    async def background(app: FastAPI, res: Resources) -> AsyncIterator[None]:
+        assert res.redis is not None and res.js is not None
+        store = LocationStore(res.redis, settings.location_stale_after_seconds)
+        app.state.location_store = store
+        async with vendor_consumer.running(res.js, store, durable=settings.queue_name):
+            yield
+
+    return build_app(
+        settings,
+        title="Venta geolocation",
+        routers=[locations.router],
+        streams=[VENDORS_STREAM, LOCATIONS_STREAM],
+        background=background,
+    )

@@ -1,0 +1,110 @@
+"""/api/locations: vendors report positions; anyone signed in asks who is nearby."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+
+from services.common.deps import CurrentUser, JetStream, app_settings
+from services.common.nats_client import publish_event
+from services.geolocation.events import location_event
+from services.geolocation.schemas import NearbyOut, NearbyVendorOut, PositionIn, PositionOut
+from services.geolocation.settings import Settings
+from services.geolocation.store import LocationStore, UpdateStatus
+
+log = logging.getLogger("venta.geolocation")
+router = APIRouter(prefix="/api/locations", tags=["locations"])
+
+_REFUSALS = {
+    UpdateStatus.UNKNOWN_VENDOR: (404, "vendor not found"),
+    UpdateStatus.NOT_OWNER: (403, "only the vendor's owner may report its position"),
+    UpdateStatus.INACTIVE: (409, "vendor is inactive"),
+    UpdateStatus.OUT_OF_ORDER: (409, "a newer position of this vendor is already recorded"),
+}
+
+
+def get_store(request: Request) -> LocationStore:
+    store: LocationStore = request.app.state.location_store
+    return store
+
+
+Store = Annotated[LocationStore, Depends(get_store)]
+Config = Annotated[Settings, Depends(app_settings)]
+
+
+def fix_time(body: PositionIn, settings: Settings, now: float) -> float:
+    """When the fix was taken; 422 when it is already stale or too far in the future."""
+    if body.timestamp is None:
+        return now
+    ts = body.timestamp.timestamp()
+    if ts < now - settings.location_stale_after_seconds:
+        raise HTTPException(422, f"timestamp is older than {settings.location_stale_after_seconds:g} s")
+    if ts > now + settings.location_clock_skew_seconds:
+        raise HTTPException(422, f"timestamp is more than {settings.location_clock_skew_seconds:g} s ahead")
+    return ts
+
+
+def _when(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@router.put("/vendors/{vendor_id}", response_model=PositionOut)
+async def report_position(
+    vendor_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: PositionIn, user: CurrentUser, store: Store, settings: Config, js: JetStream,
+) -> PositionOut:
+    """Record the vendor's position (owner only) and publish it as `location.updated`."""
+    now = time.time()
+    ts = fix_time(body, settings, now)
+    status = await store.update(vendor_id, user.user_id, body.lon, body.lat, ts, body.accuracy_m, now)
+    if status is not UpdateStatus.ACCEPTED:
+        code, reason = _REFUSALS[status]
+        raise HTTPException(code, reason)
+    # The position is stored before the event goes out; a failed publish answers 503 and the
+    # client's retry of the same fix re-publishes under the same event id (no duplicate downstream).
+    try:
+        event = location_event(vendor_id, body.lat, body.lon, body.accuracy_m, ts)
+        await publish_event(js, event, timeout=2.0)
+    except Exception as exc:
+        log.warning("location event not published", extra={"vendor_id": vendor_id, "error": str(exc)})
+        raise HTTPException(503, "position stored but its event could not be published; retry") from None
+    return PositionOut(vendor_id=vendor_id, lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m,
+                       recorded_at=_when(ts))  # fmt: skip
+
+
+@router.get("/vendors/{vendor_id}", response_model=PositionOut)
+async def current_position(
+    vendor_id: Annotated[str, Path(min_length=1, max_length=64)], _: CurrentUser, store: Store
+) -> PositionOut:
+    found = await store.position(vendor_id, time.time())
+    if found is None:
+        raise HTTPException(404, "no recent position for this vendor")
+    return PositionOut(vendor_id=vendor_id, lat=found.lat, lon=found.lon, accuracy_m=found.accuracy_m,
+                       recorded_at=_when(found.last_seen))  # fmt: skip
+
+
+@router.get("/nearby", response_model=NearbyOut)
+async def nearby(
+    _: CurrentUser, store: Store, settings: Config,
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
+    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
+    radius_m: Annotated[float, Query(gt=0, allow_inf_nan=False)] = 5000.0,
+    limit: Annotated[int, Query(ge=1)] = 20,
+) -> NearbyOut:
+    """The nearest active vendors within ``radius_m``, closest first, with their distances."""
+    if radius_m > settings.nearby_max_radius_m:
+        raise HTTPException(422, f"radius_m must be at most {settings.nearby_max_radius_m:g}")
+    if limit > settings.nearby_max_limit:
+        raise HTTPException(422, f"limit must be at most {settings.nearby_max_limit}")
+    found = await store.nearby(lon, lat, radius_m, limit, time.time())
+    results = [
+        NearbyVendorOut(
+            vendor_id=v.vendor_id, distance_m=v.distance_m, lat=v.lat, lon=v.lon, last_seen=_when(v.last_seen)
+        )
+        for v in found
+    ]
+    return NearbyOut(lat=lat, lon=lon, radius_m=radius_m, results=results)

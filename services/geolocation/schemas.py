@@ -1,0 +1,43 @@
+"""Request and response bodies of the location API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Latitude = Field(ge=-90.0, le=90.0, allow_inf_nan=False, description="degrees, WGS84")
+Longitude = Field(ge=-180.0, le=180.0, allow_inf_nan=False, description="degrees, WGS84")
+
+
+class PositionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Latitude
+    lon: float = Longitude
+    accuracy_m: float | None = Field(default=None, ge=0.0, le=100_000.0, allow_inf_nan=False)
+    # When the device took the fix; defaults to the time the server receives it.
+    timestamp: AwareDatetime | None = None
+
+
+class PositionOut(BaseModel):
+    vendor_id: str
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    recorded_at: datetime
+
+
+class NearbyVendorOut(BaseModel):
+    vendor_id: str
+    distance_m: float
+    lat: float
+    lon: float
+    last_seen: datetime
+
+
+class NearbyOut(BaseModel):
+    lat: float
+    lon: float
+    radius_m: float
+    results: list[NearbyVendorOut]

@@ -1,0 +1,131 @@
+"""Vendor positions in Redis: a geo index, a last-seen index and one info hash per vendor.
+
+Every read and write is one Lua script, so each request costs one round trip and the owner check,
+the out-of-order guard and the write happen atomically.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from importlib import resources
+
+from redis.asyncio import Redis
+
+_LUA = resources.files(__package__).joinpath("lua")
+_PRUNE_PER_WRITE = 16
+_START_RADIUS_M = 50.0
+
+
+class UpdateStatus(enum.IntEnum):
+    ACCEPTED = 0
+    UNKNOWN_VENDOR = 1
+    NOT_OWNER = 2
+    INACTIVE = 3
+    OUT_OF_ORDER = 4
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key layout under one prefix, so several services can share a Redis without clashing."""
+
+    prefix: str = "geo"
+
+    @property
+    def positions(self) -> str:
+        return f"{self.prefix}:positions"
+
+    @property
+    def last_seen(self) -> str:
+        return f"{self.prefix}:last-seen"
+
+    def vendor(self, vendor_id: str) -> str:
+        return f"{self.prefix}:vendor:{vendor_id}"
+
+
+@dataclass(frozen=True)
+class NearbyVendor:
+    vendor_id: str
+    distance_m: float
+    lon: float
+    lat: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class StoredPosition:
+    vendor_id: str
+    lon: float
+    lat: float
+    last_seen: float
+    accuracy_m: float | None
+
+
+class LocationStore:
+    def __init__(self, redis: Redis, stale_after_s: float, keys: Keys | None = None) -> None:
+        self._redis = redis
+        self._stale_after_s = stale_after_s
+        self.keys = keys or Keys()
+        self._update = redis.register_script(_LUA.joinpath("update.lua").read_text())
+        self._nearby = redis.register_script(_LUA.joinpath("nearby.lua").read_text())
+
+    async def update(
+        self, vendor_id: str, caller: str, lon: float, lat: float, ts: float,
+        accuracy_m: float | None, now: float,
+    ) -> UpdateStatus:
+        k = self.keys
+        status = await self._update(
+            keys=[k.positions, k.last_seen, k.vendor(vendor_id)],
+            args=[
+                vendor_id, caller, repr(lon), repr(lat), repr(ts), repr(now - self._stale_after_s),
+                _PRUNE_PER_WRITE, "" if accuracy_m is None else repr(accuracy_m),
+            ],
+        )
+        return UpdateStatus(int(status))
+
+    async def nearby(
+        self, lon: float, lat: float, radius_m: float, limit: int, now: float
+    ) -> list[NearbyVendor]:
+        min_seen = now - self._stale_after_s
+        rows = await self._nearby(
+            keys=[self.keys.positions, self.keys.last_seen],
+            args=[repr(lon), repr(lat), repr(radius_m), limit, repr(min_seen), _START_RADIUS_M],
+        )
+        return [
+            NearbyVendor(_text(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows
+        ]
+
+    async def position(self, vendor_id: str, now: float) -> StoredPosition | None:
+        """The vendor's last position, or None when it has none or has gone silent."""
+        k = self.keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.geopos(k.positions, vendor_id)
+            pipe.zscore(k.last_seen, vendor_id)
+            pipe.hget(k.vendor(vendor_id), "accuracy")
+            (coords,), seen, accuracy = await pipe.execute()
+        if coords is None or seen is None or seen < now - self._stale_after_s:
+            return None
+        acc = _text(accuracy) if accuracy is not None else ""
+        return StoredPosition(vendor_id, coords[0], coords[1], seen, float(acc) if acc else None)
+
+    async def upsert_vendor(self, vendor_id: str, owner: str, active: bool) -> None:
+        """Record what position writes are checked against; an inactive vendor leaves the index."""
+        k = self.keys
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(k.vendor(vendor_id), mapping={"owner": owner, "active": "1" if active else "0"})
+            if not active:
+                pipe.zrem(k.positions, vendor_id)
+                pipe.zrem(k.last_seen, vendor_id)
+            await pipe.execute()
+
+    async def remove_vendor(self, vendor_id: str) -> None:
+        k = self.keys
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(k.vendor(vendor_id))
+            pipe.zrem(k.positions, vendor_id)
+            pipe.zrem(k.last_seen, vendor_id)
+            await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,205 @@
+"""geolocation against real Redis and NATS: validation, ownership, nearest search, stale vendors, events."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import nats
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from services.common.auth import TokenIssuer
+from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event, publish_event
+from services.geolocation.app import create_app
+from services.geolocation.settings import Settings
+from services.geolocation.store import LocationStore
+
+CENTER = (52.5200, 13.4050)  # lat, lon
+STALE_AFTER = 60.0
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    # Written out here, not imported, so the test checks the service rather than agreeing with it.
+    r = 6372797.560856
+    p1, p2, dp, dl = map(math.radians, (lat1, lat2, lat2 - lat1, lon2 - lon1))
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(h))
+
+
+def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float, float]:
+    return lat + north_m / 111_320.0, lon + east_m / (111_320.0 * math.cos(math.radians(lat)))
+
+
+class Geo:
+    def __init__(self, http: httpx.AsyncClient, js: Any, redis: Redis, issuer: TokenIssuer) -> None:
+        self.http, self.js, self.redis, self.issuer = http, js, redis, issuer
+        self.store = LocationStore(redis, STALE_AFTER)
+
+    def auth(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.issuer.issue(user, 'vendor')}"}
+
+    async def vendor_event(self, kind: str, vendor_id: str, owner: str, active: bool = True) -> None:
+        data = {"id": vendor_id, "owner_id": owner, "name": "stall", "active": active}
+        await publish_event(self.js, new_event(f"vendor.{kind}", data))
+
+    async def wait_vendor(self, vendor_id: str, field: str, value: str | None) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            got = await self.redis.hget(self.store.keys.vendor(vendor_id), field)
+            if (got.decode() if isinstance(got, bytes) else got) == value:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"vendor {vendor_id} never got {field}={value}")
+
+    async def new_vendor(self, owner: str) -> str:
+        vendor_id = str(uuid.uuid4())
+        await self.vendor_event("created", vendor_id, owner)
+        await self.wait_vendor(vendor_id, "owner", owner)
+        return vendor_id
+
+    async def put(self, vendor_id: str, user: str, body: dict[str, Any] | bytes) -> httpx.Response:
+        kwargs: dict[str, Any] = {"content": body} if isinstance(body, bytes) else {"json": body}
+        headers = {**self.auth(user), "Content-Type": "application/json"}
+        return await self.http.put(f"/api/locations/vendors/{vendor_id}", headers=headers, **kwargs)
+
+
+@pytest.fixture
+async def geo(
+    redis_url: str, nats_url: str, public_pem: str, signing_seed: str,
+    serve: Callable[[Any], Awaitable[str]],
+) -> AsyncIterator[Geo]:  # fmt: skip
+    settings = Settings(
+        redis_url=redis_url, nats_servers=[nats_url], jwt_public_key=public_pem,
+        location_stale_after_seconds=STALE_AFTER, nearby_max_radius_m=20_000,
+    )  # fmt: skip
+    url = await serve(create_app(settings))
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, VENDORS_STREAM)
+    redis = Redis.from_url(redis_url)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        yield Geo(http, js, redis, TokenIssuer(signing_seed, 900))
+    await redis.aclose()
+    await nc.close()
+
+
+async def test_position_validation_and_auth(geo: Geo) -> None:
+    vendor = await geo.new_vendor("owner-1")
+    now = datetime.now(UTC)
+    bad: list[tuple[dict[str, Any] | bytes, str]] = [
+        ({"lat": 90.5, "lon": 0}, "lat"),
+        ({"lat": 0, "lon": -180.01}, "lon"),
+        ({"lon": 0}, "lat"),
+        (b'{"lat": NaN, "lon": 1}', "lat"),
+        (b'{"lat": 1, "lon": Infinity}', "lon"),
+        ({"lat": 1, "lon": 1, "accuracy_m": -1}, "accuracy_m"),
+        ({"lat": 1, "lon": 1, "speed": 3}, "speed"),
+        ({"lat": 1, "lon": 1, "timestamp": "2026-01-01T00:00:00"}, "timestamp"),  # no time zone
+        ({"lat": 1, "lon": 1, "timestamp": (now - timedelta(seconds=STALE_AFTER + 5)).isoformat()}, "older"),
+        ({"lat": 1, "lon": 1, "timestamp": (now + timedelta(minutes=5)).isoformat()}, "ahead"),
+    ]
+    for body, reason in bad:
+        resp = await geo.put(vendor, "owner-1", body)
+        assert resp.status_code == 422, (body, resp.text)
+        assert reason in resp.text, (body, resp.text)
+    no_token = await geo.http.put(f"/api/locations/vendors/{vendor}", json={"lat": 1, "lon": 1})
+    assert no_token.status_code == 401
+    forged = await geo.http.put(
+        f"/api/locations/vendors/{vendor}", json={"lat": 1, "lon": 1},
+        headers={"Authorization": "Bearer a.b.c"}
+    )
+    assert forged.status_code == 401
+    for params in ({"lat": 91, "lon": 0}, {"lat": 0}, {"lat": 0, "lon": 0, "radius_m": 30_000},
+                   {"lat": 0, "lon": 0, "limit": 0}, {"lat": 0, "lon": 0, "limit": 1000}):  # fmt: skip
+        resp = await geo.http.get("/api/locations/nearby", params=params, headers=geo.auth("x"))
+        assert resp.status_code == 422, (params, resp.text)
+    assert (await geo.http.get("/api/locations/nearby", params={"lat": 0, "lon": 0})).status_code == 401
+
+
+async def test_only_the_owner_of_an_active_known_vendor_moves_it(geo: Geo) -> None:
+    vendor = await geo.new_vendor("owner-1")
+    lat, lon = CENTER
+    assert (await geo.put(vendor, "intruder", {"lat": lat, "lon": lon})).status_code == 403
+    assert (await geo.put(str(uuid.uuid4()), "owner-1", {"lat": lat, "lon": lon})).status_code == 404
+    ok = await geo.put(vendor, "owner-1", {"lat": lat, "lon": lon, "accuracy_m": 8})
+    assert ok.status_code == 200, ok.text
+    got = await geo.http.get(f"/api/locations/vendors/{vendor}", headers=geo.auth("someone"))
+    assert got.status_code == 200
+    assert got.json()["lat"] == pytest.approx(lat, abs=1e-5) and got.json()["accuracy_m"] == 8
+
+    older = (datetime.now(UTC) - timedelta(seconds=10)).isoformat()
+    late = await geo.put(vendor, "owner-1", {"lat": lat, "lon": lon, "timestamp": older})
+    assert late.status_code == 409 and "newer" in late.text
+
+    await geo.vendor_event("updated", vendor, "owner-1", active=False)
+    await geo.wait_vendor(vendor, "active", "0")
+    assert (await geo.put(vendor, "owner-1", {"lat": lat, "lon": lon})).status_code == 409
+    gone = await geo.http.get(f"/api/locations/vendors/{vendor}", headers=geo.auth("someone"))
+    assert gone.status_code == 404  # an inactive vendor leaves the map at once
+
+    await geo.vendor_event("deleted", vendor, "owner-1")
+    await geo.wait_vendor(vendor, "owner", None)
+    assert (await geo.put(vendor, "owner-1", {"lat": lat, "lon": lon})).status_code == 404
+
+
+async def test_nearby_is_the_exact_nearest_fresh_vendors_in_order(geo: Geo) -> None:
+    rng = random.Random(7)
+    now = time.time()
+    expected: list[tuple[float, str]] = []
+    for i in range(400):
+        vendor_id, dist = f"v{i:03d}", 9000 * math.sqrt(rng.random())
+        angle = rng.uniform(0, 2 * math.pi)
+        lat, lon = offset(*CENTER, dist * math.cos(angle), dist * math.sin(angle))
+        await geo.store.upsert_vendor(vendor_id, "owner", True)
+        stale = i % 5 == 0  # every fifth vendor went silent long ago, some of them very close
+        ts = now - STALE_AFTER - 30 if stale else now - rng.uniform(0, 30)
+        status = await geo.store.update(vendor_id, "owner", lon, lat, ts, None, now=ts)
+        assert status == 0
+        if not stale:
+            expected.append((haversine_m(*CENTER, lat, lon), vendor_id))
+    expected.sort()
+    for radius, limit in ((5000, 20), (300, 50), (20_000, 100), (50, 5)):
+        params = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": radius, "limit": limit}
+        resp = await geo.http.get("/api/locations/nearby", params=params, headers=geo.auth("customer"))
+        assert resp.status_code == 200, resp.text
+        results = resp.json()["results"]
+        want = [(d, v) for d, v in expected if d <= radius][:limit]
+        assert [r["vendor_id"] for r in results] == [v for _, v in want], (radius, limit)
+        for row, (dist, _) in zip(results, want, strict=True):
+            assert row["distance_m"] == pytest.approx(dist, rel=5e-3, abs=1.0)
+        distances = [r["distance_m"] for r in results]
+        assert distances == sorted(distances)
+        assert all(int(r["vendor_id"][1:]) % 5 != 0 for r in results)  # stale vendors never appear
+
+
+async def test_accepted_update_is_published_as_location_updated(geo: Geo, nats_url: str) -> None:
+    vendor = await geo.new_vendor("owner-2")
+    nc = await nats.connect(nats_url)
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_msg(msg: Any) -> None:
+        await received.put(msg.data)
+
+    await nc.subscribe("location.updated", cb=on_msg)
+    await nc.flush()
+    resp = await geo.put(vendor, "owner-2", {"lat": 48.1, "lon": 11.5, "accuracy_m": 3})
+    assert resp.status_code == 200
+    event = orjson.loads(await asyncio.wait_for(received.get(), 5))
+    assert event["type"] == "location.updated"
+    assert event["data"] == {"vendor_id": vendor, "lat": 48.1, "lon": 11.5, "accuracy_m": 3}
+    info = await geo.js.stream_info("LOCATIONS")
+    assert info.state.messages == 1  # also kept in the stream for durable consumers
+    refused = await geo.put(vendor, "not-owner", {"lat": 48.2, "lon": 11.5})
+    assert refused.status_code == 403
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(received.get(), 0.3)  # a refused update publishes nothing
+    await nc.close()
