@@ -28,6 +28,7 @@ examples:
   venta rollback prod          go back to the version prod ran before the current one
   venta render dev --out DIR   write dev's manifests with the program under mocks (no engine)
   venta dev                    run the services locally against local servers
+  venta compose-env            write .env with fresh secrets, then: docker compose up --build
 
 State lives in ~/.venta/state unless PULUMI_BACKEND_URL is set or `pulumi login` was run;
 stack secrets use PULUMI_CONFIG_PASSPHRASE (empty when unset).
@@ -48,6 +49,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "rollback": verbs.add_parser("rollback", help="redeploy an earlier version without rebuilding"),
         "render": verbs.add_parser("render", help="write a stack's manifests (program under mocks)"),
         "dev": verbs.add_parser("dev", help="run the services locally (extra arguments pass through)"),
+        "compose-env": verbs.add_parser("compose-env", help="write .env with secrets for docker compose"),
     }
     for verb in ("up", "deploy", "rollback", "render"):
         sub[verb].add_argument("stack", help="stack name: one Pulumi.<stack>.yaml at the project root")
@@ -56,6 +58,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "version", nargs="?", help="version to return to (default: the one before the current)"
     )
     sub["render"].add_argument("--out", metavar="DIR", help="output folder (default: the render command's)")
+    sub["compose-env"].add_argument("--force", action="store_true", help="replace an existing .env")
     return parser, sub
 
 
@@ -77,6 +80,11 @@ def main(
         root = find_root(Path.cwd())
     except ProjectError as error:
         parser.error(str(error))
+    if args.verb == "compose-env":
+        from venta.compose_env import write_compose_env
+
+        _say(write_compose_env(root / ".env", force=args.force))
+        return 0
     if args.verb != "dev":
         stacks = known_stacks(root)
         if args.stack not in stacks:

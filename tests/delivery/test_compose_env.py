@@ -1,0 +1,48 @@
+"""`venta compose-env` writes fresh secrets for docker compose, once, readable by the owner only."""
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from services.common.auth import public_pem_from_seed
+from venta.cli import main
+from venta.compose_env import compose_env, write_compose_env
+
+
+def parse_env(text: str) -> dict[str, str]:
+    values = dict(line.split("=", 1) for line in text.splitlines())
+    pem = values["JWT_PUBLIC_KEY"]
+    assert pem.startswith('"') and pem.endswith('"')
+    values["JWT_PUBLIC_KEY"] = pem[1:-1].replace("\\n", "\n")
+    return values
+
+
+def test_the_env_holds_fresh_passwords_and_a_matching_key_pair() -> None:
+    first, second = parse_env(compose_env()), parse_env(compose_env())
+    assert set(first) == {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD", "JWT_SIGNING_SEED",
+                          "JWT_PUBLIC_KEY"}  # fmt: skip
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD", "JWT_SIGNING_SEED"):
+        assert first[name] != second[name]
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD"):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32}", first[name])  # safe inside connection URLs
+    assert len(base64.b64decode(first["JWT_SIGNING_SEED"], validate=True)) == 32
+    assert first["JWT_PUBLIC_KEY"] == public_pem_from_seed(first["JWT_SIGNING_SEED"]).strip()
+
+
+def test_an_existing_env_is_kept_unless_forced(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    assert write_compose_env(path, force=False).startswith("wrote")
+    assert path.stat().st_mode & 0o777 == 0o600
+    before = path.read_text()
+    assert "kept it" in write_compose_env(path, force=False)
+    assert path.read_text() == before
+    write_compose_env(path, force=True)
+    assert path.read_text() != before
+
+
+def test_the_verb_writes_env_at_the_project_root(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compose-env"]) == 0
+    assert (project / ".env").is_file()
+    assert f"wrote {project / '.env'}" in capsys.readouterr().out

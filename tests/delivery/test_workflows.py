@@ -1,0 +1,131 @@
+"""The GitHub workflows: valid against the published schema, and doing what the README says they do."""
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.delivery.repo_files import (
+    CONTRACT_SERVICES,
+    WORKFLOWS,
+    check_schema,
+    readme_fresh_machine_commands,
+    service_names,
+    stack_names,
+    workflow,
+)
+
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@([0-9a-f]{40}|v\d+\.\d+\.\d+)$")
+
+
+def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
+
+
+def action_steps(doc: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [step for step in steps(doc) if step.get("uses", "").startswith(f"{action}@")]
+
+
+def test_every_workflow_validates_against_the_github_workflow_schema() -> None:
+    assert {path.name for path in WORKFLOW_FILES} == {"test.yml", "preview.yml", "deploy.yml", "drift.yml"}
+    result = check_schema("vendor.github-workflows", *WORKFLOW_FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_a_broken_workflow(tmp_path: Any) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  test:\n    runs-on: ubuntu-24.04\n    steps: oops\n")
+    assert check_schema("vendor.github-workflows", broken).returncode == 1
+
+
+def test_the_test_job_runs_the_readmes_test_command_on_every_push_and_pull_request() -> None:
+    setup_and_up, test_command = readme_fresh_machine_commands()
+    assert test_command == "bash scripts/test.sh"
+    assert setup_and_up == "bash scripts/setup.sh && .venv/bin/venta up dev"
+    doc = workflow("test.yml")
+    assert set(doc["on"]) == {"push", "pull_request"}
+    assert [step.get("run") for step in doc["jobs"]["test"]["steps"]][-1] == test_command
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_actions_are_pinned_to_a_commit_or_an_exact_release(path: Any) -> None:
+    uses = [step["uses"] for step in steps(workflow(path.name)) if "uses" in step]
+    assert uses
+    assert [use for use in uses if not PINNED.match(use)] == []
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_credentials_come_only_from_repository_secrets(path: Any) -> None:
+    text = path.read_text()
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL", "PULUMI_ACCESS_TOKEN", "KUBECONFIG_DATA"):
+        for value in re.findall(rf"^\s+{name}: (.*)$", text, flags=re.M):
+            assert value.startswith("${{") and "secrets." in value, f"{name}: {value}"
+    for password in re.findall(r"^\s+(?:password|github-token): (.*)$", text, flags=re.M):
+        assert password.startswith("${{ secrets."), password
+
+
+def test_pull_requests_preview_every_stack_with_the_policy_pack_and_a_comment() -> None:
+    doc = workflow("preview.yml")
+    assert set(doc["on"]) == {"pull_request"}
+    job = doc["jobs"]["preview"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names() == ["dev", "prod"]
+    [preview] = [step for step in action_steps(doc, "pulumi/actions") if "command" in step.get("with", {})]
+    inputs = preview["with"]
+    assert inputs["command"] == "preview"
+    assert inputs["stack-name"] == "${{ matrix.stack }}"
+    assert inputs["policyPacks"] == "policy"
+    assert inputs["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+    assert (inputs["diff"], inputs["comment-on-pr"]) == ("true", "true")
+    assert doc["permissions"]["pull-requests"] == "write"
+
+
+def test_a_preview_never_builds_or_pushes_images() -> None:
+    doc = workflow("preview.yml")
+    assert action_steps(doc, "docker/build-push-action") == []
+    assert action_steps(doc, "docker/login-action") == []
+    runs = [step.get("run", "") for step in steps(doc)]
+    assert "pulumi config set --path --type bool venta:images.build false --stack ${{ matrix.stack }}" in runs
+
+
+def test_main_pushes_images_tagged_with_the_commit_then_updates_dev() -> None:
+    doc = workflow("deploy.yml")
+    assert doc["on"]["push"]["branches"] == ["main"]
+    images = doc["jobs"]["images"]
+    [build] = action_steps(doc, "docker/build-push-action")
+    assert build["with"]["push"] == "true"
+    assert "${{ env.REGISTRY }}/${{ matrix.service }}:${{ github.sha }}" in build["with"]["tags"]
+    assert build["with"]["file"] == "services/Dockerfile"
+    assert images["permissions"]["packages"] == "write"
+    assert images["strategy"]["matrix"]["service"] == CONTRACT_SERVICES
+    assert set(service_names()) <= set(CONTRACT_SERVICES)
+    up_dev = doc["jobs"]["up-dev"]
+    assert (up_dev["needs"], up_dev["if"]) == ("images", "github.ref == 'refs/heads/main'")
+    assert up_dev["steps"][-1]["run"] == '.venv/bin/venta deploy dev "$GITHUB_SHA"'
+
+
+def test_a_version_tag_updates_prod_behind_an_environment_approval() -> None:
+    doc = workflow("deploy.yml")
+    assert doc["on"]["push"]["tags"] == ["v*"]
+    up_prod = doc["jobs"]["up-prod"]
+    assert up_prod["if"] == "startsWith(github.ref, 'refs/tags/v')"
+    assert up_prod["environment"] == "production"
+    assert up_prod["steps"][-1]["run"] == '.venv/bin/venta deploy prod "$GITHUB_REF_NAME"'
+
+
+def test_deploys_and_drift_checks_of_one_stack_share_a_queue() -> None:
+    deploy, drift = workflow("deploy.yml"), workflow("drift.yml")
+    for stack in ("dev", "prod"):
+        group = deploy["jobs"][f"up-{stack}"]["concurrency"]
+        assert group == {"group": f"pulumi-{stack}", "cancel-in-progress": "false"}
+    drift_group = drift["jobs"]["drift"]["concurrency"]
+    assert drift_group == {"group": "pulumi-${{ matrix.stack }}", "cancel-in-progress": "false"}
+
+
+def test_a_nightly_drift_check_previews_each_stack_expecting_no_changes() -> None:
+    doc = workflow("drift.yml")
+    assert doc["on"]["schedule"][0]["cron"].count(" ") == 4
+    assert sorted(doc["jobs"]["drift"]["strategy"]["matrix"]["stack"]) == stack_names()
+    [check] = action_steps(doc, "pulumi/actions")
+    assert check["with"]["command"] == "preview"
+    assert (check["with"]["expect-no-changes"], check["with"]["refresh"]) == ("true", "true")
