@@ -47,7 +47,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "up": verbs.add_parser("up", help="create or update a stack (cluster, or rendered manifests)"),
         "deploy": verbs.add_parser("deploy", help="deploy an image version: preview, update, wait"),
         "rollback": verbs.add_parser("rollback", help="redeploy an earlier version without rebuilding"),
-        "render": verbs.add_parser("render", help="write a stack's manifests (program under mocks)"),
+        "render": verbs.add_parser("render", help="write a stack's manifests, program under mocks"),
         "dev": verbs.add_parser("dev", help="run the services locally (extra arguments pass through)"),
         "compose-env": verbs.add_parser("compose-env", help="write .env with secrets for docker compose"),
     }
@@ -73,7 +73,7 @@ def main(
     parser, sub = build_parser()
     args, extra = parser.parse_known_args(argv)
     verb_parser = sub[args.verb]
-    if extra and args.verb != "dev":
+    if extra and args.verb not in DELEGATES:
         verb_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     host = host or Host.current()
     try:
@@ -96,9 +96,11 @@ def main(
         except VersionError as error:
             verb_parser.error(str(error))
     if args.verb in DELEGATES:
-        module_args = [args.stack] if args.verb == "render" else list(extra)
+        module_args = [args.stack] if args.verb == "render" else []
         if getattr(args, "out", None):
-            module_args += ["--out", args.out]
+            # The delegate runs in the project folder; the folder given is relative to the caller's.
+            module_args += ["--out", str(Path(args.out).resolve())]
+        module_args += extra
         return _delegate(DELEGATES[args.verb], module_args, root, run_module or _run_module)
     return _drive_pulumi(args, verb_parser, root, host, engine)
 

@@ -102,9 +102,12 @@ def test_render_delegates_to_the_infra_render_command(project: Path, host: Host)
     (project / "infra").mkdir()
     (project / "infra" / "render.py").write_text("")
     runner = RecordingRunner(code=3)
-    rc = main(["render", "prod", "--out", "out/prod"], host=host, run_module=runner)
+    argv = ["render", "prod", "--out", "out/prod", "--set", "venta:namespace=shop"]
+    rc = main(argv, host=host, run_module=runner)
     assert rc == 3  # the delegate's exit code is the command's
-    assert runner.calls == [("infra.render", ["prod", "--out", "out/prod"], project)]
+    # --out is made absolute: the delegate runs in the project folder, not the caller's.
+    expected = ["prod", "--out", str(project / "out" / "prod"), "--set", "venta:namespace=shop"]
+    assert runner.calls == [("infra.render", expected, project)]
 
 
 def test_dev_passes_its_arguments_through_to_localdev(project: Path, host: Host) -> None:
