@@ -61,7 +61,7 @@ def pulumi_message(error: auto.CommandError) -> str:
     return stderr.strip() or "pulumi failed without a message"
 
 
-def _guard(call: Callable[[], T]) -> T:
+def translate_errors(call: Callable[[], T]) -> T:
     try:
         return call()
     except auto.CommandError as error:
@@ -73,7 +73,7 @@ def _stream(line: str) -> None:
     sys.stdout.flush()
 
 
-def _changes(op_map: Mapping[Any, int] | None) -> dict[str, int]:
+def change_counts(op_map: Mapping[Any, int] | None) -> dict[str, int]:
     return {getattr(op, "value", str(op)): count for op, count in (op_map or {}).items()}
 
 
@@ -98,22 +98,22 @@ class AutomationStack:
         assert isinstance(workspace, auto.LocalWorkspace)
         args = ["config", "set", "--path", "--type", kind, key, "--plaintext", "--stack", self.name]
         args += ["--", text]
-        _guard(lambda: workspace.pulumi_command.run(args, workspace.work_dir, workspace.env_vars))
+        translate_errors(lambda: workspace.pulumi_command.run(args, workspace.work_dir, workspace.env_vars))
 
     def remove_config(self, key: str) -> None:
-        _guard(lambda: self._stack.remove_config(key, path=True))
+        translate_errors(lambda: self._stack.remove_config(key, path=True))
 
     def preview(self) -> dict[str, int]:
-        result = _guard(lambda: self._stack.preview(on_output=_stream, diff=True))
-        return _changes(result.change_summary)
+        result = translate_errors(lambda: self._stack.preview(on_output=_stream, diff=True))
+        return change_counts(result.change_summary)
 
     def up(self, message: str) -> dict[str, int]:
-        result = _guard(lambda: self._stack.up(on_output=_stream, message=message))
-        return _changes(result.summary.resource_changes)
+        result = translate_errors(lambda: self._stack.up(on_output=_stream, message=message))
+        return change_counts(result.summary.resource_changes)
 
     def history(self) -> list[Update]:
         # show_secrets=False: finding versions must not need the passphrase, nor reveal secrets.
-        summaries = _guard(lambda: self._stack.history(show_secrets=False))
+        summaries = translate_errors(lambda: self._stack.history(show_secrets=False))
         return [
             Update(
                 kind=s.kind,
@@ -125,7 +125,7 @@ class AutomationStack:
         ]
 
     def outputs(self) -> dict[str, Output]:
-        values = _guard(self._stack.outputs)
+        values = translate_errors(self._stack.outputs)
         return {key: Output(value=v.value, secret=v.secret) for key, v in values.items()}
 
 
@@ -145,4 +145,4 @@ class AutomationEngine:
             )
         except auto.InvalidVersionError as error:
             raise EngineError(f"unsupported pulumi CLI: {error}") from error
-        return AutomationStack(_guard(lambda: auto.Stack.create_or_select(stack, workspace)))
+        return AutomationStack(translate_errors(lambda: auto.Stack.create_or_select(stack, workspace)))
