@@ -1,0 +1,107 @@
+"""Routes each location update to the outboxes of the connections that subscribed to it.
+
+Every replica receives every update (a plain NATS subscription, no queue group), so a client gets
+its updates whichever replica it is connected to. An update is encoded once and the same bytes go
+to every matching connection.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+
+from services.real_time.outbox import Outbox
+from services.real_time.subscriptions import Limits, Subscription, SubscriptionSet
+
+
+@dataclass(eq=False)
+class Client:
+    user_id: str
+    outbox: Outbox
+    subscriptions: SubscriptionSet
+
+
+@dataclass(frozen=True)
+class LocationUpdate:
+    vendor_id: str
+    lat: float
+    lon: float
+    encoded: bytes  # the JSON object clients receive, encoded once
+
+    @classmethod
+    def from_event(cls, raw: bytes) -> LocationUpdate:
+        """Parse a ``location.updated`` event; ValueError when it lacks what clients need."""
+        event = orjson.loads(raw)
+        data = event.get("data") if isinstance(event, dict) else None
+        if not isinstance(data, dict):
+            raise ValueError("event without data")
+        vendor_id, lat, lon = data.get("vendor_id"), data.get("lat"), data.get("lon")
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon))
+        if not isinstance(vendor_id, str) or not numbers:
+            raise ValueError("location event without vendor_id, lat, lon")
+        payload = {
+            "vendor_id": vendor_id, "lat": lat, "lon": lon,
+            "accuracy_m": data.get("accuracy_m"), "recorded_at": event.get("occurred_at"),
+        }  # fmt: skip
+        return cls(vendor_id, float(lat), float(lon), orjson.dumps(payload))  # type: ignore[arg-type]
+
+
+@dataclass
+class Hub:
+    limits: Limits
+    outbox_size: int
+    clients: set[Client] = field(default_factory=set)
+    _by_vendor: dict[str, set[Client]] = field(default_factory=lambda: defaultdict(set))
+    _with_area: set[Client] = field(default_factory=set)
+    delivered: int = 0
+
+    def connect(self, user_id: str) -> Client:
+        client = Client(user_id, Outbox(self.outbox_size), SubscriptionSet(self.limits))
+        self.clients.add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        self.clients.discard(client)
+        self._unindex(client)
+
+    def subscribe(self, client: Client, sub: Subscription) -> None:
+        client.subscriptions.add(sub)  # raises LimitExceeded before anything changes
+        self._reindex(client)
+
+    def unsubscribe(self, client: Client, sub_id: str) -> bool:
+        removed = client.subscriptions.remove(sub_id)
+        self._reindex(client)
+        return removed
+
+    def publish(self, update: LocationUpdate) -> int:
+        targets = set(self._by_vendor.get(update.vendor_id, ()))
+        for client in self._with_area:
+            if client not in targets and client.subscriptions.matches_area(update.lat, update.lon):
+                targets.add(client)
+        for client in targets:
+            client.outbox.put(update.vendor_id, update.encoded)
+        self.delivered += len(targets)
+        return len(targets)
+
+    def _unindex(self, client: Client) -> None:
+        self._with_area.discard(client)
+        for vendor_id in [v for v, cs in self._by_vendor.items() if client in cs]:
+            self._by_vendor[vendor_id].discard(client)
+            if not self._by_vendor[vendor_id]:
+                del self._by_vendor[vendor_id]
+
+    def _reindex(self, client: Client) -> None:
+        self._unindex(client)
+        if client not in self.clients:
+            return
+        for vendor_id in client.subscriptions.vendor_ids:
+            self._by_vendor[vendor_id].add(client)
+        if client.subscriptions.has_area:
+            self._with_area.add(client)
+
+
+def updates_frame(parts: list[bytes]) -> str:
+    """One text frame carrying every pending update of a connection (natural batching under load)."""
+    return (b'{"type":"updates","updates":[' + b",".join(parts) + b"]}").decode()
