@@ -22,6 +22,7 @@ from fastapi import APIRouter, FastAPI
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
+from starlette.middleware import Middleware
 
 from services.common import nats_client, postgres
 from services.common.auth import TokenVerifier
@@ -105,8 +106,10 @@ def build_app(
     streams: Sequence[nats_client.StreamSpec] = (),
     background: Background | None = None,
     configure: Callable[[FastAPI], Any] | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
-    """``configure(app)`` runs before the lifespan starts (extra checks, middleware, state)."""
+    """``configure(app)`` runs before the lifespan starts (extra checks, state). ``middleware`` sits
+    inside the request context (so it sees the request id and is counted in the metrics)."""
     configure_logging(settings.service_name, settings.log_level)
 
     @contextlib.asynccontextmanager
@@ -127,6 +130,7 @@ def build_app(
     app.state.health = Health(service=settings.service_name, environment=settings.environment)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.user_middleware.extend(middleware)  # add_middleware would put them outside the request context
     app.include_router(health_router())
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:

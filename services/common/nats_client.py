@@ -58,6 +58,7 @@ async def connect(settings: NatsSettings) -> NatsClient:
         max_reconnect_attempts=settings.nats_max_reconnect_attempts,
         reconnect_time_wait=settings.nats_reconnect_wait_seconds,
         connect_timeout=2,
+        drain_timeout=5,
         allow_reconnect=True,
         error_cb=on_error,
         disconnected_cb=on_disconnected,

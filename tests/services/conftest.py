@@ -104,6 +104,20 @@ def public_pem(signing_seed: str) -> str:
 
 
 @pytest.fixture
+def servers(
+    new_database: Callable[[], Awaitable[str]],
+    redis_url: str,
+    nats_url: str,
+    public_pem: str,
+    signing_seed: str,
+) -> Any:
+    """Everything a marketplace service needs to start against this test's servers."""
+    from tests.services.marketplace import Servers
+
+    return Servers(new_database, redis_url, nats_url, public_pem, signing_seed)
+
+
+@pytest.fixture
 async def serve() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
     """``url = await serve(app)`` runs the app over real HTTP until the test ends."""
     contexts: list[AbstractAsyncContextManager[str]] = []
@@ -117,4 +131,3 @@ async def serve() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
     yield start
     for ctx in reversed(contexts):
         await ctx.__aexit__(None, None, None)
-

@@ -1,0 +1,227 @@
+"""The gateway's hot path: a pure ASGI handler for ``/api/...`` in front of the FastAPI router.
+
+Per request: match the route table, verify the bearer token unless the route is public (verified
+tokens are cached briefly in-process), check the client's rate limit (local lease, see ratelimit.py),
+then forward over a pooled keep-alive aiohttp session of that upstream with the request id. Idempotent
+methods are retried on connection failures only, within the same overall deadline; a timeout is a
+504 and an unreachable or broken upstream a 502, each with a JSON body naming the service. Building
+no Starlette Request/Response objects here keeps the gateway's own cost low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict
+from prometheus_client import Counter
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.api_gateway.ratelimit import RateLimiter
+from services.api_gateway.routes_table import Route
+from services.api_gateway.settings import GatewaySettings
+from services.common.auth import InvalidToken, TokenVerifier, bearer_token
+from services.common.errors import error_body
+from services.common.logs import REQUEST_ID_HEADER, request_id_var
+from services.common.metrics import PATH_LABEL_KEY
+
+log = logging.getLogger("venta.gateway")
+UPSTREAM = Counter("gateway_upstream_requests_total", "Requests forwarded", ["upstream", "outcome"])
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "host", "content-length", "x-request-id", "x-forwarded-for",
+    "x-forwarded-proto", "x-forwarded-host",
+})  # fmt: skip
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in _HOP_BY_HOP)
+_JSON = (b"content-type", b"application/json")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    base_url: str
+    session: aiohttp.ClientSession
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, object], headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    payload = orjson.dumps(body)
+    await send({
+        "type": "http.response.start", "status": status,
+        "headers": [_JSON, (b"content-length", str(len(payload)).encode()), *headers],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class Gateway:
+    """Route table + clients. ``open()``/``close()`` run in the app's lifespan."""
+
+    def __init__(self, settings: GatewaySettings, routes: tuple[Route, ...]) -> None:
+        self.settings = settings
+        self.routes = routes
+        self.verifier = TokenVerifier(settings.jwt_public_key, cache_seconds=settings.token_cache_seconds)
+        self.upstreams: dict[str, Upstream] = {}
+        self.limiter: RateLimiter | None = None
+
+    def open(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        for route in self.routes:
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.upstream_pool_size,
+                # Shorter than the services' keep-alive (30 s), so we never reuse a connection they closed.
+                keepalive_timeout=15,
+                ttl_dns_cache=10,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                timeout=aiohttp.ClientTimeout(
+                    total=self.settings.upstream_timeout_seconds,
+                    connect=self.settings.upstream_connect_timeout_seconds,
+                ),
+            )  # fmt: skip
+            base_url = self.settings.upstream_url(route.service)
+            self.upstreams[route.service] = Upstream(route.service, base_url, session)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(upstream.session.close() for upstream in self.upstreams.values()))
+
+    def route_for(self, path: str) -> Route | None:
+        for route in self.routes:
+            if route.matches(path):
+                return route
+        return None
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        route = self.route_for(path)
+        if route is None:
+            await send_json(send, 404, error_body(404, f"no service serves {path}"))
+            return
+        scope[PATH_LABEL_KEY] = route.label
+        method: str = scope["method"]
+        headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+        client_ip = scope["client"][0] if scope.get("client") else "unknown"
+        if route.is_public(method, path):
+            client = "ip:" + client_ip
+        else:
+            try:
+                client = "user:" + self.verifier.verify(bearer_token(headers.get("authorization"))).user_id
+            except InvalidToken as exc:
+                await send_json(send, 401, error_body(401, str(exc)), ((b"www-authenticate", b"Bearer"),))
+                return
+        assert self.limiter is not None
+        wait = await self.limiter.hit(client)
+        if wait:
+            await send_json(
+                send, 429, error_body(429, "rate limit exceeded; retry later", retry_after=wait),
+                ((b"retry-after", str(wait).encode()),),
+            )  # fmt: skip
+            return
+        try:
+            body = await read_body(receive, self.settings.max_body_bytes)
+        except BodyTooLarge:
+            await send_json(send, 413, error_body(413, f"body exceeds {self.settings.max_body_bytes} bytes"))
+            return
+        await self._forward(scope, send, route, method, headers, body, client_ip)
+
+    def _upstream_headers(self, headers: CIMultiDict[str], client_ip: str, scope: Scope) -> CIMultiDict[str]:
+        out: CIMultiDict[str] = CIMultiDict()
+        for name, value in headers.items():
+            if name.lower() not in _HOP_BY_HOP:
+                out.add(name, value)
+        forwarded_for = headers.get("x-forwarded-for")
+        out["X-Forwarded-For"] = f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip
+        out["X-Forwarded-Proto"] = scope.get("scheme", "http")
+        if "host" in headers:
+            out["X-Forwarded-Host"] = headers["host"]
+        out[REQUEST_ID_HEADER] = request_id_var.get()
+        return out
+
+    async def _forward(
+        self, scope: Scope, send: Send, route: Route, method: str, headers: CIMultiDict[str], body: bytes,
+        client_ip: str,
+    ) -> None:  # fmt: skip
+        upstream = self.upstreams[route.service]
+        url = upstream.base_url + route.upstream_path(scope["path"])
+        query = scope.get("query_string", b"")
+        if query:
+            url += "?" + query.decode("latin-1")
+        out_headers = self._upstream_headers(headers, client_ip, scope)
+        timeout = self.settings.upstream_timeout_seconds
+        deadline = time.monotonic() + timeout
+        attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0)
+        for attempt in range(1, attempts + 1):
+            remaining = deadline - time.monotonic()
+            try:
+                async with upstream.session.request(
+                    method, url, data=body or None, headers=out_headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(
+                        total=remaining, connect=self.settings.upstream_connect_timeout_seconds
+                    ),
+                ) as response:  # fmt: skip
+                    payload = await response.read()
+                    status = response.status
+                    raw_headers = response.raw_headers
+            except TimeoutError:
+                UPSTREAM.labels(route.service, "timeout").inc()
+                await send_json(send, 504, error_body(
+                    504, f"{route.service} did not answer within {timeout:g} s", upstream=route.service
+                ))  # fmt: skip
+                return
+            except aiohttp.ClientError as exc:
+                if attempt < attempts and deadline - time.monotonic() > 0.05:
+                    UPSTREAM.labels(route.service, "retried").inc()
+                    await asyncio.sleep(0.02 * attempt)
+                    continue
+                UPSTREAM.labels(route.service, "unavailable").inc()
+                log.warning("upstream failed", extra={"upstream": route.service, "error": repr(exc)})
+                await send_json(send, 502, error_body(
+                    502, f"{route.service} is unavailable", upstream=route.service
+                ))  # fmt: skip
+                return
+            break
+        response_headers = [(k, v) for k, v in raw_headers if k.lower() not in _HOP_BY_HOP_BYTES]
+        response_headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+class GatewayMiddleware:
+    """Sends ``/api/...`` to the gateway; everything else (health, metrics, docs) to the FastAPI app."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.gateway.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

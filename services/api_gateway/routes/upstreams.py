@@ -1,0 +1,72 @@
+"""The aggregated readiness view: every upstream's ``/health/ready`` in one answer.
+
+This is a separate endpoint on purpose: the gateway's own ``/health/ready`` does not depend on the
+services behind it, so one failing service cannot take the entry point out of rotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.api_gateway.proxy import Gateway, Upstream
+from services.common.logs import REQUEST_ID_HEADER, request_id_var
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class UpstreamHealth(BaseModel):
+    ready: bool
+    url: str
+    status_code: int | None = None
+    failed: list[str] = []
+    latency_ms: float
+    error: str | None = None
+
+
+class UpstreamsReport(BaseModel):
+    status: str
+    not_ready: list[str]
+    upstreams: dict[str, UpstreamHealth]
+
+
+async def _probe(upstream: Upstream) -> UpstreamHealth:
+    started = time.perf_counter()
+    url = f"{upstream.base_url}/health/ready"
+    try:
+        async with upstream.session.get(
+            url, timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
+            headers={REQUEST_ID_HEADER: request_id_var.get()},
+        ) as response:  # fmt: skip
+            body: Any = await response.json(content_type=None)
+            failed = body.get("failed", []) if isinstance(body, dict) else []
+            return UpstreamHealth(
+                ready=response.status == 200, url=upstream.base_url, status_code=response.status,
+                failed=failed, latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )  # fmt: skip
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return UpstreamHealth(
+            ready=False, url=upstream.base_url, latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        )  # fmt: skip
+
+
+async def upstreams_report(gateway: Gateway) -> UpstreamsReport:
+    names = list(gateway.upstreams)
+    results = await asyncio.gather(*(_probe(gateway.upstreams[name]) for name in names))
+    health = dict(zip(names, results, strict=True))
+    not_ready = [name for name, result in health.items() if not result.ready]
+    return UpstreamsReport(status="degraded" if not_ready else "ready", not_ready=not_ready, upstreams=health)
+
+
+@router.get("/health/upstreams", response_model=UpstreamsReport, responses={503: {"model": UpstreamsReport}})
+async def upstreams(request: Request) -> JSONResponse:
+    report = await upstreams_report(request.app.state.gateway)
+    return JSONResponse(report.model_dump(), status_code=503 if report.not_ready else 200)

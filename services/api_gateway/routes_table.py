@@ -1,0 +1,56 @@
+"""What the gateway routes, and which of it is public. Adding a service is one line in ROUTES.
+
+``prefix`` is matched on whole path segments; the upstream sees the path without the leading ``/api``
+(``/api/vendors/7`` -> ``<UPSTREAM_VENDOR_MANAGEMENT>/vendors/7``), or unchanged with
+``strip_api=False`` for a service that serves its routes under ``/api`` itself. ``public`` lists
+``"METHOD /subpath"`` patterns relative to the prefix that need no token: ``""`` is the prefix itself,
+``*`` one path segment, ``**`` anything. Every other request needs a valid bearer token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    service: str  # Kubernetes name; its URL comes from UPSTREAM_<SERVICE>
+    public: tuple[str, ...] = ()
+    strip_api: bool = True
+    _public_re: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        compiled = []
+        for rule in self.public:
+            method, _, sub = rule.partition(" ")
+            pattern = re.escape(self.prefix + sub).replace(r"\*\*", ".*").replace(r"\*", "[^/]+")
+            compiled.append((method.upper(), re.compile(pattern + "/?")))
+        object.__setattr__(self, "_public_re", tuple(compiled))
+
+    @property
+    def label(self) -> str:
+        """Bounded metrics label for everything under this prefix."""
+        return f"{self.prefix}/*"
+
+    def matches(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    def is_public(self, method: str, path: str) -> bool:
+        return any(m == method and rx.fullmatch(path) for m, rx in self._public_re)
+
+    def upstream_path(self, path: str) -> str:
+        return path.removeprefix("/api") if self.strip_api else path
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("/api/users", "user-management", public=("POST /register", "POST /login", "POST /refresh")),
+    Route("/api/vendors", "vendor-management", public=("GET ", "GET /*")),
+    Route("/api/search", "search-discovery", public=("GET /**",)),
+)
+
+
+def upstream_setting(service: str) -> str:
+    """Settings field (and, upper-cased, the environment variable) holding a service's base URL."""
+    return "upstream_" + service.replace("-", "_")

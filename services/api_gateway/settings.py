@@ -1,0 +1,39 @@
+"""Gateway settings; one required ``UPSTREAM_<SERVICE>`` URL per service in the routes table."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from pydantic import AfterValidator, Field, create_model
+
+from services.api_gateway.routes_table import ROUTES, upstream_setting
+from services.common.settings import JwtSettings, RedisSettings
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+UpstreamUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class GatewaySettings(RedisSettings, JwtSettings):
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Extra attempts for idempotent requests whose connection failed (never after a timeout).
+    upstream_retries: int = Field(default=2, ge=0, le=5)
+    upstream_pool_size: int = Field(default=100, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    rate_limit_requests: int = Field(default=600, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    # Verified tokens are remembered this long (never past their expiry); 0 verifies every request.
+    token_cache_seconds: float = Field(default=30.0, ge=0, le=300)
+
+    def upstream_url(self, service: str) -> str:
+        return str(getattr(self, upstream_setting(service)))
+
+
+_fields: dict[str, Any] = {upstream_setting(route.service): (UpstreamUrl, ...) for route in ROUTES}
+Settings = cast(type[GatewaySettings], create_model("Settings", __base__=GatewaySettings, **_fields))
