@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from venta import deploy
-from venta.host import PULUMI_MISSING, Host, docker_daemon, find_pulumi, kube_context, pulumi_env
+from venta.host import (
+    PULUMI_MISSING,
+    TOOLCHAIN_SCRIPT,
+    Host,
+    docker_daemon,
+    find_pulumi,
+    kube_context,
+    pulumi_env,
+)
 from venta.project import ProjectError, find_root, known_stacks, render_dir
 from venta.target import Target
 from venta.versions import VersionError, check_version, rollback_version
@@ -118,6 +126,9 @@ def _drive_pulumi(
 ) -> int:
     if find_pulumi(host) is None:
         print(PULUMI_MISSING, end="", file=sys.stderr)
+        if (root / TOOLCHAIN_SCRIPT).is_file():
+            build = f'export PATH="$(bash {TOOLCHAIN_SCRIPT} | tail -n1):$PATH"'
+            print(f"  - offline, built from Go modules:  {build}", file=sys.stderr)
         return 1
     # Imported here: the Automation API takes a second or two to import, which `--help` need not pay.
     from venta.engine import AutomationEngine, EngineError

@@ -19,8 +19,9 @@ venta: the Pulumi CLI was not found on PATH; nothing was run.
 Get one, put its folder on PATH, then run the command again:
   - the install script:   curl -fsSL https://get.pulumi.com | sh   (installs into ~/.pulumi/bin)
   - a package manager:    brew install pulumi/tap/pulumi
-  - offline, from Go modules (see the README, "Deploy and roll back")
 """
+# Offline, the end-to-end tests' script builds the CLI from Go modules.
+TOOLCHAIN_SCRIPT = "tests/e2e/toolchain.sh"
 
 
 @dataclass(frozen=True)
