@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,6 @@ class _RecordingMonitor(mocks.MockMonitor):
 
 def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """`Pulumi.<stack>.yaml` as the engine passes it (strings; objects as JSON), then the overrides."""
-    import json
-
     path = REPO_ROOT / f"Pulumi.{stack}.yaml"
     values: dict[str, str] = {}
     if path.exists():
@@ -128,6 +127,13 @@ def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict
 
 def capture_stack(stack: str, config: Mapping[str, str] | None = None) -> CapturedStack:
     """Evaluate the program for `stack`; `config` overrides single keys (`{"venta:images": "..."}`)."""
+    return capture_program(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"), stack, config)
+
+
+def capture_program(
+    program: Callable[[], object], stack: str, config: Mapping[str, str] | None = None
+) -> CapturedStack:
+    """Evaluate any program (a component on its own, say) with the stack's config, under mocks."""
     values = stack_config(stack, config)
     fakes = _Mocks()
     monitor = _RecordingMonitor(fakes)
@@ -138,13 +144,13 @@ def capture_stack(stack: str, config: Mapping[str, str] | None = None) -> Captur
     pulumi.runtime.set_all_config(values)
     collected: dict[str, Any] = {}
 
-    def program() -> pulumi.Output[Any]:
-        runpy.run_path(str(PROGRAM), run_name="__main__")
+    def run() -> pulumi.Output[Any]:
+        program()
         root = settings.get_root_resource()
         exports = dict(getattr(root, "outputs", {}))
         return pulumi.Output.from_input(_collect(exports, collected))
 
-    pulumi.runtime.test(program)()
+    pulumi.runtime.test(run)()
     resources = [
         CapturedResource(
             type=_type_of(urn),

@@ -1,0 +1,55 @@
+"""Queries over the manifests of a captured stack, shared by the infra tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from infra.render import CapturedStack, to_manifests
+
+Manifest = dict[str, Any]
+WORKLOADS = ("Deployment", "StatefulSet", "CronJob")
+
+
+_rendered: dict[int, tuple[CapturedStack, list[Manifest]]] = {}
+
+
+def manifests(captured: CapturedStack) -> list[Manifest]:
+    """Rendered once per captured stack (the captures are session-wide and never mutated)."""
+    if id(captured) not in _rendered:
+        _rendered[id(captured)] = (captured, to_manifests(captured))
+    return _rendered[id(captured)][1]
+
+
+def of_kind(captured: CapturedStack, kind: str) -> list[Manifest]:
+    return [m for m in manifests(captured) if m["kind"] == kind]
+
+
+def named(captured: CapturedStack, kind: str, name: str) -> Manifest:
+    found = [m for m in of_kind(captured, kind) if m["metadata"]["name"] == name]
+    assert len(found) == 1, f"{len(found)} {kind} named {name}"
+    return found[0]
+
+
+def inventory(captured: CapturedStack) -> Counter[str]:
+    return Counter(m["kind"] for m in manifests(captured))
+
+
+def pod_template(workload: Manifest) -> Manifest:
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        return dict(spec["jobTemplate"]["spec"]["template"])
+    return dict(spec["template"])
+
+
+def workloads(captured: CapturedStack) -> list[Manifest]:
+    return [m for m in manifests(captured) if m["kind"] in WORKLOADS]
+
+
+def containers(workload: Manifest) -> list[Manifest]:
+    spec = pod_template(workload)["spec"]
+    return list(spec.get("initContainers", [])) + list(spec["containers"])
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())

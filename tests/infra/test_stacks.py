@@ -1,0 +1,435 @@
+"""The real program per stack under mocks: what each stack deploys, and that its parts fit together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import stacks
+from infra.builders.images import BUILD_CONTEXT, DOCKERFILE, REPO_ROOT
+from infra.render import CapturedStack
+from tests.infra.helpers import (
+    containers,
+    inventory,
+    manifests,
+    named,
+    of_kind,
+    pod_template,
+    selects,
+    workloads,
+)
+
+DEV_INVENTORY = {
+    "Namespace": 1,
+    "ResourceQuota": 1,
+    "LimitRange": 1,
+    "NetworkPolicy": 12,
+    "ServiceAccount": 8,
+    "Secret": 12,
+    "ConfigMap": 8,
+    "PersistentVolumeClaim": 1,
+    "Service": 14,
+    "StatefulSet": 3,
+    "Deployment": 8,
+    "Ingress": 1,
+}
+PROD_INVENTORY = {
+    **DEV_INVENTORY,
+    "NetworkPolicy": 14,
+    "PersistentVolumeClaim": 2,
+    "Service": 16,
+    "StatefulSet": 4,
+    "CronJob": 1,
+    "HorizontalPodAutoscaler": 8,
+    "PodDisruptionBudget": 10,
+}
+PROD_HPAS = {
+    "api-gateway": (2, 10, 60, 75),
+    "user-management": (2, 5, 70, 80),
+    "vendor-management": (2, 5, 70, 80),
+    "search-discovery": (2, 6, 70, 80),
+    "geolocation": (3, 10, 60, 70),
+    "real-time": (2, 8, 50, 60),
+    "webhooks": (2, 6, 70, 80),
+    "file-management": (2, 4, 70, 80),
+}
+
+
+@pytest.fixture(params=["dev", "prod"])
+def captured(request: pytest.FixtureRequest) -> CapturedStack:
+    captured: CapturedStack = request.getfixturevalue(f"{request.param}_stack")
+    return captured
+
+
+def test_dev_inventory(dev_stack: CapturedStack) -> None:
+    assert dict(inventory(dev_stack)) == DEV_INVENTORY
+
+
+def test_prod_inventory(prod_stack: CapturedStack) -> None:
+    assert dict(inventory(prod_stack)) == PROD_INVENTORY
+
+
+def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
+    found = {}
+    for hpa in of_kind(prod_stack, "HorizontalPodAutoscaler"):
+        spec = hpa["spec"]
+        targets = {
+            m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in spec["metrics"]
+        }
+        found[spec["scaleTargetRef"]["name"]] = (
+            spec["minReplicas"],
+            spec["maxReplicas"],
+            targets["cpu"],
+            targets["memory"],
+        )
+        assert spec["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": hpa["metadata"]["name"],
+        }
+        assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert found == PROD_HPAS
+
+
+def test_hpa_targets_set_no_replicas(captured: CapturedStack) -> None:
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(captured, "HorizontalPodAutoscaler")}
+    for deployment in of_kind(captured, "Deployment"):
+        has_hpa = deployment["metadata"]["name"] in scaled
+        assert ("replicas" in deployment["spec"]) is not has_hpa, deployment["metadata"]["name"]
+    if captured.stack == "dev":
+        assert not scaled and all(d["spec"]["replicas"] == 1 for d in of_kind(captured, "Deployment"))
+
+
+def test_service_probes_and_rollout(captured: CapturedStack) -> None:
+    for deployment in of_kind(captured, "Deployment"):
+        (container,) = containers(deployment)
+        assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+        live, ready, start = (
+            container["livenessProbe"],
+            container["readinessProbe"],
+            container["startupProbe"],
+        )
+        assert live["httpGet"] == {"path": "/health/live", "port": "http"}
+        assert (live["initialDelaySeconds"], live["periodSeconds"]) == (30, 10)
+        assert ready["httpGet"] == {"path": "/health/ready", "port": "http"}
+        assert (ready["initialDelaySeconds"], ready["periodSeconds"]) == (5, 5)
+        assert start["httpGet"]["path"] == "/health/live"
+        spec = deployment["spec"]
+        assert spec["minReadySeconds"] == 10
+        if spec["strategy"]["type"] == "RollingUpdate":
+            assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+        else:  # one pod on a ReadWriteOnce volume
+            assert deployment["metadata"]["name"] == "file-management" and spec.get("replicas") == 1
+
+
+def test_every_pod_runs_restricted(captured: CapturedStack) -> None:
+    for workload in workloads(captured):
+        pod = pod_template(workload)["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        mounts_tmp = set()
+        for container in containers(workload):
+            sc = container["securityContext"]
+            assert sc["runAsNonRoot"] and sc["runAsUser"] > 0 and sc["readOnlyRootFilesystem"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+            res = container["resources"]
+            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory"}
+            mounts_tmp |= {m["mountPath"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp"}
+            assert ":latest" not in container["image"] and ":" in container["image"]
+        assert mounts_tmp == {"/tmp"}
+
+
+def test_long_running_pods_have_probes(captured: CapturedStack) -> None:
+    for workload in workloads(captured):
+        if workload["kind"] == "CronJob":
+            continue
+        for container in pod_template(workload)["spec"]["containers"]:
+            assert {"livenessProbe", "readinessProbe", "startupProbe"} <= set(container)
+            assert (
+                container["livenessProbe"] != container["readinessProbe"]
+                or "tcpSocket" in container["livenessProbe"]
+            )
+
+
+def test_labels_and_selectors(captured: CapturedStack) -> None:
+    required = {
+        f"app.kubernetes.io/{k}"
+        for k in ("name", "instance", "component", "part-of", "version", "managed-by")
+    }
+    for manifest in manifests(captured):
+        assert required <= set(manifest["metadata"].get("labels", {})), manifest["metadata"]["name"]
+    for workload in of_kind(captured, "Deployment") + of_kind(captured, "StatefulSet"):
+        selector = workload["spec"]["selector"]["matchLabels"]
+        assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+        assert selects(selector, pod_template(workload)["metadata"]["labels"])
+
+
+def test_every_service_selects_pods(captured: CapturedStack) -> None:
+    pod_labels = [pod_template(w)["metadata"]["labels"] for w in workloads(captured)]
+    for service in of_kind(captured, "Service"):
+        selector = service["spec"]["selector"]
+        matched = [labels for labels in pod_labels if selects(selector, labels)]
+        assert matched, f"Service {service['metadata']['name']} selects no pods"
+        for port in service["spec"]["ports"]:
+            target = port["targetPort"]
+            workload = next(
+                w for w in workloads(captured) if selects(selector, pod_template(w)["metadata"]["labels"])
+            )
+            names = {p.get("name") for c in containers(workload) for p in c.get("ports", [])}
+            assert target in names, f"{service['metadata']['name']} targets unknown port {target}"
+
+
+def test_services_expose_port_80_to_http(captured: CapturedStack) -> None:
+    for deployment in of_kind(captured, "Deployment"):
+        service = named(captured, "Service", deployment["metadata"]["name"])
+        assert service["spec"]["ports"] == [
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+        ]
+
+
+def _references(workload: dict[str, Any]) -> tuple[set[str], set[tuple[str, str | None]], set[str]]:
+    config_maps: set[str] = set()
+    secrets: set[tuple[str, str | None]] = set()
+    claims: set[str] = set()
+    pod = pod_template(workload)["spec"]
+    for container in containers(workload):
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                config_maps.add(source["configMapRef"]["name"])
+            if "secretRef" in source:
+                secrets.add((source["secretRef"]["name"], None))
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                secrets.add((ref["name"], ref["key"]))
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            secrets.add((volume["secret"]["secretName"], None))
+        if "configMap" in volume:
+            config_maps.add(volume["configMap"]["name"])
+        if "persistentVolumeClaim" in volume:
+            claims.add(volume["persistentVolumeClaim"]["claimName"])
+    return config_maps, secrets, claims
+
+
+def test_every_referenced_configmap_secret_and_claim_exists(captured: CapturedStack) -> None:
+    config_maps = {m["metadata"]["name"] for m in of_kind(captured, "ConfigMap")}
+    secret_keys = {m["metadata"]["name"]: set(m.get("stringData", {})) for m in of_kind(captured, "Secret")}
+    claims = {m["metadata"]["name"] for m in of_kind(captured, "PersistentVolumeClaim")}
+    for workload in workloads(captured):
+        used_maps, used_secrets, used_claims = _references(workload)
+        assert used_maps <= config_maps
+        assert used_claims <= claims
+        for name, key in used_secrets:
+            assert name in secret_keys, f"{workload['metadata']['name']} needs missing Secret {name}"
+            assert key is None or key in secret_keys[name], f"Secret {name} has no key {key}"
+
+
+def test_every_pod_is_selected_by_its_own_network_policy(captured: CapturedStack) -> None:
+    policies = [p for p in of_kind(captured, "NetworkPolicy") if p["metadata"]["name"] != "default-deny"]
+    deny = named(captured, "NetworkPolicy", "default-deny")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    for workload in workloads(captured):
+        labels = pod_template(workload)["metadata"]["labels"]
+        matching = [p for p in policies if selects(p["spec"]["podSelector"]["matchLabels"], labels)]
+        assert len(matching) == 1, workload["metadata"]["name"]
+        assert matching[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None:
+    def peers(policy: dict[str, Any], direction: str) -> list[dict[str, Any]]:
+        key = "from" if direction == "ingress" else "to"
+        return [peer for rule in policy["spec"].get(direction, []) for peer in rule.get(key, [])]
+
+    def pod_names(policy: dict[str, Any], direction: str) -> set[str]:
+        return {
+            p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            for p in peers(policy, direction)
+            if "podSelector" in p and "matchLabels" in p["podSelector"] and "namespaceSelector" not in p
+        }
+
+    gateway = named(captured, "NetworkPolicy", "api-gateway")
+    assert pod_names(gateway, "egress") >= set(stacks.SERVICE_NAMES) - {"api-gateway"}
+    ingress_ns = [p["namespaceSelector"]["matchLabels"] for p in peers(gateway, "ingress")]
+    assert {"kubernetes.io/metadata.name": "ingress-nginx"} in ingress_ns
+    assert {"kubernetes.io/metadata.name": "monitoring"} in ingress_ns
+    assert pod_names(named(captured, "NetworkPolicy", "user-management"), "ingress") == {"api-gateway"}
+    assert pod_names(named(captured, "NetworkPolicy", "real-time"), "egress") == {"nats"}
+    assert pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress") == {
+        "postgres",
+        "redis",
+        "nats",
+    }
+    postgres_clients = pod_names(named(captured, "NetworkPolicy", "postgres"), "ingress")
+    assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients
+    assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
+    webhooks = named(captured, "NetworkPolicy", "webhooks")
+    blocks = [p["ipBlock"] for p in peers(webhooks, "egress") if "ipBlock" in p]
+    assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
+
+
+def test_pod_disruption_budgets_where_pods_can_exceed_one(captured: CapturedStack) -> None:
+    budgets = of_kind(captured, "PodDisruptionBudget")
+    hpas = {h["metadata"]["name"] for h in of_kind(captured, "HorizontalPodAutoscaler")}
+    covered = {b["metadata"]["name"] for b in budgets}
+    assert hpas <= covered
+    if captured.stack == "prod":
+        assert {"nats", "postgres"} <= covered
+    else:
+        assert not budgets
+
+
+def test_image_references_follow_the_stack(captured: CapturedStack) -> None:
+    tag = "0.1.0"
+    for deployment in of_kind(captured, "Deployment"):
+        name = deployment["metadata"]["name"]
+        (container,) = containers(deployment)
+        assert container["image"] == f"ghcr.io/venta/{name}:{tag}"
+        assert pod_template(deployment)["metadata"]["labels"]["app.kubernetes.io/version"] == tag
+    assert captured.outputs["images"] == {n: f"ghcr.io/venta/{n}:{tag}" for n in stacks.SERVICE_NAMES}
+    assert not captured.of_type("docker:index/image:Image")
+
+
+def test_registry_tag_and_digests_from_settings(captured_stack: Any) -> None:
+    digest = "sha256:" + "ab" * 32
+    images = '{"registry": "registry.internal:5000/shop", "tag": "2.3.4", "digests": {"geolocation": "%s"}}'
+    captured = captured_stack("prod", {"venta:images": images % digest})
+    refs = {d["metadata"]["name"]: containers(d)[0]["image"] for d in of_kind(captured, "Deployment")}
+    assert refs["geolocation"] == f"registry.internal:5000/shop/geolocation:2.3.4@{digest}"
+    assert refs["webhooks"] == "registry.internal:5000/shop/webhooks:2.3.4"
+
+
+def test_build_mode_builds_each_service_from_the_shared_dockerfile(captured_stack: Any) -> None:
+    captured = captured_stack(
+        "dev", {"venta:images": '{"build": true, "registry": "localhost:5000/venta", "tag": "dev1"}'}
+    )
+    built = captured.of_type("docker:index/image:Image")
+    assert len(built) == len(stacks.SERVICE_NAMES)
+    for image in built:
+        service = image.name.removesuffix("-image")
+        build = image.inputs["build"]
+        assert build["context"] == BUILD_CONTEXT and build["dockerfile"] == DOCKERFILE
+        assert build["args"] == {"SERVICE": service} and build["platform"] == "linux/amd64"
+        assert image.inputs["imageName"] == f"localhost:5000/venta/{service}:dev1"
+        assert image.parent.endswith(f"VentaService::{service}")
+    deployment = named(captured, "Deployment", "geolocation")
+    assert containers(deployment)[0]["image"].startswith("localhost:5000/venta/geolocation@sha256:")
+
+
+def test_dockerfile_and_build_context_exist() -> None:
+    context = REPO_ROOT / BUILD_CONTEXT
+    assert (context / "services").is_dir()
+    assert (REPO_ROOT / DOCKERFILE).is_file(), "services/Dockerfile is the shared image build"
+
+
+def test_provider_render_mode_and_cluster_from_settings(captured_stack: Any) -> None:
+    captured = captured_stack(
+        "dev", {"venta:kubernetes": '{"renderDir": "out/dev", "context": "kind-venta"}'}
+    )
+    (provider,) = captured.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["renderYamlToDirectory"] == "out/dev"
+    assert provider.inputs["context"] == "kind-venta"
+    assert "enableServerSideApply" not in provider.inputs
+
+
+def test_every_kubernetes_object_uses_the_platform_provider(captured: CapturedStack) -> None:
+    (provider,) = captured.of_type("pulumi:providers:kubernetes")
+    for resource in captured.resources:
+        if resource.type.startswith("kubernetes:"):
+            assert resource.options["provider"].startswith(provider.urn + "::"), resource.urn
+
+
+def test_components_parent_their_children(captured: CapturedStack) -> None:
+    components = {r.urn for r in captured.resources if not r.custom}
+    (platform,) = [r for r in captured.resources if r.type == "venta:platform:Platform"]
+    assert platform.parent.endswith("pulumi:pulumi:Stack::venta-" + captured.stack)
+    for resource in captured.resources:
+        if resource is not platform:
+            assert resource.parent in components, resource.urn
+    for kind in ("venta:service:VentaService", "venta:data:Postgres", "venta:data:Redis", "venta:data:Nats"):
+        assert captured.of_type(kind)
+
+
+def test_namespace_guard_rails(captured: CapturedStack) -> None:
+    namespace = named(captured, "Namespace", f"venta-{captured.stack}")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for manifest in manifests(captured):
+        if manifest["kind"] != "Namespace":
+            assert manifest["metadata"]["namespace"] == f"venta-{captured.stack}"
+    limits = named(captured, "LimitRange", f"venta-{captured.stack}")["spec"]["limits"][0]
+    assert limits["type"] == "Container" and limits["default"] and limits["defaultRequest"]
+
+
+def test_quota_fits_every_workload_at_its_maximum(captured: CapturedStack) -> None:
+    from stacks.quantities import cpu_millis, memory_bytes
+
+    hard = named(captured, "ResourceQuota", f"venta-{captured.stack}")["spec"]["hard"]
+    hpa_max = {
+        h["metadata"]["name"]: h["spec"]["maxReplicas"] for h in of_kind(captured, "HorizontalPodAutoscaler")
+    }
+    pods = cpu = memory = 0
+    for workload in workloads(captured):
+        spec = workload["spec"]
+        count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + 1
+        for container in pod_template(workload)["spec"]["containers"]:
+            cpu += count * cpu_millis(container["resources"]["limits"]["cpu"])
+            memory += count * memory_bytes(container["resources"]["limits"]["memory"])
+        pods += count
+    assert int(hard["pods"]) >= pods
+    assert cpu_millis(hard["limits.cpu"]) >= cpu
+    assert memory_bytes(hard["limits.memory"]) >= memory
+    assert hard["services.loadbalancers"] == hard["services.nodeports"] == "0"
+
+
+def test_ingress_routes_the_gateway_host(captured: CapturedStack) -> None:
+    settings = stacks.load(captured.stack, captured.config)
+    ingress = named(captured, "Ingress", "api-gateway")["spec"]
+    assert ingress["ingressClassName"] == settings.gateway.ingress_class
+    (rule,) = ingress["rules"]
+    assert rule["host"] == settings.gateway.host
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "api-gateway", "port": {"name": "http"}}
+    scheme = "https" if settings.gateway.tls_secret else "http"
+    assert captured.outputs["gatewayUrl"] == f"{scheme}://{settings.gateway.host}"
+    assert ("tls" in ingress) is bool(settings.gateway.tls_secret)
+
+
+def test_prod_spreads_pods_and_dev_does_not(captured: CapturedStack) -> None:
+    for deployment in of_kind(captured, "Deployment"):
+        pod = pod_template(deployment)["spec"]
+        spread = pod.get("topologySpreadConstraints", [])
+        if captured.stack == "prod":
+            assert spread[0]["topologyKey"] == "kubernetes.io/hostname" and spread[0]["maxSkew"] == 1
+            assert "podAntiAffinity" in pod["affinity"]
+        else:
+            assert not spread and "affinity" not in pod
+
+
+def test_config_changes_roll_the_pods(captured_stack: Any, dev_stack: CapturedStack) -> None:
+    changed = captured_stack("dev", {"venta:services": '{"webhooks": {"logLevel": "ERROR"}}'})
+
+    def checksums(captured: CapturedStack) -> dict[str, str]:
+        return {
+            d["metadata"]["name"]: pod_template(d)["metadata"]["annotations"]["checksum/config"]
+            for d in of_kind(captured, "Deployment")
+        }
+
+    before, after = checksums(dev_stack), checksums(changed)
+    assert {n for n in before if before[n] != after[n]} == {"webhooks"}
+    annotations = pod_template(named(dev_stack, "Deployment", "geolocation"))["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "8000"
+
+
+def test_prod_data_stores(prod_stack: CapturedStack) -> None:
+    assert named(prod_stack, "StatefulSet", "nats")["spec"]["replicas"] == 3
+    replica = named(prod_stack, "StatefulSet", "postgres-replica")
+    (clone,) = pod_template(replica)["spec"]["initContainers"]
+    assert "pg_basebackup" in clone["args"][0] and "-R" in clone["args"][0]
+    cron = named(prod_stack, "CronJob", "postgres-backup")
+    assert cron["spec"]["schedule"] == "0 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    (dump,) = containers(cron)
+    assert "pg_dump -h postgres-replica" in dump["command"][2] and "-mtime +14 -delete" in dump["command"][2]
+    redis = pod_template(named(prod_stack, "StatefulSet", "redis"))["spec"]["containers"][0]
+    assert redis["command"] == ["redis-server", "/etc/redis/redis.conf"]
+    assert all("requirepass" not in arg for arg in redis["command"])
