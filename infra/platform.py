@@ -19,6 +19,7 @@ from infra.components.postgres import Postgres, PostgresArgs
 from infra.components.redis import PORT as REDIS_PORT
 from infra.components.redis import Redis, RedisArgs
 from infra.components.service import FileStorage, VentaService, VentaServiceArgs
+from infra.observability.component import Observability, ObservabilityArgs
 from stacks.catalog import GATEWAY, SERVICES, ServiceSpec, callers_of
 from stacks.model import StackSettings
 
@@ -112,6 +113,24 @@ class Platform(pulumi.ComponentResource):
                 ),
             )
             self.images[spec.name] = service.image_ref
+        if s.monitoring.prometheus_operator:
+            Observability(
+                "observability",
+                ObservabilityArgs(
+                    settings=s.monitoring,
+                    namespace=self.namespace,
+                    namespace_name=s.namespace,
+                    instance=self.instance,
+                    version=s.images.tag,
+                    services=[spec.name for spec in SERVICES],
+                    nats_servers=s.nats.replicas,
+                ),
+                pulumi.ResourceOptions(
+                    parent=self,
+                    providers={"kubernetes": self.kube_provider},
+                    depends_on=[ns, postgres, redis, nats],
+                ),
+            )
         self.gateway_url = self._ingress(s, under_ns)
         self.register_outputs(
             {"namespace": self.namespace, "gatewayUrl": self.gateway_url, "images": self.images}

@@ -122,7 +122,6 @@ class Postgres(pulumi.ComponentResource):
         self,
         args: PostgresArgs,
         pod_labels: dict[str, str],
-        sel: dict[str, str],
         containers: list[core.ContainerArgs],
         extra_volumes: list[core.VolumeArgs],
         init: list[core.ContainerArgs] | None = None,
@@ -169,7 +168,7 @@ class Postgres(pulumi.ComponentResource):
         init_volume = core.VolumeArgs(
             name="init", secret=core.SecretVolumeSourceArgs(secret_name="postgres-init", default_mode=0o440)
         )
-        template = self._pod(args, self.labels, self.selector, [container], [init_volume])
+        template = self._pod(args, self.labels, [container], [init_volume])
         return self._statefulset("postgres", args, self.selector, template, self.labels)
 
     def _replica(self, args: PostgresArgs, replica_labels: dict[str, str], sel: dict[str, str]) -> None:
@@ -196,9 +195,7 @@ class Postgres(pulumi.ComponentResource):
                 pod.mount(pod.TMP_VOLUME, "/tmp"),
             ],
         )
-        template = self._pod(
-            args, replica_labels, sel, [self._container(args.settings, "postgres")], [], [clone]
-        )
+        template = self._pod(args, replica_labels, [self._container(args.settings, "postgres")], [], [clone])
         datastore.services("postgres-replica", common, replica_labels, sel, {"postgres": PORT}, self)
         self._statefulset("postgres-replica", args, sel, template, replica_labels)
         backup_peer = (

@@ -100,7 +100,8 @@ def service_rules(scope: RuleScope, service: str) -> list[Rule]:
     window = f"{t.error_rate_minutes}m"
     total_rate = f"sum(rate({m.HTTP_REQUESTS}{own}[{window}]))"
     error_ratio = f"sum(rate({m.HTTP_REQUESTS}{errors}[{window}])) / {total_rate}"
-    p99_limit = t.latency_p99_seconds_by_service.get(service, t.latency_p99_seconds)
+    overrides: dict[str, float] = dict(t.latency_p99_seconds_by_service.items())
+    p99_limit = overrides.get(service, t.latency_p99_seconds)
     p99 = f"histogram_quantile(0.99, sum by (le) (rate({m.HTTP_DURATION}_bucket{own}[5m])))"
     return [
         _alert(
@@ -213,9 +214,10 @@ def _store_down(scope: RuleScope, name: str, store: str, metric: str) -> Rule:
 
 def nats_rule(scope: RuleScope) -> Rule:
     """Fewer healthy NATS servers than the stack runs. Counting the healthy ones also catches a
-    server the exporter cannot reach at all, which reports no health series rather than a bad one."""
+    server the exporter cannot reach at all, which reports no health series rather than a bad one;
+    counting distinct `server_id`s keeps several exporter replicas from counting a server twice."""
     t = scope.thresholds
-    healthy = f"count({m.NATS_HEALTHZ}{_sel(scope)} == 0) or vector(0)"
+    healthy = f"count(count by (server_id) ({m.NATS_HEALTHZ}{_sel(scope)} == 0)) or vector(0)"
     return _alert(
         scope,
         "VentaNatsDown",

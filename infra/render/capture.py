@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks, settings
+from pulumi.runtime import mocks, rpc, settings
 
 PROJECT = "venta"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +34,8 @@ class CapturedResource:
     inputs: dict[str, Any]
     custom: bool
     options: dict[str, Any] = field(default_factory=dict)
+    # What a component registered as its outputs (components only).
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def parent(self) -> str:
@@ -97,6 +99,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(fakes)
         self.options: dict[str, dict[str, Any]] = {}
         self.custom: dict[str, bool] = {}
+        self.outputs: dict[str, dict[str, Any]] = {}
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -111,6 +114,11 @@ class _RecordingMonitor(mocks.MockMonitor):
         }
         self.custom[response.urn] = bool(request.custom)
         return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        # What each component passed to register_outputs (the stack's own outputs arrive separately).
+        self.outputs[request.urn] = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        return super().RegisterResourceOutputs(request)
 
 
 def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -159,6 +167,7 @@ def capture_program(
             inputs=dict(reg.state),
             custom=monitor.custom.get(urn, True),
             options=monitor.options.get(urn, {}),
+            outputs=monitor.outputs.get(urn, {}),
         )
         for urn, reg in sorted(monitor.resources.items())
     ]

@@ -1,0 +1,149 @@
+"""The official Prometheus exporters for the stack's data stores, as pure specs.
+
+PostgreSQL and Redis speak no Prometheus; NATS serves its monitoring endpoint (port 8222) as JSON. Each
+gets the upstream exporter as its own Deployment beside it, so the data stores' pods stay untouched:
+
+- postgres_exporter reads `postgres:5432` as the superuser from `postgres-credentials`: `pg_up`, ...
+- redis_exporter reads `redis:6379` with the password from `redis-config`: `redis_up`, ...
+- prometheus-nats-exporter, without `-prefix`, reads every server's `:8222` (`-varz -connz -healthz
+  -jsz=consumers`): `gnatsd_healthz_status`, `gnatsd_varz_*`, `jetstream_consumer_num_pending`, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi_kubernetes as k8s
+
+from infra.builders import network, pod
+from infra.builders.labels import labels, selector
+from infra.components.nats import PORTS as NATS_PORTS
+from infra.components.postgres import CREDENTIALS as POSTGRES_SECRET
+from infra.components.postgres import PORT as POSTGRES_PORT
+from infra.components.redis import CONFIG as REDIS_SECRET
+from infra.components.redis import PORT as REDIS_PORT
+from stacks.model import Exporters, Resources
+
+apps, core, meta, net = k8s.apps.v1, k8s.core.v1, k8s.meta.v1, k8s.networking.v1
+
+METRICS_PORT = "metrics"
+METRICS_PATH = "/metrics"
+UID = 65534  # nobody: the exporters are static binaries that need no user of their own
+POSTGRES_URI = f"postgres:{POSTGRES_PORT}/postgres?sslmode=disable"  # in-cluster traffic, no TLS configured
+RESOURCES = Resources(cpu_request="10m", memory_request="32Mi", cpu_limit="200m", memory_limit="128Mi")
+
+
+@dataclass(frozen=True)
+class Exporter:
+    name: str  # also the Service, the scrape job and the ServiceMonitor
+    store: str  # the data store's app.kubernetes.io/name
+    store_port: int
+    image: str
+    port: int
+    args: tuple[str, ...] = ()
+    env: tuple[core.EnvVarArgs, ...] = ()
+
+
+def exporters(settings: Exporters, nats_servers: int) -> list[Exporter]:
+    # One URL per NATS server, tagged with its pod name so `server_id` names the server in alerts.
+    nats_urls = [
+        f"nats-{i},http://nats-{i}.nats-headless:{NATS_PORTS['monitor']}" for i in range(nats_servers)
+    ]
+    return [
+        Exporter(
+            "postgres-exporter",
+            "postgres",
+            POSTGRES_PORT,
+            settings.postgres_image,
+            9187,
+            env=(
+                core.EnvVarArgs(name="DATA_SOURCE_URI", value=POSTGRES_URI),
+                core.EnvVarArgs(name="DATA_SOURCE_USER", value="postgres"),
+                pod.secret_env("DATA_SOURCE_PASS", POSTGRES_SECRET, "POSTGRES_PASSWORD"),
+            ),
+        ),
+        Exporter(
+            "redis-exporter",
+            "redis",
+            REDIS_PORT,
+            settings.redis_image,
+            9121,
+            env=(
+                core.EnvVarArgs(name="REDIS_ADDR", value=f"redis://redis:{REDIS_PORT}"),
+                pod.secret_env("REDIS_PASSWORD", REDIS_SECRET, "password"),
+            ),
+        ),
+        Exporter(
+            "nats-exporter",
+            "nats",
+            NATS_PORTS["monitor"],
+            settings.nats_image,
+            7777,
+            args=("-port=7777", "-varz", "-connz", "-healthz", "-jsz=consumers", *nats_urls),
+        ),
+    ]
+
+
+def exporter_labels(exporter: Exporter, instance: str) -> dict[str, str]:
+    return labels(exporter.name, "monitoring", instance, exporter.image.split(":")[-1].split("@")[0])
+
+
+def deployment_spec(exporter: Exporter, instance: str, replicas: int) -> apps.DeploymentSpecArgs:
+    sel = selector(exporter.name, instance)
+    spread = replicas > 1
+    container = core.ContainerArgs(
+        name=exporter.name,
+        image=exporter.image,
+        image_pull_policy="IfNotPresent",
+        args=list(exporter.args) or None,
+        env=list(exporter.env) or None,
+        ports=[core.ContainerPortArgs(name=METRICS_PORT, container_port=exporter.port, protocol="TCP")],
+        resources=pod.resources(RESOURCES),
+        liveness_probe=pod.tcp_probe(METRICS_PORT, 10, 10),
+        # Ready once it serves metrics; a store it cannot reach shows as pg_up/redis_up 0, not as unready.
+        readiness_probe=pod.http_probe(METRICS_PATH, METRICS_PORT, 5, 10),
+        security_context=pod.container_security(UID),
+        volume_mounts=[pod.mount(pod.TMP_VOLUME, "/tmp")],
+    )
+    return apps.DeploymentSpecArgs(
+        replicas=replicas,
+        selector=meta.LabelSelectorArgs(match_labels=sel),
+        strategy=apps.DeploymentStrategyArgs(
+            type="RollingUpdate",
+            rolling_update=apps.RollingUpdateDeploymentArgs(max_surge=1, max_unavailable=0),
+        ),
+        min_ready_seconds=10,
+        template=core.PodTemplateSpecArgs(
+            metadata=meta.ObjectMetaArgs(labels=exporter_labels(exporter, instance)),
+            spec=core.PodSpecArgs(
+                service_account_name=exporter.name,
+                automount_service_account_token=False,
+                enable_service_links=False,
+                security_context=pod.pod_security(UID),
+                containers=[container],
+                volumes=[pod.scratch_volume()],
+                topology_spread_constraints=pod.spread(sel) if spread else None,
+                affinity=pod.anti_affinity(sel) if spread else None,
+            ),
+        ),
+    )
+
+
+def exporter_policy(exporter: Exporter, instance: str, monitoring: str) -> net.NetworkPolicySpecArgs:
+    """Prometheus may scrape the exporter; the exporter may reach its store and DNS, nothing else."""
+    store = network.pods(selector(exporter.store, instance))
+    return network.policy(
+        selector(exporter.name, instance),
+        [network.allow_from([network.namespace(monitoring)], METRICS_PORT)],
+        [network.allow_to([store], exporter.store_port), network.dns()],
+    )
+
+
+def store_access_policy(exporter: Exporter, instance: str) -> net.NetworkPolicySpecArgs:
+    """Admits the exporter into its store. Policies add up, so the store's own policy stays as it is;
+    this one lists Ingress only, so it adds nothing to (and takes nothing from) the store's egress."""
+    return net.NetworkPolicySpecArgs(
+        pod_selector=meta.LabelSelectorArgs(match_labels=selector(exporter.store, instance)),
+        policy_types=["Ingress"],
+        ingress=[network.allow_from([network.pods(selector(exporter.name, instance))], exporter.store_port)],
+    )

@@ -1,0 +1,192 @@
+"""Each component on its own, with its own args, under mocks: what it creates for a given input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+
+from infra.builders import network
+from infra.components.datastore import DataStoreCommon
+from infra.components.nats import Nats, NatsArgs
+from infra.components.postgres import Postgres, PostgresArgs
+from infra.components.redis import Redis, RedisArgs
+from infra.components.service import FileStorage, VentaService, VentaServiceArgs
+from infra.render import CapturedStack, capture_program
+from infra.render.manifests import to_manifests
+from stacks.catalog import ServiceSpec
+from stacks.model import Autoscaling, Backup, Images, Resources, ServiceSettings
+from stacks.model import Nats as NatsSettings
+from stacks.model import Postgres as PostgresSettings
+from stacks.model import Redis as RedisSettings
+
+SMALL = Resources(cpu_request="10m", memory_request="32Mi", cpu_limit="100m", memory_limit="64Mi")
+COMMON = DataStoreCommon(namespace="test", instance="test", storage_class="fast", monitoring_namespace="prom")
+
+
+def run(build: Callable[[], Any]) -> tuple[CapturedStack, dict[str, dict[str, Any]]]:
+    captured = capture_program(build, "dev")
+    by_kind: dict[str, dict[str, Any]] = {}
+    for manifest in to_manifests(captured):
+        by_kind.setdefault(manifest["kind"], {})[manifest["metadata"]["name"]] = manifest
+    return captured, by_kind
+
+
+def service_args(**changes: Any) -> VentaServiceArgs:
+    spec = ServiceSpec("demo", "testing", database=True)
+    args: dict[str, Any] = {
+        "spec": spec,
+        "settings": ServiceSettings(
+            autoscaling=Autoscaling(min_replicas=1, max_replicas=3, cpu_target=55, memory_target=65),
+            resources=SMALL,
+        ),
+        "namespace": "test",
+        "instance": "test",
+        "images": Images(registry="r.example/x", tag="7"),
+        "config": {"SERVICE_NAME": "demo"},
+        "secrets": pulumi.Output.secret({"DATABASE_URL": "postgresql://u:p@h:5432/d"}),
+        "network": network.policy({"app": "demo"}, [], [network.dns()]),
+    }
+    args.update(changes)
+    return VentaServiceArgs(**args)
+
+
+def test_venta_service_that_scales() -> None:
+    storage = FileStorage(size="5Gi", access_mode="ReadWriteMany", class_name="nfs")
+    captured, objects = run(
+        lambda: VentaService("demo", service_args(file_storage=storage, spread_across_nodes=True))
+    )
+    assert set(objects) == {
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+    }
+    deployment = objects["Deployment"]["demo"]
+    assert "replicas" not in deployment["spec"]
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    hpa = objects["HorizontalPodAutoscaler"]["demo"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 3)
+    claim = objects["PersistentVolumeClaim"]["demo-files"]["spec"]
+    assert claim["accessModes"] == ["ReadWriteMany"] and claim["storageClassName"] == "nfs"
+    pod = deployment["spec"]["template"]["spec"]
+    assert (
+        pod["topologySpreadConstraints"]
+        and pod["volumes"][1]["persistentVolumeClaim"]["claimName"] == "demo-files"
+    )
+    assert objects["ServiceAccount"]["demo"]["automountServiceAccountToken"] is False
+    (svc,) = captured.of_type("venta:service:VentaService")
+    assert svc.outputs["image"] == "r.example/x/demo:7" and svc.outputs["deployment"] == "demo"
+    assert all(r.parent == svc.urn for r in captured.resources if r is not svc)
+
+
+def test_venta_service_fixed_single_pod_on_a_node_local_volume() -> None:
+    storage = FileStorage(size="1Gi", access_mode="ReadWriteOnce", class_name=None)
+    settings = ServiceSettings(replicas=1, resources=SMALL)
+    _, objects = run(lambda: VentaService("demo", service_args(settings=settings, file_storage=storage)))
+    assert "HorizontalPodAutoscaler" not in objects and "PodDisruptionBudget" not in objects
+    deployment = objects["Deployment"]["demo"]["spec"]
+    assert deployment["replicas"] == 1 and deployment["strategy"] == {"type": "Recreate"}
+
+
+def test_postgres_single() -> None:
+    settings = PostgresSettings(resources=SMALL)
+    captured, objects = run(
+        lambda: Postgres(
+            "pg",
+            PostgresArgs(
+                settings=settings,
+                common=COMMON,
+                storage_size="2Gi",
+                backup_size="1Gi",
+                databases=["alpha", "beta"],
+                clients=[{"app": "alpha"}],
+            ),
+        )
+    )
+    assert set(objects["StatefulSet"]) == {"postgres"} and "CronJob" not in objects
+    assert "PodDisruptionBudget" not in objects
+    init = captured.by_name("postgres-init").inputs["stringData"]["value"]
+    assert set(init) == {"01-databases.sql"} and 'CREATE DATABASE "beta"' in init["01-databases.sql"]
+    claim = objects["StatefulSet"]["postgres"]["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["storageClassName"] == "fast" and claim["resources"]["requests"]["storage"] == "2Gi"
+    (pg,) = captured.of_type("venta:data:Postgres")
+    assert pg.outputs["databases"] == ["alpha", "beta"]
+
+
+def test_postgres_with_replica_and_backups() -> None:
+    settings = PostgresSettings(resources=SMALL, read_replica=True, backup=Backup(retention_days=3))
+    captured, objects = run(
+        lambda: Postgres(
+            "pg",
+            PostgresArgs(
+                settings=settings,
+                common=COMMON,
+                storage_size="2Gi",
+                backup_size="1Gi",
+                databases=["alpha"],
+                clients=[],
+            ),
+        )
+    )
+    assert set(objects["StatefulSet"]) == {"postgres", "postgres-replica"}
+    assert (
+        "-mtime +3 -delete"
+        in objects["CronJob"]["postgres-backup"]["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+            "containers"
+        ][0]["command"][2]
+    )
+    init = captured.by_name("postgres-init").inputs["stringData"]["value"]
+    assert {"02-replication.sql", "03-replication-hba.sh"} <= set(init)
+    assert set(objects["NetworkPolicy"]) == {"postgres", "postgres-replica", "postgres-backup"}
+    assert set(objects["PodDisruptionBudget"]) == {"postgres"}
+
+
+def test_redis_without_auth() -> None:
+    settings = RedisSettings(resources=SMALL, auth=False, append_only=True)
+    captured, objects = run(
+        lambda: Redis("redis", RedisArgs(settings=settings, common=COMMON, storage_size="1Gi", clients=[]))
+    )
+    assert not captured.of_type("random:index/randomPassword:RandomPassword")
+    conf = captured.by_name("redis-config").inputs["stringData"]["value"]["redis.conf"]
+    assert "requirepass" not in conf and "appendonly yes" in conf
+    assert objects["NetworkPolicy"]["redis"]["spec"]["ingress"] == []
+
+
+def test_nats_cluster_with_auth() -> None:
+    settings = NatsSettings(resources=SMALL, replicas=3, auth=True)
+    captured, objects = run(
+        lambda: Nats(
+            "nats",
+            NatsArgs(
+                settings=settings, common=COMMON, storage_size="1Gi", users=["a", "b"], clients=[{"x": "y"}]
+            ),
+        )
+    )
+    assert len(captured.of_type("random:index/randomPassword:RandomPassword")) == 3  # a, b, cluster routes
+    sts = objects["StatefulSet"]["nats"]["spec"]
+    assert sts["replicas"] == 3 and sts["podManagementPolicy"] == "Parallel"
+    assert "PodDisruptionBudget" in objects
+    conf = captured.by_name("nats-config").inputs["stringData"]["value"]["nats.conf"]
+    assert "routes: [nats://cluster:" in conf and "nats-headless.test.svc:6222" in conf
+    ingress = objects["NetworkPolicy"]["nats"]["spec"]["ingress"]
+    assert [rule["ports"][0]["port"] for rule in ingress] == [4222, 6222, 8222]
+
+
+def test_nats_single_without_auth() -> None:
+    settings = NatsSettings(resources=SMALL, replicas=1, auth=False)
+    captured, objects = run(
+        lambda: Nats(
+            "nats", NatsArgs(settings=settings, common=COMMON, storage_size="1Gi", users=["a"], clients=[])
+        )
+    )
+    assert not captured.of_type("random:index/randomPassword:RandomPassword")
+    conf = captured.by_name("nats-config").inputs["stringData"]["value"]["nats.conf"]
+    assert "authorization" not in conf and "cluster" not in conf
+    assert "PodDisruptionBudget" not in objects

@@ -1,0 +1,45 @@
+"""`python -m infra.render`: one YAML file per object, a summary table, a clear error for bad settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.render.__main__ import main
+from infra.render.validate import validate_manifest
+
+
+def test_render_prod_writes_valid_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "999-stale.yaml").write_text("kind: Leftover\n")
+    assert main(["prod", "--out", str(tmp_path)]) == 0
+    files = sorted(tmp_path.glob("*.yaml"))
+    documents = [yaml.safe_load(f.read_text()) for f in files]
+    assert len(documents) == 95 and all(d["kind"] != "Leftover" for d in documents)
+    assert all(validate_manifest(d) == [] for d in documents)
+    assert files[0].name == "000-namespace-venta-prod.yaml"
+    text = "".join(f.read_text() for f in files)
+    assert "FAKE" not in text and "<redacted>" in text and "10001.0" not in text
+    out = capsys.readouterr().out
+    rows = {
+        line.split()[1]: line for line in out.splitlines() if line.startswith(("Deployment", "StatefulSet"))
+    }
+    assert "3-10 (HPA)" in rows["geolocation"] and "ghcr.io/venta/geolocation:0.1.0" in rows["geolocation"]
+    assert rows["nats"].split()[2] == "3" and "nats:2.10.22-alpine" in rows["nats"]
+    assert "95 objects written" in out and "valid" in out
+
+
+def test_render_with_an_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images = 'venta:images={"registry": "localhost:5000/v", "tag": "t1"}'
+    assert main(["dev", "--out", str(tmp_path), "--set", images]) == 0
+    assert "localhost:5000/v/webhooks:t1" in capsys.readouterr().out
+
+
+def test_bad_settings_exit_2_with_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = 'venta:services={"geolocation": {"replicas": 0, "logLevel": "LOUD"}}'
+    assert main(["dev", "--out", str(tmp_path), "--set", bad]) == 2
+    err = capsys.readouterr().err
+    assert "services.geolocation.replicas: given 0; allowed at least 1" in err
+    assert 'services.geolocation.logLevel: given "LOUD"' in err
+    assert not list(tmp_path.glob("*.yaml"))
