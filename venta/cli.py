@@ -17,7 +17,7 @@ from venta.host import (
     kube_context,
     pulumi_env,
 )
-from venta.project import ProjectError, find_root, known_stacks, render_dir
+from venta.project import ProjectError, find_root, known_stacks, policy_pack, render_dir
 from venta.target import Target
 from venta.versions import VersionError, check_version, rollback_version
 
@@ -65,6 +65,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sub["rollback"].add_argument(
         "version", nargs="?", help="version to return to (default: the one before the current)"
     )
+    for verb in ("up", "deploy", "rollback"):
+        sub[verb].add_argument(
+            "--policy",
+            action="store_true",
+            help="run the policy pack (policy/, with policy/config/<stack>.json) on the preview and update",
+        )
     sub["render"].add_argument("--out", metavar="DIR", help="output folder (default: the render command's)")
     sub["compose-env"].add_argument("--force", action="store_true", help="replace an existing .env")
     return parser, sub
@@ -141,7 +147,8 @@ def _drive_pulumi(
         kube_context=kube_context(host), docker=docker_daemon(host), render_dir=render_dir(args.stack)
     )
     try:
-        stack = real.open_stack(root, args.stack, settings.variables, settings.secrets_provider)
+        policy = policy_pack(root, args.stack) if args.policy else None
+        stack = real.open_stack(root, args.stack, settings.variables, settings.secrets_provider, policy)
         if args.verb == "up":
             deploy.up(stack, target, _say)
         elif args.verb == "deploy":

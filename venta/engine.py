@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from pulumi import automation as auto
 
+from venta.project import PolicyPack
 from venta.versions import Update
 
 T = TypeVar("T")
@@ -49,7 +50,12 @@ class StackOps(Protocol):
 
 class Engine(Protocol):
     def open_stack(
-        self, root: Path, stack: str, env: Mapping[str, str], secrets_provider: str | None
+        self,
+        root: Path,
+        stack: str,
+        env: Mapping[str, str],
+        secrets_provider: str | None,
+        policy: PolicyPack | None = None,
     ) -> StackOps: ...
 
 
@@ -80,8 +86,11 @@ def change_counts(op_map: Mapping[Any, int] | None) -> dict[str, int]:
 class AutomationStack:
     """StackOps on a real `pulumi.automation.Stack`."""
 
-    def __init__(self, stack: auto.Stack) -> None:
+    def __init__(self, stack: auto.Stack, policy: PolicyPack | None = None) -> None:
         self._stack = stack
+        # The Automation API's policy arguments: None runs no pack.
+        self._packs = [policy.path] if policy else None
+        self._pack_configs = [policy.config] if policy and policy.config else None
         self.name = stack.name
 
     def get_config(self, key: str) -> str | None:
@@ -104,11 +113,22 @@ class AutomationStack:
         translate_errors(lambda: self._stack.remove_config(key, path=True))
 
     def preview(self) -> dict[str, int]:
-        result = translate_errors(lambda: self._stack.preview(on_output=_stream, diff=True))
+        result = translate_errors(
+            lambda: self._stack.preview(
+                on_output=_stream, diff=True, policy_packs=self._packs, policy_pack_configs=self._pack_configs
+            )
+        )
         return change_counts(result.change_summary)
 
     def up(self, message: str) -> dict[str, int]:
-        result = translate_errors(lambda: self._stack.up(on_output=_stream, message=message))
+        result = translate_errors(
+            lambda: self._stack.up(
+                on_output=_stream,
+                message=message,
+                policy_packs=self._packs,
+                policy_pack_configs=self._pack_configs,
+            )
+        )
         return change_counts(result.summary.resource_changes)
 
     def history(self) -> list[Update]:
@@ -133,7 +153,12 @@ class AutomationEngine:
     """Opens stacks of the project in `root` with the `pulumi` CLI found on PATH."""
 
     def open_stack(
-        self, root: Path, stack: str, env: Mapping[str, str], secrets_provider: str | None
+        self,
+        root: Path,
+        stack: str,
+        env: Mapping[str, str],
+        secrets_provider: str | None,
+        policy: PolicyPack | None = None,
     ) -> StackOps:
         backend = env.get("PULUMI_BACKEND_URL", "")
         if backend.startswith("file://"):
@@ -145,4 +170,5 @@ class AutomationEngine:
             )
         except auto.InvalidVersionError as error:
             raise EngineError(f"unsupported pulumi CLI: {error}") from error
-        return AutomationStack(translate_errors(lambda: auto.Stack.create_or_select(stack, workspace)))
+        opened = translate_errors(lambda: auto.Stack.create_or_select(stack, workspace))
+        return AutomationStack(opened, policy)

@@ -1,10 +1,19 @@
 """Where the Pulumi project is and which stacks it has."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 PROJECT_NAME = "venta"
+
+
+@dataclass(frozen=True)
+class PolicyPack:
+    """A local policy pack run on every preview and update, with its config file if any."""
+
+    path: str
+    config: str | None = None
 
 
 class ProjectError(Exception):
@@ -36,3 +45,9 @@ def known_stacks(root: Path) -> list[str]:
 def render_dir(stack: str) -> str:
     """Where render mode writes a stack's manifests, relative to the project (git-ignored)."""
     return f"rendered/{stack}"
+
+
+def policy_pack(root: Path, stack: str) -> PolicyPack:
+    """The repo's policy pack, with the stack's own settings for it when there are any."""
+    config = root / "policy" / "config" / f"{stack}.json"
+    return PolicyPack(str(root / "policy"), str(config) if config.is_file() else None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from venta.engine import EngineError, Output
+from venta.project import PolicyPack
 from venta.versions import Update
 
 
@@ -62,10 +63,17 @@ class RecordingStack:
 class RecordingEngine:
     stack: RecordingStack
     opened: list[tuple[Path, str, dict[str, str], str | None]] = field(default_factory=list)
+    policies: list[PolicyPack | None] = field(default_factory=list)
 
     def open_stack(
-        self, root: Path, stack: str, env: Mapping[str, str], secrets_provider: str | None
+        self,
+        root: Path,
+        stack: str,
+        env: Mapping[str, str],
+        secrets_provider: str | None,
+        policy: PolicyPack | None = None,
     ) -> RecordingStack:
         self.opened.append((root, stack, dict(env), secrets_provider))
+        self.policies.append(policy)
         assert stack == self.stack.name, f"opened {stack}, the test prepared {self.stack.name}"
         return self.stack

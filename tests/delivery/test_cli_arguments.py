@@ -49,7 +49,7 @@ def test_usage_names_the_verb_that_was_wrong(
     project: Path, engine: RecordingEngine, host: Host, capsys: pytest.CaptureFixture[str]
 ) -> None:
     err = run_expecting_usage_error(["deploy", "dev", "v1"], capsys, engine=engine, host=host)
-    assert err.splitlines()[0] == "usage: venta deploy [-h] stack version"
+    assert err.splitlines()[0] == "usage: venta deploy [-h] [--policy] stack version"
     assert "venta deploy: error: malformed version 'v1'" in err
 
 

@@ -9,6 +9,7 @@ from tests.delivery.fakes import RecordingEngine, RecordingStack
 from venta.cli import main
 from venta.engine import Output
 from venta.host import Host
+from venta.project import PolicyPack
 from venta.stack_config import IMAGE_BUILD, IMAGE_DIGESTS, IMAGE_TAG, RENDER_DIR
 from venta.versions import Update
 
@@ -168,3 +169,19 @@ def test_rollback_without_a_target_version_stops_before_updating(
     assert err.startswith("usage: venta rollback")
     assert message in err
     assert engine.stack.operations() == [("history",)]
+
+
+def test_the_policy_pack_runs_only_when_asked_with_the_stacks_config(
+    project: Path, engine: RecordingEngine, host: Host
+) -> None:
+    (project / "policy" / "config").mkdir(parents=True)
+    (project / "policy" / "config" / "dev.json").write_text("{}")
+    main(["deploy", "dev", "v1.1.0"], engine=engine, host=host)
+    main(["deploy", "dev", "v1.2.0", "--policy"], engine=engine, host=host)
+    assert engine.policies == [
+        None,
+        PolicyPack(str(project / "policy"), str(project / "policy" / "config" / "dev.json")),
+    ]
+    engine.stack.name = "prod"  # prod has no config file here: the pack runs with its defaults
+    main(["up", "prod", "--policy"], engine=engine, host=host)
+    assert engine.policies[-1] == PolicyPack(str(project / "policy"), None)

@@ -101,7 +101,7 @@ def test_main_pushes_images_tagged_with_the_commit_then_updates_dev() -> None:
     assert set(service_names()) <= set(CONTRACT_SERVICES)
     up_dev = doc["jobs"]["up-dev"]
     assert (up_dev["needs"], up_dev["if"]) == ("images", "github.ref == 'refs/heads/main'")
-    assert up_dev["steps"][-1]["run"] == '.venv/bin/venta deploy dev "$GITHUB_SHA"'
+    assert up_dev["steps"][-1]["run"] == '.venv/bin/venta deploy dev "$GITHUB_SHA" --policy'
 
 
 def test_a_version_tag_updates_prod_behind_an_environment_approval() -> None:
@@ -110,7 +110,7 @@ def test_a_version_tag_updates_prod_behind_an_environment_approval() -> None:
     up_prod = doc["jobs"]["up-prod"]
     assert up_prod["if"] == "startsWith(github.ref, 'refs/tags/v')"
     assert up_prod["environment"] == "production"
-    assert up_prod["steps"][-1]["run"] == '.venv/bin/venta deploy prod "$GITHUB_REF_NAME"'
+    assert up_prod["steps"][-1]["run"] == '.venv/bin/venta deploy prod "$GITHUB_REF_NAME" --policy'
 
 
 def test_deploys_and_drift_checks_of_one_stack_share_a_queue() -> None:
