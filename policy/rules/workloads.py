@@ -59,6 +59,6 @@ def check_probes_distinct(resource: Resource, config: Mapping[str, Any] = EMPTY)
         ready, live = as_map(c.spec.get("readinessProbe")), as_map(c.spec.get("livenessProbe"))
         if ready and live and _probe_check(ready) == _probe_check(live):
             out.append(f"{container_label(resource, c)}: {c.path}.livenessProbe runs the same check as the "
-                       "readinessProbe; fix: point liveness at the process alone (/health/live) and "
-                       "readiness at its dependencies (/health/ready)")
+                       "readinessProbe; fix: let liveness check the process alone and readiness whether it "
+                       "can serve (the services: /health/live and /health/ready)")
     return out

@@ -1,0 +1,38 @@
+"""The captured stacks as the policy engine would see them, and prod as a deploy pins it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from infra.render.capture import SECRET_SIG, CapturedStack
+from policy.model import Resource
+from stacks.catalog import SERVICE_NAMES
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """The engine hands policies secret values in the clear; the mocks keep them wrapped."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return unwrap_secrets(value.get("value"))
+        return {key: unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(item) for item in value]
+    return value
+
+
+def policy_resources(captured: CapturedStack) -> list[Resource]:
+    """Every resource a provider creates (components are not judged), in registration-free order."""
+    return [Resource(r.type, r.name, unwrap_secrets(r.inputs), r.urn) for r in captured.resources if r.custom]
+
+
+def fake_digest(service: str) -> str:
+    return "sha256:" + hashlib.sha256(f"venta/{service}".encode()).hexdigest()
+
+
+def pinned_images_config(captured: CapturedStack) -> dict[str, str]:
+    """prod's `venta:images` with every service image pinned by digest, as a release would set it."""
+    images = json.loads(captured.config["venta:images"])
+    images["digests"] = {service: fake_digest(service) for service in SERVICE_NAMES}
+    return {"venta:images": json.dumps(images)}
