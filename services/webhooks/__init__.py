@@ -1,0 +1,1 @@
+"""webhooks: owners' HTTP endpoints receive vendor and location events, signed, retried, never lost."""

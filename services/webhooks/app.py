@@ -1,0 +1,39 @@
+"""webhooks' app: subscription and delivery routes, the JetStream ingest and the delivery worker."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.common.app import Resources, build_app
+from services.common.settings import load_settings
+from services.webhooks import delivery, ingest
+from services.webhooks.routes import deliveries, subscriptions
+from services.webhooks.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings(Settings)
+
+    @contextlib.asynccontextmanager
+    async def background(app: FastAPI, res: Resources) -> AsyncIterator[None]:
+        assert res.db is not None and res.js is not None
+        async with (
+            ingest.running(res.js, res.db, durable_prefix=settings.queue_name),
+            delivery.running(res.db, settings),
+        ):
+            yield
+
+    return build_app(
+        settings,
+        title="Venta webhooks",
+        routers=[subscriptions.router, deliveries.router],
+        migrations=MIGRATIONS,
+        streams=ingest.SOURCES,
+        background=background,
+    )
