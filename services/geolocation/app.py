@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.common.app import Resources, build_app
 from services.common.nats_client import LOCATIONS_STREAM, VENDORS_STREAM
 from services.common.settings import load_settings
+from services.common.tasks import running_tasks
 from services.geolocation import vendor_consumer
 from services.geolocation.routes import locations
 from services.geolocation.settings import Settings
@@ -24,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert res.redis is not None and res.js is not None
         store = LocationStore(res.redis, settings.location_stale_after_seconds)
         app.state.location_store = store
-        async with vendor_consumer.running(res.js, store, durable=settings.queue_name):
+        async with running_tasks(vendor_events=vendor_consumer.consume(res.js, store, settings.queue_name)):
             yield
 
     return build_app(

@@ -7,9 +7,7 @@ idempotent (a replay writes the same hash), so redelivery after a crash is harml
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -59,12 +57,3 @@ async def consume(js: JetStreamContext, store: LocationStore, durable: str) -> N
             await msg.ack()
 
 
-@contextlib.asynccontextmanager
-async def running(js: JetStreamContext, store: LocationStore, durable: str) -> AsyncIterator[None]:
-    task = asyncio.create_task(consume(js, store, durable), name="vendor-events")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

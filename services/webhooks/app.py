@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.common.app import Resources, build_app
 from services.common.settings import load_settings
+from services.common.tasks import running_tasks
 from services.webhooks import delivery, ingest
 from services.webhooks.routes import deliveries, subscriptions
 from services.webhooks.settings import Settings
@@ -23,11 +24,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def background(app: FastAPI, res: Resources) -> AsyncIterator[None]:
         assert res.db is not None and res.js is not None
-        async with (
-            ingest.running(res.js, res.db, durable_prefix=settings.queue_name),
-            delivery.running(res.db, settings),
-        ):
-            yield
+        async with delivery.Deliverer(res.db, settings) as deliverer:
+            loops = ingest.consumers(res.js, res.db, settings.queue_name)
+            async with running_tasks(**loops, delivery=deliverer.run()):
+                yield
 
     return build_app(
         settings,

@@ -9,10 +9,8 @@ that delivery until the lease runs out. Delivery is at-least-once; receivers de-
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -142,14 +140,3 @@ class Deliverer:
             if attempted < self._settings.webhook_batch_size:
                 await asyncio.sleep(self._settings.webhook_poll_seconds)
 
-
-@contextlib.asynccontextmanager
-async def running(pool: asyncpg.Pool, settings: Settings) -> AsyncIterator[None]:
-    async with Deliverer(pool, settings) as deliverer:
-        task = asyncio.create_task(deliverer.run(), name="webhook-delivery")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

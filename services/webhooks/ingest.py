@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import asyncpg
@@ -47,7 +47,7 @@ async def store_events(pool: asyncpg.Pool, payloads: Sequence[bytes]) -> int:
     return len(rows)
 
 
-async def _consume(js: JetStreamContext, pool: asyncpg.Pool, spec: StreamSpec, durable: str) -> None:
+async def consume(js: JetStreamContext, pool: asyncpg.Pool, spec: StreamSpec, durable: str) -> None:
     config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW, ack_wait=30)
     sub: Any = None
     while True:
@@ -75,17 +75,12 @@ async def _consume(js: JetStreamContext, pool: asyncpg.Pool, spec: StreamSpec, d
                 await msg.ack()
 
 
-@contextlib.asynccontextmanager
-async def running(js: JetStreamContext, pool: asyncpg.Pool, durable_prefix: str) -> AsyncIterator[None]:
-    tasks = [
-        asyncio.create_task(_consume(js, pool, spec, f"{durable_prefix}-{spec.name.lower()}"))
+Loop = Coroutine[Any, Any, None]
+
+
+def consumers(js: JetStreamContext, pool: asyncpg.Pool, durable_prefix: str) -> dict[str, Loop]:
+    """One durable consumer loop per source stream, named for the task list."""
+    return {
+        f"ingest-{spec.name.lower()}": consume(js, pool, spec, f"{durable_prefix}-{spec.name.lower()}")
         for spec in SOURCES
-    ]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    }
