@@ -32,7 +32,8 @@ def analyzer() -> Iterator[Any]:
     try:
         assert server.stdout is not None
         port = server.stdout.readline().strip()
-        assert port.isdigit(), f"the pack did not start: {port!r} {server.stderr.read() if server.stderr else ''}"
+        errors = server.stderr.read() if server.stderr and not port.isdigit() else ""
+        assert port.isdigit(), f"the pack did not start: {port!r} {errors}"
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         yield analyzer_pb2_grpc.AnalyzerStub(channel)
         channel.close()
@@ -92,7 +93,8 @@ def test_privileged_container_is_mandatory(analyzer: Any) -> None:
         f.first_container(props)["securityContext"]["privileged"] = True
 
     found = analyze(analyzer, f.with_props(f.deployment(), privileged))
-    assert [(d.policyName, d.enforcementLevel) for d in found] == [("no-privileged-containers", proto.MANDATORY)]
+    expected = [("no-privileged-containers", proto.MANDATORY)]
+    assert [(d.policyName, d.enforcementLevel) for d in found] == expected
     assert "Deployment 'user-management'" in found[0].message and "fix:" in found[0].message
 
 
