@@ -124,7 +124,11 @@ def check_zero_downtime_rollout(resource: Resource, config: Mapping[str, Any] = 
     strategy = as_map(spec.get("strategy"))
     max_unavailable = dig(strategy, "rollingUpdate", "maxUnavailable")
     out = []
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate" or max_unavailable not in (0, 0.0, "0%"):
+    kind = strategy.get("type", "RollingUpdate")
+    if kind != "RollingUpdate":
+        out.append(f"{resource.label}: spec.strategy.type is {kind}, which stops every pod before starting "
+                   "new ones; fix: use a RollingUpdate with maxSurge 1 and maxUnavailable 0")
+    elif max_unavailable not in (0, 0.0, "0%"):
         out.append(f"{resource.label}: spec.strategy.rollingUpdate.maxUnavailable is "
                    f"{max_unavailable if max_unavailable is not None else 'unset (25%)'}; fix: use a "
                    "RollingUpdate with maxSurge 1 and maxUnavailable 0")

@@ -104,6 +104,8 @@ CASES: list[tuple[str, Callable[[], Resource], Edit, str]] = [
     ("zero-downtime-rollout", f.deployment, _set("spec.strategy.rollingUpdate.maxUnavailable", "25%", _props),
      "maxUnavailable"),
     ("zero-downtime-rollout", f.deployment, _drop("spec.minReadySeconds", _props), "minReadySeconds"),
+    ("zero-downtime-rollout", f.deployment, _set("spec.strategy", {"type": "Recreate"}, _props),
+     "spec.strategy.type is Recreate"),
     ("network-policy-types", f.network_policy, _set("spec.policyTypes", [], _props), "spec.policyTypes"),
     ("service-type-restricted", f.service, _set("spec.type", "LoadBalancer", _props), "spec.type"),
     ("no-secret-env-literals", f.deployment,
