@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from stacks.catalog import SERVICE_NAMES, ServiceName
+from stacks.monitoring import DEV_THRESHOLDS, AlertThresholds
 from stacks.quantities import cpu_millis, memory_bytes
 
 ProfileName = Literal["dev", "prod"]
@@ -100,6 +101,20 @@ PinnedImage = Annotated[
 ]
 CronSchedule = Annotated[
     str, _constraint(_matches(r"(\S+\s+){4}\S+"), "a five-field cron schedule such as '0 3 * * *'")
+]
+LabelKey = Annotated[
+    str,
+    _constraint(
+        _matches(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"),
+        "a label key such as release or example.com/team",
+    ),
+]
+LabelValue = Annotated[
+    str,
+    _constraint(
+        _matches(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"),
+        "a label value of at most 63 letters, digits, '-', '_', '.'",
+    ),
 ]
 Seed = Annotated[SecretStr, AfterValidator(lambda v: _check_seed(v))]
 Percent = Annotated[int, Field(ge=1, le=100)]
@@ -211,9 +226,27 @@ class KubernetesSettings(Settings):
     context: str | None = None
 
 
+class Exporters(Settings):
+    """Official Prometheus exporters for PostgreSQL, Redis and NATS, deployed when the operator is on."""
+
+    postgres_image: PinnedImage = "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"
+    redis_image: PinnedImage = "oliver006/redis_exporter:v1.62.0"
+    nats_image: PinnedImage = "natsio/prometheus-nats-exporter:0.15.0"
+    replicas: ReplicaCount = 1
+
+
 class Monitoring(Settings):
     # Prometheus scrapes from this namespace; NetworkPolicies admit it on the metrics ports.
     namespace: DnsLabel = "monitoring"
+    # The cluster runs the Prometheus Operator: deploy ServiceMonitors, PrometheusRules, the data stores'
+    # exporters and the Grafana dashboards. Off: pods keep only their prometheus.io scrape annotations.
+    prometheus_operator: bool = False
+    # Labels the operator's serviceMonitorSelector and ruleSelector match (release: kube-prometheus-stack).
+    resource_labels: dict[LabelKey, LabelValue] = {}
+    # Where alerts' runbook_url links point (docs/runbooks.md in this repo, or its published address).
+    runbook_base_url: Annotated[str, Field(min_length=1)] = "docs/runbooks.md"
+    thresholds: AlertThresholds = DEV_THRESHOLDS
+    exporters: Exporters = Exporters()
 
 
 class Backup(Settings):

@@ -1,32 +1,40 @@
-"""Monitoring settings of a stack: whether the cluster runs the Prometheus Operator, and the alert
-thresholds the stack's PrometheusRules are built from.
+"""Alert thresholds of a stack: the numbers its PrometheusRules compare against (`monitoring.thresholds`).
 
-Each environment profile picks a baseline (`DEV_THRESHOLDS` or `PROD_THRESHOLDS`); a stack may override
-single values in `Pulumi.<stack>.yaml` under `venta:monitoring`. Prod is stricter: lower error and
-latency ceilings, shorter grace periods, more free disk required, and critical alerts page.
+Each environment profile starts from a baseline (`DEV_THRESHOLDS` or `PROD_THRESHOLDS`); a stack may
+override single values in `Pulumi.<stack>.yaml` under `venta:monitoring.thresholds`. Prod is stricter:
+lower error and latency ceilings, shorter grace periods, more free disk required, and critical alerts page.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from stacks.catalog import ServiceName
+
+Seconds = Annotated[float, Field(ge=0.001, le=60)]
 
 
 class _Strict(BaseModel):
-    # Unknown keys are mistakes (a misspelt threshold would silently keep the default otherwise).
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+    # The same rules as every other settings model (stacks.model.Settings, which imports this module):
+    # unknown keys are errors, nothing is coerced from another type, nothing mutates.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, alias_generator=to_camel, populate_by_name=True
+    )
 
 
 class AlertThresholds(_Strict):
     """Numbers the alert rules compare against. Durations are whole minutes."""
 
-    error_rate_ratio: float = Field(gt=0, lt=1, description="5xx share of a service's requests")
+    error_rate_ratio: float = Field(ge=0.001, le=0.999, description="5xx share of a service's requests")
     error_rate_min_requests_per_second: float = Field(
         ge=0, description="below this traffic the error ratio is too noisy to alert on"
     )
     error_rate_minutes: int = Field(ge=1, le=120)
-    latency_p99_seconds: float = Field(gt=0, le=60, description="p99 of http_request_duration_seconds")
-    latency_p99_seconds_by_service: dict[str, float] = Field(
+    latency_p99_seconds: Seconds = Field(description="p99 of http_request_duration_seconds")
+    latency_p99_seconds_by_service: dict[ServiceName, Seconds] = Field(
         default_factory=dict, description="per-service p99 ceilings replacing latency_p99_seconds"
     )
     latency_minutes: int = Field(ge=1, le=120)
@@ -37,15 +45,8 @@ class AlertThresholds(_Strict):
     consumer_pending_messages: int = Field(ge=1, description="unprocessed messages of a durable consumer")
     consumer_lag_minutes: int = Field(ge=1, le=120)
     dead_letters_per_15_minutes: int = Field(ge=0, description="new webhook dead letters in 15 minutes")
-    volume_free_ratio: float = Field(gt=0, lt=1, description="alert when less than this share is free")
+    volume_free_ratio: float = Field(ge=0.01, le=0.99, description="alert when less than this share is free")
     page: bool = Field(description="critical alerts page someone; when false they are warnings")
-
-    @model_validator(mode="after")
-    def _positive_latency_overrides(self) -> AlertThresholds:
-        bad = {name: value for name, value in self.latency_p99_seconds_by_service.items() if value <= 0}
-        if bad:
-            raise ValueError(f"latencyP99SecondsByService values must be > 0 seconds, got {bad}")
-        return self
 
 
 DEV_THRESHOLDS = AlertThresholds(
@@ -83,17 +84,3 @@ PROD_THRESHOLDS = AlertThresholds(
     volume_free_ratio=0.20,
     page=True,
 )
-
-
-class MonitoringSettings(_Strict):
-    """`venta:monitoring` in Pulumi.<stack>.yaml."""
-
-    prometheus_operator: bool = Field(
-        default=False,
-        description="the cluster runs the Prometheus Operator: deploy ServiceMonitors, PrometheusRules, "
-        "exporters and dashboards; otherwise pods keep only their scrape annotations",
-    )
-    runbook_base_url: str = Field(
-        default="docs/runbooks.md", min_length=1, description="where runbook_url annotations point"
-    )
-    thresholds: AlertThresholds

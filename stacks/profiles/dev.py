@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stacks.catalog import SERVICE_NAMES
+from stacks.monitoring import DEV_THRESHOLDS
 
 _SMALL = {"cpuRequest": "50m", "memoryRequest": "64Mi", "cpuLimit": "500m", "memoryLimit": "256Mi"}
 
@@ -40,4 +41,6 @@ PROFILE: dict[str, Any] = {
         "replicas": 1,
         "auth": True,
     },
+    # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
+    "monitoring": {"thresholds": DEV_THRESHOLDS.model_dump(by_alias=True)},
 }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stacks.monitoring import PROD_THRESHOLDS
+
 
 def _scale(low: int, high: int, cpu: int, memory: int) -> dict[str, Any]:
     return {"minReplicas": low, "maxReplicas": high, "cpuTarget": cpu, "memoryTarget": memory}
@@ -61,4 +63,7 @@ PROFILE: dict[str, Any] = {
     },
     "redis": {"resources": _resources("250m", "512Mi", "1", "1Gi"), "appendOnly": True, "auth": True},
     "nats": {"resources": _resources("250m", "256Mi", "1", "512Mi"), "replicas": 3, "auth": True},
+    # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
+    # Two exporter pods each, spread like every other prod workload; alerts count what they report once.
+    "monitoring": {"thresholds": PROD_THRESHOLDS.model_dump(by_alias=True), "exporters": {"replicas": 2}},
 }

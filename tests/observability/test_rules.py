@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from infra.observability.rules import RuleScope, alert_names, rule_groups
-from stacks.monitoring import DEV_THRESHOLDS, PROD_THRESHOLDS, AlertThresholds, MonitoringSettings
+from infra.render.capture import stack_config
+from stacks import SettingsError, load
+from stacks.monitoring import DEV_THRESHOLDS, PROD_THRESHOLDS, AlertThresholds
 from tests.observability.promtool_cases import SERVICES
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
@@ -117,22 +120,47 @@ def test_a_wrong_threshold_is_refused_naming_the_key() -> None:
     with pytest.raises(ValidationError) as err:
         AlertThresholds.model_validate({**values, "errorRateRatio": 1.5, "latencyP99Second": 1})
     text = str(err.value)
-    assert "errorRateRatio" in text and "less than 1" in text
+    assert "errorRateRatio" in text and "less than or equal to 0.999" in text
     assert "latencyP99Second" in text and "Extra inputs are not permitted" in text
 
 
-def test_a_negative_per_service_ceiling_is_refused() -> None:
+def test_a_per_service_ceiling_must_be_positive_and_name_a_service() -> None:
     values = PROD_THRESHOLDS.model_dump(by_alias=True)
-    with pytest.raises(ValidationError, match="latencyP99SecondsByService"):
-        AlertThresholds.model_validate({**values, "latencyP99SecondsByService": {"webhooks": -1}})
+    with pytest.raises(ValidationError) as err:
+        AlertThresholds.model_validate({**values, "latencyP99SecondsByService": {"webhooks": -1, "web": 1.0}})
+    assert [e["loc"] for e in err.value.errors()] == [
+        ("latencyP99SecondsByService", "webhooks"),
+        ("latencyP99SecondsByService", "web", "[key]"),
+    ]
 
 
-def test_monitoring_settings_read_camel_case_keys() -> None:
-    settings = MonitoringSettings.model_validate(
-        {"prometheusOperator": True, "thresholds": PROD_THRESHOLDS.model_dump(by_alias=True)}
-    )
-    assert settings.prometheus_operator is True
-    assert settings.thresholds == PROD_THRESHOLDS
+def test_a_stack_overrides_single_thresholds_over_its_profile() -> None:
+    override = {"prometheusOperator": True, "thresholds": {"errorRateRatio": 0.05}}
+    settings = load("prod", stack_config("prod", {"venta:monitoring": json.dumps(override)}))
+    assert settings.monitoring.prometheus_operator is True
+    assert settings.monitoring.thresholds == PROD_THRESHOLDS.model_copy(update={"error_rate_ratio": 0.05})
+    assert load("dev", stack_config("dev")).monitoring.thresholds == DEV_THRESHOLDS
+
+
+def test_bad_monitoring_settings_fail_at_load_with_every_problem() -> None:
+    bad = {
+        "prometheusOperater": True,
+        "thresholds": {
+            "errorRateRatio": 2,
+            "restartsPerHour": "3",
+            "latencyP99SecondsByService": {"serach": 1.0},
+        },
+    }
+    with pytest.raises(SettingsError) as err:
+        load("prod", stack_config("prod", {"venta:monitoring": json.dumps(bad)}))
+    paths = {problem.path for problem in err.value.problems}
+    assert paths == {
+        "monitoring.prometheusOperater",
+        "monitoring.thresholds.errorRateRatio",
+        "monitoring.thresholds.restartsPerHour",
+        "monitoring.thresholds.latencyP99SecondsByService.serach",
+    }
+    assert "prometheusOperator" in str(err.value)  # the right spelling is offered
 
 
 def test_a_ceiling_for_an_unknown_service_is_refused() -> None:

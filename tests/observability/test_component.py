@@ -1,0 +1,184 @@
+"""The real program per stack under mocks, with and without the Prometheus Operator setting."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from infra.observability.rules import RuleScope, rule_groups
+from infra.render.capture import CapturedResource, CapturedStack
+from infra.render.manifests import is_kubernetes_object, to_manifest
+from infra.render.validate import validate_manifest
+from policy.evaluate import evaluate, mandatory, stack_config
+from stacks.catalog import SERVICE_NAMES
+from stacks.monitoring import DEV_THRESHOLDS, PROD_THRESHOLDS
+from tests.policy.captured import pinned_images_config, policy_resources
+
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+OPERATOR_KINDS = {SERVICE_MONITOR, PROMETHEUS_RULE}
+EXPORTERS = ("postgres-exporter", "redis-exporter", "nats-exporter")
+RELEASE = {"release": "kube-prometheus-stack"}
+
+
+def _operator_on(**extra: Any) -> dict[str, str]:
+    monitoring = {"prometheusOperator": True, "resourceLabels": RELEASE, **extra}
+    return {"venta:monitoring": json.dumps(monitoring)}
+
+
+@pytest.fixture(scope="module")
+def watched(captured_stack: Callable[..., CapturedStack]) -> dict[str, CapturedStack]:
+    return {stack: captured_stack(stack, _operator_on()) for stack in ("dev", "prod")}
+
+
+def _mine(captured: CapturedStack) -> list[CapturedResource]:
+    return [r for r in captured.resources if "venta:observability:Observability" in r.urn]
+
+
+def _named(captured: CapturedStack, type_token: str, name: str) -> dict[str, Any]:
+    [found] = [r for r in captured.of_type(type_token) if r.inputs["metadata"]["name"] == name]
+    return to_manifest(found)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_without_the_operator_nothing_operator_specific_exists(
+    stack: str, captured_stack: Callable[..., CapturedStack]
+) -> None:
+    captured = captured_stack(stack)
+    assert not {r.type for r in captured.resources} & OPERATOR_KINDS
+    assert not _mine(captured)
+    for deployment in captured.of_type("kubernetes:apps/v1:Deployment"):
+        annotations = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", deployment.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_with_the_operator_every_service_and_exporter_is_monitored(
+    stack: str, watched: dict[str, CapturedStack]
+) -> None:
+    captured = watched[stack]
+    monitors = {r.inputs["metadata"]["name"]: r.inputs for r in captured.of_type(SERVICE_MONITOR)}
+    assert set(monitors) == {*SERVICE_NAMES, *EXPORTERS}
+    for name, monitor in monitors.items():
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        spec = monitor["spec"]
+        assert spec["namespaceSelector"] == {"matchNames": [f"venta-{stack}"]}
+        [endpoint] = spec["endpoints"]
+        # The monitor must find the Service by its labels and scrape a port that Service names.
+        service = _named(captured, "kubernetes:core/v1:Service", name)
+        labels = service["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= labels.items(), name
+        assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}, name
+        assert labels[spec["jobLabel"]] == name  # the job the alert rules select on
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_prometheus_rule_carries_the_stack_thresholds(
+    stack: str, watched: dict[str, CapturedStack]
+) -> None:
+    [rule] = watched[stack].of_type(PROMETHEUS_RULE)
+    thresholds = {"dev": DEV_THRESHOLDS, "prod": PROD_THRESHOLDS}[stack]
+    nats = {"dev": 1, "prod": 3}[stack]
+    expected = rule_groups(RuleScope(f"venta-{stack}", SERVICE_NAMES, thresholds, nats_servers=nats))
+    assert json.loads(json.dumps(rule.inputs["spec"]["groups"])) == expected
+
+
+def test_a_threshold_override_reaches_the_rules(captured_stack: Callable[..., CapturedStack]) -> None:
+    captured = captured_stack("prod", _operator_on(thresholds={"errorRateRatio": 0.05}))
+    [rule] = captured.of_type(PROMETHEUS_RULE)
+    rules = [r for group in rule.inputs["spec"]["groups"] for r in group["rules"]]
+    errors = [r for r in rules if r["alert"] == "VentaHighErrorRate"]
+    assert len(errors) == len(SERVICE_NAMES)
+    assert all(") > 0.05 and " in r["expr"] for r in errors)
+    assert all("(threshold 5%)" in r["annotations"]["description"] for r in errors)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_dashboards_ship_as_sidecar_configmaps(stack: str, watched: dict[str, CapturedStack]) -> None:
+    boards = [
+        r.inputs for r in watched[stack].of_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]  # fmt: skip
+    titles = {json.loads(body)["title"] for cm in boards for body in cm["data"].values()}
+    assert titles == {"Venta / Overview", "Venta / Marketplace", "Venta / Location", "Venta / Communication"}
+
+
+def test_prod_runs_two_spread_exporters_with_budgets(watched: dict[str, CapturedStack]) -> None:
+    prod = watched["prod"]
+    for name in EXPORTERS:
+        deployment = _named(prod, "kubernetes:apps/v1:Deployment", name)
+        assert deployment["spec"]["replicas"] == 2
+        assert deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        _named(prod, "kubernetes:policy/v1:PodDisruptionBudget", name)
+    nats = _named(prod, "kubernetes:apps/v1:Deployment", "nats-exporter")
+    args = nats["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if "nats-headless" in a] == [
+        f"nats-{i},http://nats-{i}.nats-headless:8222" for i in range(3)
+    ]
+
+
+def test_exporters_read_credentials_from_secrets_only(watched: dict[str, CapturedStack]) -> None:
+    prod = watched["prod"]
+    text = json.dumps([r.inputs for r in _mine(prod)])
+    leaked = [secret for secret in prod.generated_secrets if secret in text]
+    assert not leaked
+    postgres = _named(prod, "kubernetes:apps/v1:Deployment", "postgres-exporter")
+    env = {e["name"]: e for e in postgres["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DATA_SOURCE_PASS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "postgres-credentials",
+        "key": "POSTGRES_PASSWORD",
+    }
+
+
+def test_each_store_admits_its_exporter_and_nothing_else(watched: dict[str, CapturedStack]) -> None:
+    prod = watched["prod"]
+    for store, exporter, port in (
+        ("postgres", "postgres-exporter", 5432),
+        ("redis", "redis-exporter", 6379),
+        ("nats", "nats-exporter", 8222),
+    ):
+        policy = _named(prod, "kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{store}-from-{exporter}")
+        spec = policy["spec"]
+        assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == store
+        assert spec["policyTypes"] == ["Ingress"]
+        [rule] = spec["ingress"]
+        peers = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in rule["from"]]
+        assert peers == [exporter]
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_built_in_kinds_validate_strictly(stack: str, watched: dict[str, CapturedStack]) -> None:
+    mine = [r for r in _mine(watched[stack]) if is_kubernetes_object(r) and r.type not in OPERATOR_KINDS]
+    assert {to_manifest(r)["kind"] for r in mine} >= {"Deployment", "Service", "NetworkPolicy", "ConfigMap"}
+    errors = [error for r in mine for error in validate_manifest(to_manifest(r))]
+    assert errors == []
+
+
+def _fake_digest(image: str) -> str:
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+def test_the_policy_pack_finds_nothing_mandatory_in_the_observability_objects(
+    watched: dict[str, CapturedStack], captured_stack: Callable[..., CapturedStack]
+) -> None:
+    """prod as a release pins it: service images and exporter images by digest."""
+    images = {
+        f"{store}Image": f"{image}@{_fake_digest(image)}"
+        for store, image in (
+            ("postgres", "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"),
+            ("redis", "oliver006/redis_exporter:v1.62.0"),
+            ("nats", "natsio/prometheus-nats-exporter:0.15.0"),
+        )
+    }
+    config = {**pinned_images_config(watched["prod"]), **_operator_on(exporters=images)}
+    for stack, captured in (("dev", watched["dev"]), ("prod", captured_stack("prod", config))):
+        findings = [
+            f for f in mandatory(evaluate(policy_resources(captured), stack_config(stack)))
+            if "venta:observability" in (f.urn or "") or "exporter" in f.message
+        ]  # fmt: skip
+        assert findings == [], "\n".join(f"[{f.policy}] {f.message}" for f in findings)
