@@ -1,0 +1,1 @@
+"""file-management: uploads checked by content, stored on a backend behind a small interface."""
