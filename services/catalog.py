@@ -23,5 +23,9 @@ SERVICES: dict[str, ServiceEntry] = {
         ServiceEntry("user-management", "user_management", 8081),
         ServiceEntry("vendor-management", "vendor_management", 8082),
         ServiceEntry("search-discovery", "search_discovery", 8083),
+        ServiceEntry("geolocation", "geolocation", 8084),
+        ServiceEntry("real-time", "real_time", 8085),
+        ServiceEntry("webhooks", "webhooks", 8086),
+        ServiceEntry("file-management", "file_management", 8087),
     )
 }

@@ -48,6 +48,12 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/users", "user-management", public=("POST /register", "POST /login", "POST /refresh")),
     Route("/api/vendors", "vendor-management", public=("GET ", "GET /*")),
     Route("/api/search", "search-discovery", public=("GET /**",)),
+    # These four serve their routes under /api themselves. /api/realtime is HTTP only through the
+    # gateway (it does not proxy WebSockets): clients open /api/realtime/ws on real-time directly.
+    Route("/api/locations", "geolocation", strip_api=False),
+    Route("/api/realtime", "real-time", strip_api=False),
+    Route("/api/webhooks", "webhooks", strip_api=False),
+    Route("/api/files", "file-management", strip_api=False),
 )
 
 
