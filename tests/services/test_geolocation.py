@@ -17,6 +17,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from services.api_gateway.app import create_app as create_gateway
+from services.api_gateway.routes_table import ROUTES, upstream_setting
+from services.api_gateway.settings import Settings as GatewayConfig
 from services.common.auth import TokenIssuer
 from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event, publish_event
 from services.geolocation.app import create_app
@@ -203,3 +206,23 @@ async def test_accepted_update_is_published_as_location_updated(geo: Geo, nats_u
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(received.get(), 0.3)  # a refused update publishes nothing
     await nc.close()
+
+
+async def test_reached_through_the_gateway_with_its_path_unchanged(
+    geo: Geo, redis_url: str, public_pem: str, serve: Callable[[Any], Awaitable[str]]
+) -> None:
+    upstream = str(geo.http.base_url).rstrip("/")
+    upstreams: dict[str, Any] = {upstream_setting(route.service): upstream for route in ROUTES}
+    settings = GatewayConfig(
+        service_name="api-gateway", redis_url=redis_url, jwt_public_key=public_pem,
+        **upstreams,
+    )  # fmt: skip
+    vendor = await geo.new_vendor("owner-9")
+    async with httpx.AsyncClient(base_url=await serve(create_gateway(settings)), timeout=10) as gateway:
+        moved = await gateway.put(f"/api/locations/vendors/{vendor}", json={"lat": 1.5, "lon": 2.5},
+                                  headers=geo.auth("owner-9"))  # fmt: skip
+        assert moved.status_code == 200, moved.text
+        near = await gateway.get("/api/locations/nearby", params={"lat": 1.5, "lon": 2.5, "radius_m": 100},
+                                 headers=geo.auth("customer"))  # fmt: skip
+        assert [r["vendor_id"] for r in near.json()["results"]] == [vendor]
+        assert (await gateway.get("/api/locations/nearby", params={"lat": 1, "lon": 2})).status_code == 401
