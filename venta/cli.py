@@ -86,37 +86,48 @@ def main(
     """Entry point of the `venta` console script; `engine`, `host` and `run_module` are for tests."""
     parser, sub = build_parser()
     args, extra = parser.parse_known_args(argv)
-    verb_parser = sub[args.verb]
-    if extra and args.verb not in DELEGATES:
-        verb_parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    host = host or Host.current()
-    try:
-        root = find_root(Path.cwd())
-    except ProjectError as error:
-        parser.error(str(error))
+    root = _check_arguments(args, extra, parser, sub[args.verb])
     if args.verb == "compose-env":
         from venta.compose_env import write_compose_env
 
         _say(write_compose_env(root / ".env", force=args.force))
         return 0
-    if args.verb != "dev":
-        stacks = known_stacks(root)
-        if args.stack not in stacks:
-            verb_parser.error(f"unknown stack {args.stack!r} (known: {', '.join(stacks) or 'none'})")
+    if args.verb in DELEGATES:
+        return _delegate(DELEGATES[args.verb], _module_args(args, extra), root, run_module or _run_module)
+    return _drive_pulumi(args, sub[args.verb], root, host or Host.current(), engine)
+
+
+def _check_arguments(
+    args: argparse.Namespace,
+    extra: list[str],
+    parser: argparse.ArgumentParser,
+    verb_parser: argparse.ArgumentParser,
+) -> Path:
+    """Every usage error, before anything runs (exits 2 with the usage); returns the project folder."""
+    if extra and args.verb not in DELEGATES:
+        verb_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        root = find_root(Path.cwd())
+    except ProjectError as error:
+        parser.error(str(error))
+    stack = getattr(args, "stack", None)
+    if stack is not None and stack not in (stacks := known_stacks(root)):
+        verb_parser.error(f"unknown stack {stack!r} (known: {', '.join(stacks) or 'none'})")
     version = getattr(args, "version", None)
     if version is not None:
         try:
             check_version(version)
         except VersionError as error:
             verb_parser.error(str(error))
-    if args.verb in DELEGATES:
-        module_args = [args.stack] if args.verb == "render" else []
-        if getattr(args, "out", None):
-            # The delegate runs in the project folder; the folder given is relative to the caller's.
-            module_args += ["--out", str(Path(args.out).resolve())]
-        module_args += extra
-        return _delegate(DELEGATES[args.verb], module_args, root, run_module or _run_module)
-    return _drive_pulumi(args, verb_parser, root, host, engine)
+    return root
+
+
+def _module_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    module_args = [args.stack] if args.verb == "render" else []
+    if getattr(args, "out", None):
+        # The delegate runs in the project folder; the folder given is relative to the caller's.
+        module_args += ["--out", str(Path(args.out).resolve())]
+    return module_args + extra
 
 
 def _say(line: str) -> None:
