@@ -9,7 +9,8 @@ from stacks.model import Resources
 core = k8s.core.v1
 meta = k8s.meta.v1
 
-SERVICE_UID = 10001
+# Every container runs as this uid: not root, and high enough not to match a user on the node.
+UID = 10001
 TMP_VOLUME = "tmp"
 
 

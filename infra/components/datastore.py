@@ -25,6 +25,7 @@ class DataStoreCommon:
     storage_class: str | None
     monitoring_namespace: str
     spread_across_nodes: bool = False
+    pull_policy: str = "IfNotPresent"
 
 
 def password(name: str, given: SecretStr | None, parent: pulumi.Resource) -> pulumi.Output[str]:
@@ -64,6 +65,26 @@ def services(
         metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
         spec=core.ServiceSpecArgs(type="ClusterIP", selector=selector, ports=service_ports),
         opts=opts,
+    )
+
+
+def service_account(
+    name: str, common: DataStoreCommon, labels: dict[str, str], parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """Each data store runs under its own account, which never receives an API token."""
+    account = core.ServiceAccount(
+        f"{name}-account",
+        metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
+        automount_service_account_token=False,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return account.metadata.name
+
+
+def secret_files(volume: str, secret_name: str) -> core.VolumeArgs:
+    """A Secret as read-only files for the pod's group: credentials read from files, not the environment."""
+    return core.VolumeArgs(
+        name=volume, secret=core.SecretVolumeSourceArgs(secret_name=secret_name, default_mode=0o440)
     )
 
 

@@ -17,7 +17,6 @@ from stacks.quantities import memory_bytes
 
 apps, core, meta = k8s.apps.v1, k8s.core.v1, k8s.meta.v1
 
-UID = 1000
 PORTS = {"client": 4222, "cluster": 6222, "monitor": 8222}
 CONFIG = "nats-config"
 
@@ -54,6 +53,7 @@ class Nats(pulumi.ComponentResource):
         )
         datastore.secret(CONFIG, common, self.labels, pulumi.Output.secret(config), self)
         datastore.services("nats", common, self.labels, self.selector, PORTS, self)
+        account = datastore.service_account("nats", common, self.labels, self)
         self.statefulset = apps.StatefulSet(
             "nats",
             metadata=meta.ObjectMetaArgs(name="nats", namespace=common.namespace, labels=self.labels),
@@ -63,7 +63,7 @@ class Nats(pulumi.ComponentResource):
                 # Servers must find each other to form the cluster, so they start together.
                 pod_management_policy="Parallel",
                 selector=meta.LabelSelectorArgs(match_labels=self.selector),
-                template=self._template(s, common),
+                template=self._template(s, common, account),
                 volume_claim_templates=[datastore.volume_claim(args.storage_size, common.storage_class)],
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -82,11 +82,13 @@ class Nats(pulumi.ComponentResource):
         )
         self.register_outputs({"host": "nats", "replicas": s.replicas})
 
-    def _template(self, s: NatsSettings, common: DataStoreCommon) -> core.PodTemplateSpecArgs:
+    def _template(
+        self, s: NatsSettings, common: DataStoreCommon, account: pulumi.Output[str]
+    ) -> core.PodTemplateSpecArgs:
         container = core.ContainerArgs(
             name="nats",
             image=s.image,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=common.pull_policy,
             command=["nats-server", "--config", "/etc/nats/nats.conf"],
             ports=[
                 core.ContainerPortArgs(name=n, container_port=p, protocol="TCP") for n, p in PORTS.items()
@@ -96,7 +98,7 @@ class Nats(pulumi.ComponentResource):
             startup_probe=pod.http_probe("/healthz?js-enabled-only=true", "monitor", 5, 5, failures=60),
             liveness_probe=pod.http_probe("/healthz?js-enabled-only=true", "monitor", 30, 10),
             readiness_probe=pod.http_probe("/healthz", "monitor", 5, 5),
-            security_context=pod.container_security(UID),
+            security_context=pod.container_security(pod.UID),
             volume_mounts=[
                 pod.mount(DATA_VOLUME, "/data"),
                 pod.mount("config", "/etc/nats", read_only=True),
@@ -107,9 +109,10 @@ class Nats(pulumi.ComponentResource):
         return core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=self.labels),
             spec=core.PodSpecArgs(
+                service_account_name=account,
                 automount_service_account_token=False,
                 enable_service_links=False,
-                security_context=pod.pod_security(UID),
+                security_context=pod.pod_security(pod.UID),
                 termination_grace_period_seconds=60,
                 containers=[container],
                 volumes=[

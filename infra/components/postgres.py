@@ -17,10 +17,12 @@ from stacks.model import Postgres as PostgresSettings
 
 apps, batch, core, meta = k8s.apps.v1, k8s.batch.v1, k8s.core.v1, k8s.meta.v1
 
-UID = 999  # the official image's postgres user
 PORT = 5432
 PGDATA = "/var/lib/postgresql/data/pgdata"
 CREDENTIALS = "postgres-credentials"
+# Passwords are files, never environment variables: the image reads POSTGRES_PASSWORD_FILE, and the
+# replica's clone and the backup job read theirs in the shell.
+CREDENTIALS_DIR = "/etc/postgres-credentials"
 BACKUP_DIR = "/backups"
 
 
@@ -41,17 +43,14 @@ class Postgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("venta:data:Postgres", name, None, opts)
         s, common = args.settings, args.common
-        version = s.image.split(":")[1].split("@")[0]
-        self.labels = labels("postgres", "database", common.instance, version)
+        self.pull_policy = common.pull_policy
+        self.version = s.image.split(":")[1].split("@")[0]
+        self.labels = labels("postgres", "database", common.instance, self.version)
         self.selector = selector("postgres", common.instance)
-        replica_labels = labels("postgres-replica", "database", common.instance, version)
-        replica_selector = selector("postgres-replica", common.instance)
-        backup_selector = selector("postgres-backup", common.instance)
 
         superuser = datastore.password("postgres-superuser", args.superuser_password, self)
         self.passwords = {db: datastore.password(f"postgres-{db}", None, self) for db in args.databases}
         replication = datastore.password("postgres-replication", None, self) if s.read_replica else None
-
         creds: dict[str, pulumi.Input[str]] = {"POSTGRES_PASSWORD": superuser}
         if replication is not None:
             creds["REPLICATION_PASSWORD"] = replication
@@ -63,22 +62,11 @@ class Postgres(pulumi.ComponentResource):
 
         datastore.services("postgres", common, self.labels, self.selector, {"postgres": PORT}, self)
         self.statefulset = self._primary(args)
-        database_peers = [network.pods(c) for c in args.clients]
-        if s.read_replica:
-            database_peers.append(network.pods(replica_selector))
-        if s.backup:
-            database_peers.append(network.pods(backup_selector))
-        datastore.network_policy(
-            "postgres",
-            common,
-            self.labels,
-            network.policy(self.selector, [network.allow_from(database_peers, PORT)], [network.dns()]),
-            self,
-        )
+        readers = [network.pods(c) for c in args.clients]
         read_host = "postgres"
         if s.read_replica:
             read_host = "postgres-replica"
-            self._replica(args, replica_labels, replica_selector)
+            readers.append(network.pods(self._replica(args)))
             # Primary and replica count as one database: a drain may take only one of them at a time.
             datastore.disruption_budget(
                 "postgres",
@@ -88,32 +76,41 @@ class Postgres(pulumi.ComponentResource):
                 self,
             )
         if s.backup:
-            self._backup(args, read_host, backup_selector)
+            readers.append(network.pods(self._backup(args, read_host)))
+        datastore.network_policy(
+            "postgres",
+            common,
+            self.labels,
+            network.policy(self.selector, [network.allow_from(readers, PORT)], [network.dns()]),
+            self,
+        )
         self.register_outputs({"host": "postgres", "databases": args.databases})
 
     def _container(
-        self, s: PostgresSettings, name: str, extra_mounts: tuple[core.VolumeMountArgs, ...] = ()
+        self, s: PostgresSettings, extra_mounts: tuple[core.VolumeMountArgs, ...] = ()
     ) -> core.ContainerArgs:
         ready = ["pg_isready", "-U", "postgres", "-h", "127.0.0.1", "-p", str(PORT)]
         return core.ContainerArgs(
-            name=name,
+            name="postgres",
             image=s.image,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=self.pull_policy,
             ports=[core.ContainerPortArgs(name="postgres", container_port=PORT, protocol="TCP")],
             env=[
                 core.EnvVarArgs(name="POSTGRES_USER", value="postgres"),
                 core.EnvVarArgs(name="PGDATA", value=PGDATA),
-                pod.secret_env("POSTGRES_PASSWORD", CREDENTIALS),
+                core.EnvVarArgs(name="POSTGRES_PASSWORD_FILE", value=f"{CREDENTIALS_DIR}/POSTGRES_PASSWORD"),
             ],
             resources=pod.resources(s.resources),
+            # Liveness asks only whether the server accepts connections; readiness whether it serves.
             startup_probe=pod.exec_probe(ready, 5, 5, failures=60),
-            liveness_probe=pod.exec_probe(ready, 30, 10, failures=6),
+            liveness_probe=pod.tcp_probe("postgres", 30, 10, failures=6),
             readiness_probe=pod.exec_probe(ready, 5, 5),
-            security_context=pod.container_security(UID),
+            security_context=pod.container_security(pod.UID),
             volume_mounts=[
                 pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
                 pod.mount("run", "/var/run/postgresql"),
                 pod.mount(pod.TMP_VOLUME, "/tmp"),
+                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
                 *extra_mounts,
             ],
         )
@@ -122,6 +119,7 @@ class Postgres(pulumi.ComponentResource):
         self,
         args: PostgresArgs,
         pod_labels: dict[str, str],
+        account: pulumi.Input[str],
         containers: list[core.ContainerArgs],
         extra_volumes: list[core.VolumeArgs],
         init: list[core.ContainerArgs] | None = None,
@@ -130,24 +128,25 @@ class Postgres(pulumi.ComponentResource):
         return core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=pod_labels),
             spec=core.PodSpecArgs(
+                service_account_name=account,
                 automount_service_account_token=False,
                 enable_service_links=False,
-                security_context=pod.pod_security(UID),
+                security_context=pod.pod_security(pod.UID),
                 init_containers=init,
                 containers=containers,
                 termination_grace_period_seconds=60,
-                volumes=[pod.scratch_volume(), pod.scratch_volume("run", "16Mi"), *extra_volumes],
+                volumes=[
+                    pod.scratch_volume(),
+                    pod.scratch_volume("run", "16Mi"),
+                    datastore.secret_files("credentials", CREDENTIALS),
+                    *extra_volumes,
+                ],
                 affinity=pod.anti_affinity({"app.kubernetes.io/component": "database"}) if spread else None,
             ),
         )
 
     def _statefulset(
-        self,
-        name: str,
-        args: PostgresArgs,
-        sel: dict[str, str],
-        template: core.PodTemplateSpecArgs,
-        set_labels: dict[str, str],
+        self, name: str, args: PostgresArgs, set_labels: dict[str, str], template: core.PodTemplateSpecArgs
     ) -> apps.StatefulSet:
         return apps.StatefulSet(
             name,
@@ -155,7 +154,7 @@ class Postgres(pulumi.ComponentResource):
             spec=apps.StatefulSetSpecArgs(
                 replicas=1,
                 service_name=f"{name}-headless",
-                selector=meta.LabelSelectorArgs(match_labels=sel),
+                selector=meta.LabelSelectorArgs(match_labels=selector(name, args.common.instance)),
                 template=template,
                 volume_claim_templates=[datastore.volume_claim(args.storage_size, args.common.storage_class)],
             ),
@@ -163,41 +162,44 @@ class Postgres(pulumi.ComponentResource):
         )
 
     def _primary(self, args: PostgresArgs) -> apps.StatefulSet:
+        account = datastore.service_account("postgres", args.common, self.labels, self)
         init_mount = pod.mount("init", "/docker-entrypoint-initdb.d", read_only=True)
-        container = self._container(args.settings, "postgres", (init_mount,))
-        init_volume = core.VolumeArgs(
-            name="init", secret=core.SecretVolumeSourceArgs(secret_name="postgres-init", default_mode=0o440)
+        container = self._container(args.settings, (init_mount,))
+        template = self._pod(
+            args, self.labels, account, [container], [datastore.secret_files("init", "postgres-init")]
         )
-        template = self._pod(args, self.labels, [container], [init_volume])
-        return self._statefulset("postgres", args, self.selector, template, self.labels)
+        return self._statefulset("postgres", args, self.labels, template)
 
-    def _replica(self, args: PostgresArgs, replica_labels: dict[str, str], sel: dict[str, str]) -> None:
+    def _replica(self, args: PostgresArgs) -> dict[str, str]:
+        """A streaming standby in its own StatefulSet; returns its pods' selector."""
         common = args.common
+        replica_labels = labels("postgres-replica", "database", common.instance, self.version)
+        sel = selector("postgres-replica", common.instance)
         clone = core.ContainerArgs(
             name="clone-primary",
             image=args.settings.image,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=self.pull_policy,
             command=["sh", "-c"],
             # A fresh volume starts as a copy of the primary, configured (-R) to follow it.
             args=[
+                f'export PGPASSWORD="$(cat {CREDENTIALS_DIR}/REPLICATION_PASSWORD)"; '
                 'if [ ! -s "$PGDATA/PG_VERSION" ]; then '
                 f"pg_basebackup -h postgres-0.postgres-headless -p {PORT} -U {conf.REPLICATION_USER} "
                 '-D "$PGDATA" -R -X stream && chmod 0700 "$PGDATA"; fi'
             ],
-            env=[
-                core.EnvVarArgs(name="PGDATA", value=PGDATA),
-                pod.secret_env("PGPASSWORD", CREDENTIALS, "REPLICATION_PASSWORD"),
-            ],
+            env=[core.EnvVarArgs(name="PGDATA", value=PGDATA)],
             resources=pod.resources(args.settings.resources),
-            security_context=pod.container_security(UID),
+            security_context=pod.container_security(pod.UID),
             volume_mounts=[
                 pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
                 pod.mount(pod.TMP_VOLUME, "/tmp"),
+                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
             ],
         )
-        template = self._pod(args, replica_labels, [self._container(args.settings, "postgres")], [], [clone])
+        account = datastore.service_account("postgres-replica", common, replica_labels, self)
+        template = self._pod(args, replica_labels, account, [self._container(args.settings)], [], [clone])
         datastore.services("postgres-replica", common, replica_labels, sel, {"postgres": PORT}, self)
-        self._statefulset("postgres-replica", args, sel, template, replica_labels)
+        self._statefulset("postgres-replica", args, replica_labels, template)
         backup_peer = (
             [network.pods(selector("postgres-backup", common.instance))] if args.settings.backup else []
         )
@@ -212,13 +214,14 @@ class Postgres(pulumi.ComponentResource):
             ),
             self,
         )
+        return sel
 
-    def _backup(self, args: PostgresArgs, host: str, sel: dict[str, str]) -> None:
+    def _backup(self, args: PostgresArgs, host: str) -> dict[str, str]:
+        """A nightly pg_dump of every database onto its own volume; returns its pods' selector."""
         s, common = args.settings, args.common
         assert s.backup is not None
-        backup_labels = labels(
-            "postgres-backup", "backup", common.instance, s.image.split(":")[1].split("@")[0]
-        )
+        backup_labels = labels("postgres-backup", "backup", common.instance, self.version)
+        sel = selector("postgres-backup", common.instance)
         claim = core.PersistentVolumeClaim(
             "postgres-backups",
             metadata=meta.ObjectMetaArgs(
@@ -229,33 +232,39 @@ class Postgres(pulumi.ComponentResource):
         )
         databases = " ".join(sorted(args.databases))
         script = (
-            "set -eu; stamp=$(date +%Y%m%dT%H%M%S); "
+            f'set -eu; export PGPASSWORD="$(cat {CREDENTIALS_DIR}/POSTGRES_PASSWORD)"; '
+            "stamp=$(date +%Y%m%dT%H%M%S); "
             f"for db in {databases}; do "
             f'pg_dump -h {host} -p {PORT} -U postgres -Fc -f "{BACKUP_DIR}/$db-$stamp.dump" "$db"; done; '
             # Retention: dumps older than the configured number of days are removed after a good run.
             f"find {BACKUP_DIR} -name '*.dump' -mtime +{s.backup.retention_days} -delete"
         )
+        dump = core.ContainerArgs(
+            name="pg-dump",
+            image=s.image,
+            image_pull_policy=self.pull_policy,
+            command=["sh", "-c", script],
+            resources=pod.resources(s.resources),
+            security_context=pod.container_security(pod.UID),
+            volume_mounts=[
+                pod.mount("backups", BACKUP_DIR),
+                pod.mount(pod.TMP_VOLUME, "/tmp"),
+                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
+            ],
+        )
+        account = datastore.service_account("postgres-backup", common, backup_labels, self)
         job_pod = core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=backup_labels),
             spec=core.PodSpecArgs(
+                service_account_name=account,
                 restart_policy="OnFailure",
                 automount_service_account_token=False,
                 enable_service_links=False,
-                security_context=pod.pod_security(UID),
-                containers=[
-                    core.ContainerArgs(
-                        name="pg-dump",
-                        image=s.image,
-                        image_pull_policy="IfNotPresent",
-                        command=["sh", "-c", script],
-                        env=[pod.secret_env("PGPASSWORD", CREDENTIALS, "POSTGRES_PASSWORD")],
-                        resources=pod.resources(s.resources),
-                        security_context=pod.container_security(UID),
-                        volume_mounts=[pod.mount("backups", BACKUP_DIR), pod.mount(pod.TMP_VOLUME, "/tmp")],
-                    )
-                ],
+                security_context=pod.pod_security(pod.UID),
+                containers=[dump],
                 volumes=[
                     pod.scratch_volume(),
+                    datastore.secret_files("credentials", CREDENTIALS),
                     core.VolumeArgs(
                         name="backups",
                         persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
@@ -292,6 +301,7 @@ class Postgres(pulumi.ComponentResource):
             ),
             self,
         )
+        return sel
 
 
 def _init_files(passwords: dict[str, str], replication: str | None) -> dict[str, str]:

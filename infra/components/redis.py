@@ -17,7 +17,6 @@ from stacks.model import Redis as RedisSettings
 
 apps, core, meta = k8s.apps.v1, k8s.core.v1, k8s.meta.v1
 
-UID = 999  # the official image's redis user
 PORT = 6379
 CONFIG = "redis-config"
 
@@ -47,20 +46,25 @@ class Redis(pulumi.ComponentResource):
         )
         datastore.secret(CONFIG, common, self.labels, config, self)
         datastore.services("redis", common, self.labels, self.selector, {"redis": PORT}, self)
-        ping = ["redis-cli", "-h", "127.0.0.1", "-p", str(PORT), "ping"]
+        # The password is read from the mounted Secret inside the probe, never from argv or the environment.
+        ping = [
+            "sh",
+            "-c",
+            'REDISCLI_AUTH="$(cat /etc/redis/password)" '
+            f"redis-cli -h 127.0.0.1 -p {PORT} ping | grep -q PONG",
+        ]
+        account = datastore.service_account("redis", common, self.labels, self)
         container = core.ContainerArgs(
             name="redis",
             image=s.image,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=common.pull_policy,
             command=["redis-server", "/etc/redis/redis.conf"],
             ports=[core.ContainerPortArgs(name="redis", container_port=PORT, protocol="TCP")],
-            # redis-cli reads the password from REDISCLI_AUTH, so probes never carry it in argv.
-            env=[pod.secret_env("REDISCLI_AUTH", CONFIG, "password")],
             resources=pod.resources(s.resources),
             startup_probe=pod.exec_probe(ping, 2, 5, failures=30),
             liveness_probe=pod.tcp_probe("redis", 30, 10),
             readiness_probe=pod.exec_probe(ping, 5, 5),
-            security_context=pod.container_security(UID),
+            security_context=pod.container_security(pod.UID),
             volume_mounts=[
                 pod.mount(DATA_VOLUME, "/data"),
                 pod.mount("config", "/etc/redis", read_only=True),
@@ -77,16 +81,14 @@ class Redis(pulumi.ComponentResource):
                 template=core.PodTemplateSpecArgs(
                     metadata=meta.ObjectMetaArgs(labels=self.labels),
                     spec=core.PodSpecArgs(
+                        service_account_name=account,
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=pod.pod_security(UID),
+                        security_context=pod.pod_security(pod.UID),
                         containers=[container],
                         volumes=[
                             pod.scratch_volume(),
-                            core.VolumeArgs(
-                                name="config",
-                                secret=core.SecretVolumeSourceArgs(secret_name=CONFIG, default_mode=0o440),
-                            ),
+                            datastore.secret_files("config", CONFIG),
                         ],
                     ),
                 ),

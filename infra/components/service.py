@@ -161,7 +161,7 @@ class VentaService(pulumi.ComponentResource):
             startup_probe=pod.http_probe("/health/live", "http", 0, 5, failures=30),
             liveness_probe=pod.http_probe("/health/live", "http", 30, 10),
             readiness_probe=pod.http_probe("/health/ready", "http", 5, 5),
-            security_context=pod.container_security(pod.SERVICE_UID),
+            security_context=pod.container_security(pod.UID),
             volume_mounts=mounts,
         )
         annotations: dict[str, pulumi.Input[str]] = {
@@ -183,7 +183,7 @@ class VentaService(pulumi.ComponentResource):
                     service_account_name=spec.name,
                     automount_service_account_token=False,
                     enable_service_links=False,
-                    security_context=pod.pod_security(pod.SERVICE_UID),
+                    security_context=pod.pod_security(pod.UID),
                     termination_grace_period_seconds=30,
                     containers=[container],
                     volumes=volumes,

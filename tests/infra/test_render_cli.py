@@ -16,7 +16,7 @@ def test_render_prod_writes_valid_files(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["prod", "--out", str(tmp_path)]) == 0
     files = sorted(tmp_path.glob("*.yaml"))
     documents = [yaml.safe_load(f.read_text()) for f in files]
-    assert len(documents) == 95 and all(d["kind"] != "Leftover" for d in documents)
+    assert len(documents) == 100 and all(d["kind"] != "Leftover" for d in documents)
     assert all(validate_manifest(d) == [] for d in documents)
     assert files[0].name == "000-namespace-venta-prod.yaml"
     text = "".join(f.read_text() for f in files)
@@ -27,7 +27,7 @@ def test_render_prod_writes_valid_files(tmp_path: Path, capsys: pytest.CaptureFi
     }
     assert "3-10 (HPA)" in rows["geolocation"] and "ghcr.io/venta/geolocation:0.1.0" in rows["geolocation"]
     assert rows["nats"].split()[2] == "3" and "nats:2.10.22-alpine" in rows["nats"]
-    assert "95 objects written" in out and "valid" in out
+    assert "100 objects written" in out and "valid" in out
 
 
 def test_render_with_an_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,7 +25,7 @@ DEV_INVENTORY = {
     "ResourceQuota": 1,
     "LimitRange": 1,
     "NetworkPolicy": 12,
-    "ServiceAccount": 8,
+    "ServiceAccount": 11,
     "Secret": 12,
     "ConfigMap": 8,
     "PersistentVolumeClaim": 1,
@@ -36,6 +36,7 @@ DEV_INVENTORY = {
 }
 PROD_INVENTORY = {
     **DEV_INVENTORY,
+    "ServiceAccount": 13,
     "NetworkPolicy": 14,
     "PersistentVolumeClaim": 2,
     "Service": 16,
@@ -433,3 +434,25 @@ def test_prod_data_stores(prod_stack: CapturedStack) -> None:
     redis = pod_template(named(prod_stack, "StatefulSet", "redis"))["spec"]["containers"][0]
     assert redis["command"] == ["redis-server", "/etc/redis/redis.conf"]
     assert all("requirepass" not in arg for arg in redis["command"])
+
+
+def test_every_pod_has_its_own_service_account(captured: CapturedStack) -> None:
+    accounts = {a["metadata"]["name"]: a for a in of_kind(captured, "ServiceAccount")}
+    used = []
+    for workload in workloads(captured):
+        name = pod_template(workload)["spec"]["serviceAccountName"]
+        assert accounts[name]["automountServiceAccountToken"] is False
+        used.append(name)
+    assert len(used) == len(set(used)) == len(accounts)
+
+
+def test_data_stores_read_credentials_from_files(captured: CapturedStack) -> None:
+    for workload in workloads(captured):
+        if workload["kind"] == "Deployment":
+            continue  # services read theirs from the environment, per docs/contracts.md
+        for container in containers(workload):
+            refs = [e for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
+            assert refs == [], f"{workload['metadata']['name']}/{container['name']}"
+    postgres = containers(named(captured, "StatefulSet", "postgres"))[0]
+    env = {e["name"]: e.get("value") for e in postgres["env"]}
+    assert env["POSTGRES_PASSWORD_FILE"] == "/etc/postgres-credentials/POSTGRES_PASSWORD"
