@@ -17,10 +17,11 @@ def up(stack: StackOps, target: Target, say: Say) -> None:
 def deploy(stack: StackOps, target: Target, version: str, say: Say, *, verb: str = "deploy") -> None:
     """Pin the image version, preview, update, and report."""
     rendering = prepare(stack, target, say, reference_images=verb == "rollback")
+    previous = stack.get_config(stack_config.IMAGE_TAG)
     stack.set_config(stack_config.IMAGE_TAG, version)
-    if stack.get_config(stack_config.IMAGE_DIGESTS):
+    if previous != version and stack.get_config(stack_config.IMAGE_DIGESTS):
         stack.remove_config(stack_config.IMAGE_DIGESTS)
-        say("images: dropped the digests pinned for the previous tag")
+        say(f"images: dropped the digests pinned for {previous}")
     say(f"preview of {stack.name} at {version}:")
     say(f"preview: {changes_line(stack.preview())}")
     _update(stack, verb, version, rendering, say)

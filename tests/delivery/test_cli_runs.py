@@ -80,6 +80,15 @@ def test_deploy_pins_the_version_then_previews_then_updates(
     assert "preview: resources: same 40, update 8" in out
 
 
+def test_redeploying_the_same_tag_keeps_its_digests(
+    project: Path, engine: RecordingEngine, host: Host
+) -> None:
+    engine.stack.config[IMAGE_DIGESTS] = '{"api-gateway": "sha256:' + "b" * 64 + '"}'
+    assert main(["deploy", "dev", "v1.0.0"], engine=engine, host=host) == 0
+    assert ("remove", IMAGE_DIGESTS) not in engine.stack.calls
+    assert ("up", "venta deploy dev v1.0.0") in engine.stack.calls
+
+
 def test_deploy_prints_outputs_with_secrets_masked(
     project: Path, engine: RecordingEngine, host: Host, capsys: pytest.CaptureFixture[str]
 ) -> None:
