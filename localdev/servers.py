@@ -32,7 +32,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Runs in the child between fork and exec: a crashed test run must not leave servers behind.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -81,7 +81,7 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             **self._popen_kwargs(),  # type: ignore[call-overload]
         )
         _wait_for_port(self.port, self.proc, self.name)
@@ -172,7 +172,7 @@ class PostgresServer(Server):
         subprocess.run(
             [_pg_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
              "--no-sync", "-E", "UTF8", "--locale=C"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent,
             user=uid, group=gid, extra_groups=[] if uid is not None else None,
         )  # fmt: skip
 

@@ -128,14 +128,18 @@ class Gateway:
         method: str = scope["method"]
         headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
         client_ip = scope["client"][0] if scope.get("client") else "unknown"
-        if route.is_public(method, path):
-            client = "ip:" + client_ip
-        else:
-            try:
-                client = "user:" + self.verifier.verify(bearer_token(headers.get("authorization"))).user_id
-            except InvalidToken as exc:
+        authorization = headers.get("authorization")
+        try:
+            # The rate limit counts per user when the caller has a valid token, else per address.
+            if authorization is None and route.is_public(method, path):
+                client = "ip:" + client_ip
+            else:
+                client = "user:" + self.verifier.verify(bearer_token(authorization)).user_id
+        except InvalidToken as exc:
+            if not route.is_public(method, path):
                 await send_json(send, 401, error_body(401, str(exc)), ((b"www-authenticate", b"Bearer"),))
                 return
+            client = "ip:" + client_ip  # a public route ignores a bad token; the service may still judge it
         assert self.limiter is not None
         wait = await self.limiter.hit(client)
         if wait:

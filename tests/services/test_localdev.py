@@ -1,0 +1,66 @@
+"""`python -m localdev`: every service up and healthy against the test's servers; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.catalog import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_local_run_starts_all_services_healthy_and_stops_on_ctrl_c(
+    servers: Any, postgres_admin_url: str
+) -> None:
+    env = {
+        **os.environ, "TEST_DATABASE_URL": postgres_admin_url, "TEST_REDIS_URL": servers.redis_url,
+        "TEST_NATS_URL": servers.nats_url, "LOG_LEVEL": "warning",
+    }  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "localdev", "--free-ports", cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    urls: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(240):
+            while len(urls) < len(SERVICES):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "localdev exited before printing its URLs"
+                match = re.match(r"^\s+(\S+)\s+(http://\S+)$", line)
+                if match:
+                    urls[match.group(1)] = match.group(2)
+        assert set(urls) == set(SERVICES)
+        async with httpx.AsyncClient(timeout=10) as client:
+            for name, url in urls.items():
+                assert (await client.get(f"{url}/health/ready")).status_code == 200, name
+            view = await client.get(f"{urls['api-gateway']}/health/upstreams")
+            assert view.status_code == 200 and view.json()["not_ready"] == []
+            registered = await client.post(
+                f"{urls['api-gateway']}/api/users/register",
+                json={"email": "local@example.com", "password": "long enough"},
+            )
+            assert registered.status_code == 201
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 30)
+        assert proc.returncode == 0
+        async with httpx.AsyncClient(timeout=2) as client:
+            for url in urls.values():
+                try:
+                    await client.get(f"{url}/health/live")
+                except httpx.TransportError:
+                    continue
+                raise AssertionError(f"{url} still answers after Ctrl-C")
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
