@@ -1,0 +1,403 @@
+"""A real Kubernetes control plane on loopback with simulated nodes, for the e2e cluster tests.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real binaries (built by
+``tests/e2e/cluster_toolchain.sh``); kwok plays the kubelets, so pods scheduled onto its fake nodes
+become Running and Ready without containers. Every process binds 127.0.0.1 on a free port, dies with
+the test process (``PR_SET_PDEATHSIG``) and is stopped by PID.
+
+What a real cluster has and this one adds by hand, because no cloud or node agent exists here:
+- hostPath PersistentVolumes of the StorageClasses the stacks name, which the controller-manager's
+  binder binds to claims (no dynamic provisioner runs; volumes are Retained: one claim uses up one);
+- a kwok Stage that gives every Ingress a load-balancer address, as an ingress controller would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from localdev.servers import Server, free_port
+
+BINARIES = (
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok",
+)  # fmt: skip
+CONTEXT = "venta-e2e"
+STORAGE_CLASS = "standard"
+# Prod asks for these by name (stacks: storage.className, storage.filesClassName).
+STORAGE_CLASSES = (STORAGE_CLASS, "shared-files")
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+ZONES = ("zone-a", "zone-b", "zone-c")
+
+
+TOOLCHAIN_SCRIPT = Path(__file__).with_name("cluster_toolchain.sh")
+
+
+def cluster_bin() -> Path | None:
+    """The built control plane's bin folder (``VENTA_CLUSTER_BIN`` overrides), or None when not built."""
+    override = os.environ.get("VENTA_CLUSTER_BIN")
+    if override:
+        found: Path | None = Path(override)
+    else:
+        done = subprocess.run(["bash", str(TOOLCHAIN_SCRIPT), "--check"], capture_output=True, text=True)
+        found = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    if found is None or not all((found / name).is_file() for name in BINARIES):
+        return None
+    return found
+
+
+def _wait_http(
+    url: str,
+    what: str,
+    server: Server,
+    *,
+    context: ssl.SSLContext | None = None,
+    token: str | None = None,
+    timeout: float = 60.0,
+) -> None:
+    """Poll a health endpoint until it answers 200; fail early if the process died."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if server.proc is None or server.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited before it was healthy:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(request, timeout=2, context=context) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as error:
+            last = str(error)
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not healthy at {url} within {timeout} s ({last}):\n{server.log_tail()}")
+
+
+class Etcd(Server):
+    name = "etcd"
+
+    def __init__(self, bin_dir: Path) -> None:
+        super().__init__()
+        self.bin_dir = bin_dir
+        self.peer_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return [
+            str(self.bin_dir / "etcd"), "--name", "e2e", "--data-dir", str(self.dir / "data"),
+            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"e2e={peer}", "--unsafe-no-fsync", "--log-level", "warn",
+        ]  # fmt: skip
+
+    def _ready(self) -> None:
+        _wait_http(f"{self.url}/health", "etcd", self)
+
+
+class ApiServer(Server):
+    """kube-apiserver with RBAC, a static admin token and its own self-signed serving certificate."""
+
+    name = "kube-apiserver"
+
+    def __init__(self, bin_dir: Path, etcd_url: str, token: str, sa_key: Path) -> None:
+        super().__init__()
+        self.bin_dir, self.etcd_url, self.token, self.sa_key = bin_dir, etcd_url, token, sa_key
+        (self.dir / "tokens.csv").write_text(f"{token},venta-admin,venta-admin,system:masters\n")
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        # Written by the API server at start: its serving certificate followed by the CA that signed it.
+        return self.dir / "certs" / "apiserver.crt"
+
+    def _command(self) -> list[str]:
+        return [
+            str(self.bin_dir / "kube-apiserver"), "--etcd-servers", self.etcd_url,
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--secure-port", str(self.port), "--cert-dir", str(self.dir / "certs"),
+            "--token-auth-file", str(self.dir / "tokens.csv"), "--authorization-mode", "Node,RBAC",
+            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file", str(self.sa_key),
+            "--service-account-signing-key-file", str(self.sa_key),
+            "--service-cluster-ip-range", SERVICE_CIDR,
+            # The "kubernetes" Service's endpoints would point at loopback, which validation refuses.
+            "--endpoint-reconciler-type", "none",
+        ]  # fmt: skip
+
+    def _ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while not self.ca_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        _wait_http(f"{self.url}/readyz", "kube-apiserver", self, context=context, token=self.token)
+
+
+class Component(Server):
+    """A control-plane client (controller-manager, scheduler, kwok) serving health on its own port."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        super().__init__()
+        self.command = [arg.replace("{port}", str(self.port)) for arg in command]
+
+    def _command(self) -> list[str]:
+        return self.command
+
+
+@dataclass
+class LocalCluster:
+    """A running cluster: the kubeconfig to hand to Pulumi and kubectl, and the processes behind it."""
+
+    bin_dir: Path
+    dir: Path
+    kubeconfig: Path
+    context: str = CONTEXT
+    servers: list[Server] = field(default_factory=list)
+
+    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
+        done = subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input_text, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        if check and done.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        self.kubectl(
+            "apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+        )
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {server.name}\n{server.log_tail()}" for server in self.servers)
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.cleanup()
+        self.servers.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _write_service_account_key(path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+
+def kubeconfig_document(server: str, ca_pem: bytes, token: str, context: str = CONTEXT) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": context,
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": context, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "current-context": context,
+    }
+
+
+def node_object(name: str, zone: str) -> dict[str, Any]:
+    # kwok's node stage fills status (Ready, addresses, generous capacity) for nodes it manages.
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": {
+            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+            "topology.kubernetes.io/zone": zone, "type": "kwok"}},
+    }  # fmt: skip
+
+
+def storage_objects(volumes_per_class: int, size: str = "500Gi") -> list[dict[str, Any]]:
+    """StorageClasses without a provisioner, each with pre-created volumes the binder hands out.
+
+    STORAGE_CLASS is the default (claims without a class land there); prod names it and its
+    ReadWriteMany class for shared files explicitly.
+    """
+    objects: list[dict[str, Any]] = []
+    for name in STORAGE_CLASSES:
+        default = "true" if name == STORAGE_CLASS else "false"
+        objects.append({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": name,
+                         "annotations": {"storageclass.kubernetes.io/is-default-class": default}},
+            "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
+        })  # fmt: skip
+        objects += [
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{name}-{index}"},
+             "spec": {"capacity": {"storage": size}, "storageClassName": name,
+                      "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
+                      "persistentVolumeReclaimPolicy": "Retain",
+                      "hostPath": {"path": f"/tmp/venta-e2e-volumes/{name}-{index}"}}}
+            for index in range(volumes_per_class)
+        ]  # fmt: skip
+    return objects
+
+
+# An ingress controller would publish the address it serves an Ingress on; Pulumi waits for it.
+INGRESS_STAGE = """\
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: ingress-address
+spec:
+  resourceRef:
+    apiGroup: networking.k8s.io/v1
+    kind: Ingress
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.loadBalancer.ingress'
+      operator: 'DoesNotExist'
+  next:
+    statusTemplate: |
+      loadBalancer:
+        ingress:
+        - ip: 127.0.0.1
+"""
+
+
+def _component_commands(
+    bin_dir: Path, kubeconfig: Path, sa_key: Path, ca_file: Path, stage_file: Path
+) -> dict[str, list[str]]:
+    common = ["--kubeconfig", str(kubeconfig), "--bind-address", "127.0.0.1", "--secure-port", "{port}"]
+    return {
+        "kube-controller-manager": [
+            str(bin_dir / "kube-controller-manager"),
+            *common,
+            "--leader-elect=false",
+            "--service-account-private-key-file",
+            str(sa_key),
+            "--root-ca-file",
+            str(ca_file),
+            "--use-service-account-credentials=false",
+            "--cluster-cidr",
+            POD_CIDR,
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
+            "--controllers",
+            "*",
+        ],
+        "kube-scheduler": [str(bin_dir / "kube-scheduler"), *common, "--leader-elect=false"],
+        "kwok": [
+            str(bin_dir / "kwok"),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--config",
+            str(stage_file),
+            "--manage-all-nodes=true",
+            "--cidr",
+            "10.244.0.1/16",
+            "--node-ip",
+            "10.0.0.10",
+            "--server-address",
+            "127.0.0.1:{port}",
+        ],
+    }
+
+
+def _wait_ready(cluster: LocalCluster, nodes: int, timeout: float = 60.0) -> None:
+    """Nodes Ready (kwok works) and the default ServiceAccount made (the controller-manager works)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = cluster.get_json("nodes")["items"]
+        ready = [
+            n
+            for n in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
+        accounts = cluster.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)
+        if len(ready) >= nodes and accounts:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"cluster not ready within {timeout} s:\n{cluster.logs()}")
+
+
+def start_cluster(bin_dir: Path, nodes: int = 3, volumes: int = 32) -> LocalCluster:
+    """Start the control plane and kwok; return once nodes are Ready and controllers run."""
+    base = Path(tempfile.mkdtemp(prefix="venta-cluster-"))
+    cluster = LocalCluster(bin_dir=bin_dir, dir=base, kubeconfig=base / "kubeconfig")
+    try:
+        token = secrets.token_hex(24)
+        sa_key = base / "service-account.key"
+        _write_service_account_key(sa_key)
+        etcd = Etcd(bin_dir)
+        cluster.servers.append(etcd)
+        etcd.start()
+        apiserver = ApiServer(bin_dir, etcd.url, token, sa_key)
+        cluster.servers.append(apiserver)
+        apiserver.start()
+        document = kubeconfig_document(apiserver.url, apiserver.ca_file.read_bytes(), token)
+        cluster.kubeconfig.write_text(json.dumps(document, indent=2))
+        stage_file = base / "kwok-stages.yaml"
+        stage_file.write_text(INGRESS_STAGE)
+        commands = _component_commands(bin_dir, cluster.kubeconfig, sa_key, apiserver.ca_file, stage_file)
+        for name, command in commands.items():
+            component = Component(name, command)
+            cluster.servers.append(component)
+            component.start()
+        cluster.apply(
+            [node_object(f"kwok-node-{i}", ZONES[i % len(ZONES)]) for i in range(nodes)]
+            + storage_objects(volumes)
+        )
+        _wait_ready(cluster, nodes)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="session", name="local_cluster")
+def local_cluster_fixture() -> Iterator[LocalCluster]:
+    """One cluster for the session; skips (or fails under VENTA_E2E=required) when not built."""
+    bin_dir = cluster_bin()
+    if bin_dir is None:
+        reason = "the control plane is not built: run `bash tests/e2e/cluster_toolchain.sh` (see docs/e2e.md)"
+        if os.environ.get("VENTA_E2E") == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    started = time.monotonic()
+    cluster = start_cluster(bin_dir)
+    print(f"\n[e2e cluster] started in {time.monotonic() - started:.1f}s")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

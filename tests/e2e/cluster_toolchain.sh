@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Builds a local Kubernetes control plane from Go modules for the e2e cluster tests:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok and kwokctl.
+# Output: $VENTA_TOOLCHAIN_ROOT/cluster-<versions>/bin (default root ~/.cache/venta-toolchain).
+# A finished build leaves a .complete marker and is reused; delete the folder to rebuild.
+# Prints the folder holding the binaries on its last line.
+#   --check   print that folder if it is complete, exit 1 otherwise (never builds)
+set -euo pipefail
+
+# The program's objects are validated against 1.31. v1.31.13, not .14: the module proxy answers
+# "403 not available" for k8s.io/kube-scheduler, kube-controller-manager and endpointslice v0.31.14.
+K8S_VERSION="${K8S_VERSION:-v1.31.13}"
+ETCD_VERSION="${ETCD_VERSION:-v3.5.21}"   # the 3.5 line Kubernetes 1.31 supports
+KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
+
+ROOT="${VENTA_TOOLCHAIN_ROOT:-$HOME/.cache/venta-toolchain}"
+DEST="$ROOT/cluster-k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+BIN="$DEST/bin"
+if [[ -f "$DEST/.complete" ]]; then
+    echo "$BIN"
+    exit 0
+fi
+if [[ "${1:-}" == "--check" ]]; then
+    echo "control plane not built: run bash tests/e2e/cluster_toolchain.sh (expected $BIN)" >&2
+    exit 1
+fi
+
+export GOWORK=off CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+NICE=(nice -n 19)
+WORK="$DEST/work"
+mkdir -p "$BIN" "$WORK"
+started=$(date +%s)
+
+log() { echo "[cluster-toolchain] $*" >&2; }
+
+build_kubernetes() {
+    local dir="$WORK/kubernetes" minor patch gomod
+    minor=$(cut -d. -f2 <<<"${K8S_VERSION#v}")
+    patch=$(cut -d. -f3 <<<"${K8S_VERSION#v}")
+    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+    gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+    # The release's go.mod points every staging module at ./staging/...; the same code is
+    # published as k8s.io/<name> v0.<minor>.<patch>. Keep the release's go line and godebug
+    # settings so the binaries run with the runtime defaults they were released with.
+    {
+        echo "module local/kubernetes-build"
+        grep -E '^go [0-9]' "$gomod"
+        sed -n '/^godebug (/,/^)/p; /^godebug [^(]/p' "$gomod"
+        echo "require k8s.io/kubernetes $K8S_VERSION"
+        echo "replace ("
+        grep -E '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" \
+            | awk -v v="v0.$minor.$patch" '{print "\t" $1 " => " $1 " " v}'
+        echo ")"
+    } > go.mod
+    cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+    "${NICE[@]}" go mod tidy >&2
+    local pkg="k8s.io/component-base/version" ld
+    ld="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    # client-go's kubectl version reads the same variables through its own copy.
+    ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+    ld="$ld -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+    "${NICE[@]}" go build -p 2 -trimpath -tags selinux,notest -ldflags "$ld" -o "$BIN/" \
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+}
+
+build_etcd() {
+    local dir="$WORK/etcd"
+    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+    go mod init local/etcd-build >&2
+    # server/v3's replaces point at sibling modules tagged at the same version, so requiring
+    # them all at that version reproduces the release's build list.
+    "${NICE[@]}" go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    "${NICE[@]}" go build -p 2 -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kwok() {
+    # The release already carries its own version; only the default Kubernetes version moves.
+    local ld="-s -w -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}"
+    GOBIN="$BIN" "${NICE[@]}" go install -p 2 -trimpath -ldflags "$ld" \
+        "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+for part in etcd kwok kubernetes; do
+    t0=$(date +%s)
+    log "building $part"
+    "build_$part"
+    log "$part built in $(( $(date +%s) - t0 ))s"
+done
+
+rm -rf "$WORK"
+log "total $(( $(date +%s) - started ))s, $(du -sh "$BIN" | cut -f1) in $BIN"
+touch "$DEST/.complete"
+echo "$BIN"
