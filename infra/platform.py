@@ -54,6 +54,7 @@ class Platform(pulumi.ComponentResource):
             storage_class=s.storage.class_name,
             monitoring_namespace=s.monitoring.namespace,
             spread_across_nodes=s.spread_across_nodes,
+            pull_policy=s.images.pull_policy,
         )
         db_users = [spec for spec in SERVICES if spec.database]
         postgres = Postgres(

@@ -195,6 +195,8 @@ class Images(Settings):
     tag: ImageTag
     digests: dict[ServiceName, Digest] = {}
     platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    # For every container. IfNotPresent lets a local cluster run images loaded into it (kind load).
+    pull_policy: Literal["Always", "IfNotPresent"] = "Always"
 
 
 class Gateway(Settings):

@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pydantic import SecretStr
 
-from infra.builders import network
+from infra.builders import network, scanner
 
 core, meta = k8s.core.v1, k8s.meta.v1
 DATA_VOLUME = "data"
@@ -25,7 +25,7 @@ class DataStoreCommon:
     storage_class: str | None
     monitoring_namespace: str
     spread_across_nodes: bool = False
-    pull_policy: str = "IfNotPresent"
+    pull_policy: str = "Always"
 
 
 def password(name: str, given: SecretStr | None, parent: pulumi.Resource) -> pulumi.Output[str]:
@@ -65,6 +65,16 @@ def services(
         metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
         spec=core.ServiceSpecArgs(type="ClusterIP", selector=selector, ports=service_ports),
         opts=opts,
+    )
+
+
+def workload_metadata(
+    name: str, common: DataStoreCommon, labels: dict[str, str], image: str
+) -> meta.ObjectMetaArgs:
+    """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its image."""
+    skips = scanner.checkov_skips([image], common.pull_policy)
+    return meta.ObjectMetaArgs(
+        name=name, namespace=common.namespace, labels=labels, annotations=skips or None
     )
 
 

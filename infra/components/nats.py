@@ -56,7 +56,7 @@ class Nats(pulumi.ComponentResource):
         account = datastore.service_account("nats", common, self.labels, self)
         self.statefulset = apps.StatefulSet(
             "nats",
-            metadata=meta.ObjectMetaArgs(name="nats", namespace=common.namespace, labels=self.labels),
+            metadata=datastore.workload_metadata("nats", common, self.labels, s.image),
             spec=apps.StatefulSetSpecArgs(
                 replicas=s.replicas,
                 service_name="nats-headless",

@@ -150,7 +150,7 @@ class Postgres(pulumi.ComponentResource):
     ) -> apps.StatefulSet:
         return apps.StatefulSet(
             name,
-            metadata=meta.ObjectMetaArgs(name=name, namespace=args.common.namespace, labels=set_labels),
+            metadata=datastore.workload_metadata(name, args.common, set_labels, args.settings.image),
             spec=apps.StatefulSetSpecArgs(
                 replicas=1,
                 service_name=f"{name}-headless",
@@ -276,9 +276,7 @@ class Postgres(pulumi.ComponentResource):
         )
         batch.CronJob(
             "postgres-backup",
-            metadata=meta.ObjectMetaArgs(
-                name="postgres-backup", namespace=common.namespace, labels=backup_labels
-            ),
+            metadata=datastore.workload_metadata("postgres-backup", common, backup_labels, s.image),
             spec=batch.CronJobSpecArgs(
                 schedule=s.backup.schedule,
                 concurrency_policy="Forbid",

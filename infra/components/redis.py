@@ -73,7 +73,7 @@ class Redis(pulumi.ComponentResource):
         )
         self.statefulset = apps.StatefulSet(
             "redis",
-            metadata=meta.ObjectMetaArgs(name="redis", namespace=common.namespace, labels=self.labels),
+            metadata=datastore.workload_metadata("redis", common, self.labels, s.image),
             spec=apps.StatefulSetSpecArgs(
                 replicas=1,
                 service_name="redis-headless",

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra.builders import images, pod
+from infra.builders import images, pod, scanner
 from infra.builders.checksum import checksum
 from infra.builders.labels import labels, selector
 from infra.builders.service_env import PORT, STORAGE_DIR
@@ -77,9 +77,14 @@ class VentaService(pulumi.ComponentResource):
         config_hash = pulumi.Output.unsecret(
             pulumi.Output.all(args.config, args.secrets).apply(lambda both: checksum(both[0], both[1]))
         )
+        # A built image is pinned to its pushed digest; a referenced one only when the stack names a digest.
+        pinned = "@sha256:" if args.images.build else images.reference(args.images, spec.name)
+        skips = scanner.checkov_skips([pinned], args.images.pull_policy, secret_env=True)
         self.deployment = apps.Deployment(
             name,
-            metadata=metadata(),
+            metadata=meta.ObjectMetaArgs(
+                name=spec.name, namespace=args.namespace, labels=self.labels, annotations=skips
+            ),
             spec=self._deployment_spec(args, config_hash, claim),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.secret]),
         )
@@ -148,7 +153,7 @@ class VentaService(pulumi.ComponentResource):
         container = core.ContainerArgs(
             name=spec.name,
             image=self.image_ref,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=args.images.pull_policy,
             ports=[core.ContainerPortArgs(name="http", container_port=PORT, protocol="TCP")],
             env_from=[
                 core.EnvFromSourceArgs(

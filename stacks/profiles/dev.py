@@ -10,6 +10,7 @@ from stacks.monitoring import DEV_THRESHOLDS
 _SMALL = {"cpuRequest": "50m", "memoryRequest": "64Mi", "cpuLimit": "500m", "memoryLimit": "256Mi"}
 
 PROFILE: dict[str, Any] = {
+    "images": {"pullPolicy": "IfNotPresent"},
     "spreadAcrossNodes": False,
     "services": {name: {"replicas": 1, "resources": _SMALL, "logLevel": "DEBUG"} for name in SERVICE_NAMES},
     "storage": {"postgres": "1Gi", "redis": "256Mi", "nats": "1Gi", "files": "1Gi", "backups": "1Gi"},

@@ -163,3 +163,13 @@ def test_quota_counts_max_replicas_and_surge() -> None:
 def test_checksum_changes_with_content() -> None:
     assert checksum({"a": "1"}, {"b": "2"}) == checksum({"a": "1"}, {"b": "2"})
     assert checksum({"a": "1"}, {"b": "2"}) != checksum({"a": "1"}, {"b": "3"})
+
+
+def test_checkov_skips_only_what_applies() -> None:
+    from infra.builders.scanner import REASONS, checkov_skips
+
+    assert checkov_skips(["postgres:16.4@sha256:" + "0" * 64], "Always") == {}
+    skips = checkov_skips(["ghcr.io/venta/webhooks:1.0"], "IfNotPresent", secret_env=True)
+    assert list(skips) == ["checkov.io/skip1", "checkov.io/skip2", "checkov.io/skip3"]
+    assert skips["checkov.io/skip3"] == f"CKV_K8S_43={REASONS['CKV_K8S_43']}"
+    assert all("\n" not in reason and len(reason) > 15 for reason in REASONS.values())

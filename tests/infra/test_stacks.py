@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -456,3 +457,30 @@ def test_data_stores_read_credentials_from_files(captured: CapturedStack) -> Non
     postgres = containers(named(captured, "StatefulSet", "postgres"))[0]
     env = {e["name"]: e.get("value") for e in postgres["env"]}
     assert env["POSTGRES_PASSWORD_FILE"] == "/etc/postgres-credentials/POSTGRES_PASSWORD"
+
+
+def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack, captured_stack: Any) -> None:
+    policy = "IfNotPresent" if captured.stack == "dev" else "Always"
+    for workload in workloads(captured):
+        assert {c["imagePullPolicy"] for c in containers(workload)} == {policy}
+    skips = named(captured, "Deployment", "webhooks")["metadata"]["annotations"]
+    checks = sorted(value.split("=")[0] for value in skips.values())
+    assert checks == (
+        ["CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_43"]
+        if captured.stack == "dev"
+        else ["CKV_K8S_35", "CKV_K8S_43"]
+    )
+    if captured.stack == "prod":
+        digest = "sha256:" + "cd" * 32
+        pinned = captured_stack(
+            "prod",
+            {
+                "venta:images": json.dumps(
+                    {"registry": "ghcr.io/venta", "tag": "0.1.0", "digests": {"webhooks": digest}}
+                ),
+                "venta:redis": json.dumps({"image": f"redis:7.4.1@{digest}"}),
+            },
+        )
+        webhooks = named(pinned, "Deployment", "webhooks")["metadata"]["annotations"]
+        assert [v.split("=")[0] for v in webhooks.values()] == ["CKV_K8S_35"]
+        assert "annotations" not in named(pinned, "StatefulSet", "redis")["metadata"]
