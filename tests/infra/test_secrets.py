@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -115,3 +116,27 @@ def test_each_database_user_has_its_own_password(captured: CapturedStack) -> Non
     assert len(passwords) == 5
     init = captured.by_name("postgres-init").inputs["stringData"]["value"]["01-databases.sql"]
     assert all(p in init for p in passwords)
+
+
+def test_operator_given_secrets_are_used_and_stay_secret(captured_stack: Any) -> None:
+    seed = base64.b64encode(b"s" * 32).decode()
+    given = {
+        "postgresPassword": "GivenPostgresPassword1",
+        "redisPassword": "GivenRedisPassword1",
+        "jwtSigningSeed": seed,
+    }
+    captured = captured_stack("dev", {"venta:secrets": json.dumps(given)})
+    generated = {r.name for r in captured.of_type("random:index/randomPassword:RandomPassword")}
+    assert "postgres-superuser" not in generated and "redis-password" not in generated
+    assert not captured.of_type("random:index/randomBytes:RandomBytes")
+    creds = captured.by_name("postgres-credentials").inputs["stringData"]
+    assert SECRET_SIG in creds and creds["value"]["POSTGRES_PASSWORD"] == given["postgresPassword"]
+    gateway = captured.by_name("api-gateway-secret").inputs["stringData"]["value"]
+    assert gateway["REDIS_URL"] == "redis://:GivenRedisPassword1@redis.venta-dev.svc:6379/0"
+    assert (
+        captured.by_name("user-management-secret").inputs["stringData"]["value"]["JWT_SIGNING_SEED"] == seed
+    )
+    text = yaml.safe_dump_all(manifests(captured)) + json.dumps(captured.outputs)
+    assert not [value for value in given.values() if value in text]
+    public_key = captured.by_name("geolocation-config").inputs["data"]["JWT_PUBLIC_KEY"]
+    assert public_key.startswith("-----BEGIN PUBLIC KEY-----")

@@ -215,3 +215,9 @@ def test_given_secrets_are_kept_secret() -> None:
 
 def test_malformed_json_object_is_a_type_problem() -> None:
     assert problems("dev", config(storage="{not json")) == ['storage: given "{not json"; allowed an object']
+
+
+def test_other_namespaces_belong_to_their_providers() -> None:
+    values = config(**{})
+    values |= {"kubernetes:context": "kind-venta", "pulumi:template": "x"}
+    assert stacks.load("dev", values).kubernetes.context is None
