@@ -9,6 +9,8 @@ import yaml
 from tests.delivery.repo_files import CONTRACT_SERVICES, ROOT, check_schema, service_names
 
 DATA_STORES = ["nats", "postgres", "redis"]
+# One-shot containers that prepare something and exit; the services wait for them to succeed.
+ONE_SHOT = ["files-volume-owner"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def test_compose_file_validates_against_the_compose_spec() -> None:
 
 def test_every_service_package_and_data_store_is_in_compose(compose: dict[str, Any]) -> None:
     assert set(service_names()) <= set(CONTRACT_SERVICES)  # a new package needs its contract row first
-    assert sorted(compose["services"]) == sorted(CONTRACT_SERVICES + DATA_STORES)
+    assert sorted(compose["services"]) == sorted(CONTRACT_SERVICES + DATA_STORES + ONE_SHOT)
 
 
 @pytest.mark.parametrize("name", CONTRACT_SERVICES)
@@ -40,10 +42,14 @@ def test_each_service_is_built_from_the_shared_dockerfile(compose: dict[str, Any
 def test_every_container_has_a_healthcheck_and_waits_for_healthy_deps(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name, service in services.items():
+        if name in ONE_SHOT:
+            assert "healthcheck" not in service and "restart" not in service
+            continue
         assert service["healthcheck"]["test"][0] == "CMD", name
         for dependency, condition in service.get("depends_on", {}).items():
-            assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
-            assert "healthcheck" in services[dependency]
+            expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            assert condition == {"condition": expected}, f"{name} -> {dependency}"
+            assert dependency in ONE_SHOT or "healthcheck" in services[dependency]
     assert sorted(services["api-gateway"]["depends_on"]) == sorted(
         [*(s for s in CONTRACT_SERVICES if s != "api-gateway"), "redis"]
     )
@@ -74,10 +80,13 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:
         mount.split(":")[0]: name
         for name, service in compose["services"].items()
         for mount in service.get("volumes", [])
-        if not mount.startswith("./")
+        if not mount.startswith("./") and name not in ONE_SHOT
     }
     assert set(mounts) == declared == {"postgres-data", "redis-data", "nats-data", "files-data"}
     assert mounts["files-data"] == "file-management"
+    owner = compose["services"]["files-volume-owner"]
+    assert owner["volumes"] == ["files-data:/data/files"]
+    assert owner["command"] == ["chown", "10001:10001", "/data/files"]
 
 
 def test_gateway_on_port_3000_and_nats_with_jetstream(compose: dict[str, Any]) -> None:
@@ -93,3 +102,16 @@ def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
                 if variable.endswith("_URL") and "@" not in value:
                     continue
                 assert "${" in value and ":?" in value, f"{name}.{variable} must come from .env"
+
+
+@pytest.mark.parametrize("name", CONTRACT_SERVICES)
+def test_each_environment_matches_the_services_settings(compose: dict[str, Any], name: str) -> None:
+    """Every required setting is given, and nothing is given that the service would silently ignore."""
+    from localdev.services import settings_class
+    from services.catalog import SERVICES
+
+    fields = settings_class(SERVICES[name]).model_fields
+    given = {variable.lower() for variable in compose["services"][name]["environment"]}
+    required = {field for field, info in fields.items() if info.is_required()}
+    assert required - given == set()
+    assert given - set(fields) == set()
