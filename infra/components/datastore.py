@@ -11,6 +11,7 @@ import pulumi_random as random
 from pydantic import SecretStr
 
 from infra.builders import network, scanner
+from infra.builders.checksum import checksum
 
 core, meta = k8s.core.v1, k8s.meta.v1
 DATA_VOLUME = "data"
@@ -66,6 +67,11 @@ def services(
         spec=core.ServiceSpecArgs(type="ClusterIP", selector=selector, ports=service_ports),
         opts=opts,
     )
+
+
+def config_checksum(data: pulumi.Output[dict[str, str]]) -> pulumi.Output[str]:
+    """A hash of a config Secret for the pod template: changing the file restarts the server."""
+    return pulumi.Output.unsecret(data.apply(lambda values: checksum(values)))
 
 
 def workload_metadata(

@@ -52,6 +52,7 @@ class Nats(pulumi.ComponentResource):
             }
         )
         datastore.secret(CONFIG, common, self.labels, pulumi.Output.secret(config), self)
+        self.config_hash = datastore.config_checksum(config)
         datastore.services("nats", common, self.labels, self.selector, PORTS, self)
         account = datastore.service_account("nats", common, self.labels, self)
         self.statefulset = apps.StatefulSet(
@@ -63,7 +64,7 @@ class Nats(pulumi.ComponentResource):
                 # Servers must find each other to form the cluster, so they start together.
                 pod_management_policy="Parallel",
                 selector=meta.LabelSelectorArgs(match_labels=self.selector),
-                template=self._template(s, common, account),
+                template=self._template(s, common, account, self.config_hash),
                 volume_claim_templates=[datastore.volume_claim(args.storage_size, common.storage_class)],
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -83,7 +84,11 @@ class Nats(pulumi.ComponentResource):
         self.register_outputs({"host": "nats", "replicas": s.replicas})
 
     def _template(
-        self, s: NatsSettings, common: DataStoreCommon, account: pulumi.Output[str]
+        self,
+        s: NatsSettings,
+        common: DataStoreCommon,
+        account: pulumi.Output[str],
+        config_hash: pulumi.Output[str],
     ) -> core.PodTemplateSpecArgs:
         container = core.ContainerArgs(
             name="nats",
@@ -107,7 +112,8 @@ class Nats(pulumi.ComponentResource):
         )
         spread = common.spread_across_nodes
         return core.PodTemplateSpecArgs(
-            metadata=meta.ObjectMetaArgs(labels=self.labels),
+            # nats-server reads its config file at start: new users or routes roll the servers one by one.
+            metadata=meta.ObjectMetaArgs(labels=self.labels, annotations={"checksum/config": config_hash}),
             spec=core.PodSpecArgs(
                 service_account_name=account,
                 automount_service_account_token=False,

@@ -47,12 +47,8 @@ class Redis(pulumi.ComponentResource):
         datastore.secret(CONFIG, common, self.labels, config, self)
         datastore.services("redis", common, self.labels, self.selector, {"redis": PORT}, self)
         # The password is read from the mounted Secret inside the probe, never from argv or the environment.
-        ping = [
-            "sh",
-            "-c",
-            'REDISCLI_AUTH="$(cat /etc/redis/password)" '
-            f"redis-cli -h 127.0.0.1 -p {PORT} ping | grep -q PONG",
-        ]
+        auth = 'REDISCLI_AUTH="$(cat /etc/redis/password)" ' if s.auth else ""
+        ping = ["sh", "-c", f"{auth}redis-cli -h 127.0.0.1 -p {PORT} ping | grep -q PONG"]
         account = datastore.service_account("redis", common, self.labels, self)
         container = core.ContainerArgs(
             name="redis",
@@ -79,7 +75,10 @@ class Redis(pulumi.ComponentResource):
                 service_name="redis-headless",
                 selector=meta.LabelSelectorArgs(match_labels=self.selector),
                 template=core.PodTemplateSpecArgs(
-                    metadata=meta.ObjectMetaArgs(labels=self.labels),
+                    # Redis reads its config only at start: a new password or persistence mode rolls it.
+                    metadata=meta.ObjectMetaArgs(
+                        labels=self.labels, annotations={"checksum/config": datastore.config_checksum(config)}
+                    ),
                     spec=core.PodSpecArgs(
                         service_account_name=account,
                         automount_service_account_token=False,

@@ -156,6 +156,10 @@ def test_redis_without_auth() -> None:
     assert not captured.of_type("random:index/randomPassword:RandomPassword")
     conf = captured.by_name("redis-config").inputs["stringData"]["value"]["redis.conf"]
     assert "requirepass" not in conf and "appendonly yes" in conf
+    template = objects["StatefulSet"]["redis"]["spec"]["template"]
+    probe = template["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
+    assert probe[:2] == ["sh", "-c"] and "REDISCLI_AUTH" not in probe[2] and "ping" in probe[2]
+    assert len(template["metadata"]["annotations"]["checksum/config"]) == 64
     assert objects["NetworkPolicy"]["redis"]["spec"]["ingress"] == []
 
 
@@ -175,6 +179,7 @@ def test_nats_cluster_with_auth() -> None:
     assert "PodDisruptionBudget" in objects
     conf = captured.by_name("nats-config").inputs["stringData"]["value"]["nats.conf"]
     assert "routes: [nats://cluster:" in conf and "nats-headless.test.svc:6222" in conf
+    assert len(sts["template"]["metadata"]["annotations"]["checksum/config"]) == 64
     ingress = objects["NetworkPolicy"]["nats"]["spec"]["ingress"]
     assert [rule["ports"][0]["port"] for rule in ingress] == [4222, 6222, 8222]
 
