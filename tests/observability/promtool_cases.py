@@ -227,7 +227,8 @@ CASES: tuple[Case, ...] = (
         {
             "prod": [
                 Alert(
-                    _HPA,
+                    # Matching on (namespace, horizontalpodautoscaler) keeps only those labels.
+                    {"horizontalpodautoscaler": "geolocation"},
                     "geolocation cannot scale out any further",
                     "The HPA of geolocation in {ns} has run at its maximum (10 replicas) for 15m.",
                 )
@@ -288,6 +289,13 @@ CASES: tuple[Case, ...] = (
         "VentaPostgresDown",
         "7m",
         [Series("pg_up", {"job": "postgres-exporter"}, "1x10")],
+        {"prod": [], "dev": []},
+    ),
+    Case(
+        "Redis answering its exporter",
+        "VentaRedisDown",
+        "7m",
+        [Series("redis_up", {"job": "redis-exporter"}, "1x10")],
         {"prod": [], "dev": []},
     ),
     Case(
