@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -43,3 +46,28 @@ def test_bad_settings_exit_2_with_every_problem(tmp_path: Path, capsys: pytest.C
     assert "services.geolocation.replicas: given 0; allowed at least 1" in err
     assert 'services.geolocation.logLevel: given "LOUD"' in err
     assert not list(tmp_path.glob("*.yaml"))
+
+
+def test_encrypted_stack_values_get_a_stand_in_under_mocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.render import capture
+
+    stack_file = tmp_path / "Pulumi.qa.yaml"
+    stack_file.write_text(
+        "config:\n"
+        "  venta:profile: dev\n"
+        "  venta:images: {registry: ghcr.io/venta, tag: '1.0'}\n"
+        "  venta:gateway: {host: qa.example.com}\n"
+        "  venta:secrets:\n"
+        "    redisPassword: {secure: v1:AAAABBBBCCCC}\n"
+        "    jwtSigningSeed: {secure: v1:DDDDEEEEFFFF}\n"
+    )
+    monkeypatch.setattr(capture, "REPO_ROOT", tmp_path)
+    values = capture.stack_config("qa")
+    secrets = json.loads(values["venta:secrets"])
+    assert "v1:" not in values["venta:secrets"] and len(base64.b64decode(secrets["jwtSigningSeed"])) == 32
+    captured = capture.capture_stack("qa")
+    assert captured.outputs["namespace"] == "venta-qa"
+    url = captured.by_name("api-gateway-secret").inputs["stringData"]["value"]["REDIS_URL"]
+    assert secrets["redisPassword"] in url or quote(secrets["redisPassword"], safe="") in url
