@@ -28,8 +28,6 @@ class GatewaySettings(RedisSettings, JwtSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     rate_limit_requests: int = Field(default=600, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
-    # Verified tokens are remembered this long (never past their expiry); 0 verifies every request.
-    token_cache_seconds: float = Field(default=30.0, ge=0, le=300)
 
     def upstream_url(self, service: str) -> str:
         return str(getattr(self, upstream_setting(service)))

@@ -93,7 +93,7 @@ async def _open_resources(
                 await nats_client.ensure_streams(res.js, *streams)
             health.add_check("nats", lambda: _nats_check(nc))
         if isinstance(settings, JwtSettings):
-            res.verifier = TokenVerifier(settings.jwt_public_key)
+            res.verifier = TokenVerifier(settings.jwt_public_key, cache_seconds=settings.token_cache_seconds)
         yield res
 
 

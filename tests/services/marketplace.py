@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from localdev.services import CLOSED_PORT
+from services.api_gateway.routes_table import ROUTES, upstream_setting
 from services.api_gateway.settings import GatewaySettings
 from services.api_gateway.settings import Settings as GatewayConfig
 from services.common.auth import TokenIssuer
@@ -49,9 +51,9 @@ class Servers:
         )  # fmt: skip
 
     def gateway_settings(self, upstreams: dict[str, str], **extra: Any) -> GatewaySettings:
-        fields: dict[str, Any] = {
-            f"upstream_{name.replace('-', '_')}": url for name, url in upstreams.items()
-        }
+        # Routes of services a test does not start point at a closed port.
+        urls = {route.service: f"http://127.0.0.1:{CLOSED_PORT}" for route in ROUTES} | upstreams
+        fields: dict[str, Any] = {upstream_setting(name): url for name, url in urls.items()}
         return GatewayConfig(
             service_name="api-gateway",
             redis_url=self.redis_url,

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from localdev.servers import free_port
+from services.__main__ import main as services_main
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "services" / "Dockerfile"
@@ -65,25 +66,17 @@ def test_requirements_are_in_step_with_the_lock() -> None:
     assert not {name for name in names if name.startswith("pulumi") or name in {"pytest", "mypy", "ruff"}}
 
 
-def _run_services(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_command_refuses_unknown_services_and_names_missing_settings() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SERVICE_", "JWT_"))}
-    unknown = _run_services("billing", env=env)
-    assert unknown.returncode == 2 and "known: api-gateway" in unknown.stderr
-    missing = _run_services(env={**env, "SERVICE_NAME": "user-management"})
-    assert missing.returncode == 2
-    assert "DATABASE_URL: is required but not set" in missing.stderr and "JWT_SIGNING_SEED" in missing.stderr
+def test_command_refuses_unknown_services_and_names_missing_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("DATABASE_URL", "JWT_PUBLIC_KEY", "JWT_SIGNING_SEED", "SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    assert services_main(["billing"]) == 2
+    assert "known: api-gateway" in capsys.readouterr().err
+    monkeypatch.setenv("SERVICE_NAME", "user-management")
+    assert services_main([]) == 2
+    err = capsys.readouterr().err
+    assert "DATABASE_URL: is required but not set" in err and "JWT_SIGNING_SEED" in err
 
 
 async def test_command_serves_until_sigterm_then_shuts_down_cleanly(servers: Any) -> None:

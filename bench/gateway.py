@@ -1,0 +1,162 @@
+"""Gateway overhead benchmark: the same reads sent straight to a service and through api-gateway.
+
+Runs real processes (``python -m services <name>``, uvloop + httptools, LOG_LEVEL=WARNING) against
+throwaway PostgreSQL, Redis and NATS, and drives them with ``wrk`` in a closed loop (1 wrk thread) at
+32 connections and at 1 connection:
+
+  (a) plain read:         GET /vendors/{id}      vs  GET /api/vendors/{id}   (public route)
+  (b) authenticated read: GET /users/me + token  vs  GET /api/users/me       (token check + rate limit)
+
+Direct and gateway runs alternate so drift on a shared machine hits both alike. Nothing is pinned:
+wrk, the gateway, the service, PostgreSQL and Redis share all cores. The rate limit is set high enough
+that it never rejects (the check itself still runs on every request). Targets: (a) >= 60% of direct
+throughput, (b) >= 50%, and at one connection the gateway adds < 1 ms at p50.
+
+    .venv/bin/python bench/gateway.py [--duration 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from localdev.servers import free_port, running
+from localdev.services import (
+    prepare_databases,
+    service_env,
+    settings_class,
+    start_service,
+    stop_all,
+    wait_ready,
+)
+from services.catalog import SERVICES
+from services.common.auth import generate_seed
+
+BENCH_ENV = {"LOG_LEVEL": "WARNING", "RATE_LIMIT_REQUESTS": "1000000000", "RATE_LIMIT_WINDOW_SECONDS": "60"}
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def parse_wrk(output: str) -> Result:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()  # type: ignore[union-attr]
+        return float(value) * _UNITS[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return Result(rps, percentile("50"), percentile("99"), int(errors.group(1)) if errors else 0)
+
+
+def wrk(url: str, connections: int, seconds: int, token: str | None) -> Result:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if token:
+        command[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return parse_wrk(done.stdout)
+
+
+def seed_data(user_url: str, vendor_url: str) -> tuple[str, str]:
+    """(access token of a vendor user, id of one vendor)."""
+    with httpx.Client(timeout=30) as client:
+        body = {"email": "bench@example.com", "password": "bench-password", "role": "vendor"}
+        assert client.post(f"{user_url}/users/register", json=body).status_code == 201
+        login = {"email": body["email"], "password": body["password"]}
+        token = client.post(f"{user_url}/users/login", json=login).json()["access_token"]
+        vendor = client.post(
+            f"{vendor_url}/vendors", json={"name": "Bench Bites", "category": "food"},
+            headers={"Authorization": f"Bearer {token}"},
+        )  # fmt: skip
+        return token, vendor.json()["id"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="api-gateway overhead vs direct calls")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (scripts/setup.sh installs it)", file=sys.stderr)
+        return 2
+    names = ["user-management", "vendor-management", "search-discovery", "api-gateway"]
+    entries = [SERVICES[n] for n in names]
+    ports = {e.name: free_port() for e in entries}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    with ExitStack() as stack:
+        urls = {kind: stack.enter_context(running(kind)).url for kind in ("postgres", "redis", "nats")}
+        urls.update(prepare_databases(urls["postgres"], entries))
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="venta-bench-")))
+        seed = generate_seed()
+        stack.callback(stop_all, procs)
+        for entry in entries:
+            env = service_env(entry, settings_class(entry), urls, ports, seed, scratch) | BENCH_ENV
+            procs[entry.name] = start_service(entry, env)
+        for entry in entries:
+            wait_ready(ports[entry.name], procs[entry.name], entry.name)
+        base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        token, vendor_id = seed_data(base["user-management"], base["vendor-management"])
+        gateway = base["api-gateway"]
+        cases = {
+            "(a) plain read": (
+                f"{base['vendor-management']}/vendors/{vendor_id}",
+                f"{gateway}/api/vendors/{vendor_id}",
+                None,
+            ),
+            "(b) authenticated read": (
+                f"{base['user-management']}/users/me",
+                f"{gateway}/api/users/me",
+                token,
+            ),
+        }
+        for direct_url, gateway_url, tok in cases.values():  # warm-up: connection pools, caches
+            wrk(direct_url, 8, 2, tok)
+            wrk(gateway_url, 8, 2, tok)
+        load = os.getloadavg()[0]
+        print(f"cpus={os.cpu_count()} load(1m) at start={load:.1f}; {args.duration}s per run, wrk -t1,"
+              " nothing pinned (wrk, gateway, service, PostgreSQL, Redis share the cores)")  # fmt: skip
+        header = f"{'case':<24}{'conns':>6}{'direct rps':>12}{'gw rps':>10}{'ratio':>7}"
+        header += f"{'direct p50':>12}{'gw p50':>9}{'+p50 ms':>9}{'direct p99':>12}{'gw p99':>9}  target"
+        print(header)
+        failures = 0
+        for connections in (32, 1):
+            for label, (direct_url, gateway_url, tok) in cases.items():
+                direct = wrk(direct_url, connections, args.duration, tok)
+                through = wrk(gateway_url, connections, args.duration, tok)
+                if direct.errors or through.errors:
+                    print(f"  non-2xx responses: direct {direct.errors}, gateway {through.errors}")
+                    failures += 1
+                ratio = through.rps / direct.rps
+                added = through.p50_ms - direct.p50_ms
+                if connections == 32:
+                    need = 0.60 if label.startswith("(a)") else 0.50
+                    verdict = f"ratio >= {need:.2f}: {'met' if ratio >= need else 'MISSED'}"
+                    failures += ratio < need
+                else:
+                    verdict = f"+p50 < 1 ms: {'met' if added < 1.0 else 'MISSED'}"
+                    failures += added >= 1.0
+                print(f"{label:<24}{connections:>6}{direct.rps:>12.0f}{through.rps:>10.0f}{ratio:>7.2f}"
+                      f"{direct.p50_ms:>12.2f}{through.p50_ms:>9.2f}{added:>9.2f}"
+                      f"{direct.p99_ms:>12.2f}{through.p99_ms:>9.2f}  {verdict}", flush=True)  # fmt: skip
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

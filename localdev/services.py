@@ -1,0 +1,140 @@
+"""Start services as subprocesses with the environment their Settings classes ask for.
+
+Shared by ``python -m localdev`` and the benchmarks: each service runs as ``python -m services <name>``,
+the container command, so what runs locally is what runs in the image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from localdev.servers import die_with_parent, running
+from services.api_gateway.routes_table import ROUTES, upstream_setting
+from services.catalog import ServiceEntry
+from services.common.auth import public_pem_from_seed
+from services.common.settings import (
+    DatabaseSettings,
+    JwtSettings,
+    JwtSigningSettings,
+    NatsSettings,
+    RedisSettings,
+    ServiceSettings,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOSED_PORT = 9  # "discard": nothing listens there on a dev machine
+# Settings a service needs beyond the shared ones, given a scratch directory. One line per service.
+DEV_ENV: dict[str, Callable[[Path], dict[str, str]]] = {
+    "file-management": lambda scratch: {"STORAGE_DIR": str(scratch / "files")},
+}
+
+
+def settings_class(entry: ServiceEntry) -> type[ServiceSettings]:
+    cls: type[ServiceSettings] = importlib.import_module(f"services.{entry.package}.settings").Settings
+    return cls
+
+
+def service_env(
+    entry: ServiceEntry, cls: type[ServiceSettings], urls: dict[str, str], ports: dict[str, int], seed: str,
+    scratch: Path,
+) -> dict[str, str]:  # fmt: skip
+    """The environment of one service, derived from the mixins of its Settings class."""
+    env = {
+        "SERVICE_NAME": entry.name,
+        "PORT": str(ports[entry.name]),
+        "HOST": "127.0.0.1",
+        "ENVIRONMENT": "local",
+    }
+    if issubclass(cls, DatabaseSettings):
+        env["DATABASE_URL"] = urls[f"db:{entry.name}"]
+    if issubclass(cls, RedisSettings):
+        env["REDIS_URL"] = urls["redis"]
+    if issubclass(cls, NatsSettings):
+        env["NATS_SERVERS"] = urls["nats"]
+    if issubclass(cls, JwtSettings):
+        env["JWT_PUBLIC_KEY"] = public_pem_from_seed(seed)
+    if issubclass(cls, JwtSigningSettings):
+        env["JWT_SIGNING_SEED"] = seed
+    for route in ROUTES:
+        if upstream_setting(route.service) in cls.model_fields:
+            # A service left out of this run gets a closed port: its routes answer 502, the rest work.
+            port = ports.get(route.service, CLOSED_PORT)
+            env[upstream_setting(route.service).upper()] = f"http://127.0.0.1:{port}"
+    env.update(DEV_ENV.get(entry.name, lambda _: {})(scratch))
+    return env
+
+
+async def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        for name in names:
+            if name not in existing:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = admin_url.rsplit("/", 1)[0]
+    return {name: f"{base}/{name}" for name in names}
+
+
+@contextlib.contextmanager
+def data_stores(stack: ExitStack) -> Iterator[dict[str, str]]:
+    urls = {}
+    for kind, env in (
+        ("postgres", "TEST_DATABASE_URL"),
+        ("redis", "TEST_REDIS_URL"),
+        ("nats", "TEST_NATS_URL"),
+    ):
+        urls[kind] = os.environ.get(env) or stack.enter_context(running(kind)).url
+    yield urls
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode} during start-up")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} was not ready within {timeout:g} s")
+
+
+def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def start_service(entry: ServiceEntry, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services", entry.name], cwd=ROOT, env={**os.environ, **env},
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+
+
+def prepare_databases(admin_url: str, entries: list[ServiceEntry]) -> dict[str, str]:
+    """A database per service whose settings need one: ``{"db:<service>": url}``."""
+    with_db = [e for e in entries if issubclass(settings_class(e), DatabaseSettings)]
+    databases = asyncio.run(create_databases(admin_url, [f"venta_{e.package}" for e in with_db]))
+    return {f"db:{e.name}": databases[f"venta_{e.package}"] for e in with_db}
