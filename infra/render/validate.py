@@ -10,6 +10,7 @@ import json
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -19,8 +20,15 @@ KUBERNETES_VERSION = "1.31"
 SCHEMA_DIR = f"v{KUBERNETES_VERSION}.0-local-strict"
 
 
+# Strict schemas of the custom resources the stacks create (the Prometheus Operator's, see
+# tests/observability/crd_schemas.py), same file naming as the bundled ones.
+CUSTOM_SCHEMA_DIR = Path(__file__).resolve().parents[1] / "observability" / "crds"
+
+
 def _schema_file(name: str) -> Any:
     root = resources.files("kubernetes_validate").joinpath("kubernetes-json-schema", SCHEMA_DIR, name)
+    if not root.is_file() and (CUSTOM_SCHEMA_DIR / name).is_file():
+        return json.loads((CUSTOM_SCHEMA_DIR / name).read_text())
     return json.loads(root.read_text())
 
 

@@ -152,11 +152,24 @@ def test_each_store_admits_its_exporter_and_nothing_else(watched: dict[str, Capt
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_built_in_kinds_validate_strictly(stack: str, watched: dict[str, CapturedStack]) -> None:
-    mine = [r for r in _mine(watched[stack]) if is_kubernetes_object(r) and r.type not in OPERATOR_KINDS]
-    assert {to_manifest(r)["kind"] for r in mine} >= {"Deployment", "Service", "NetworkPolicy", "ConfigMap"}
-    errors = [error for r in mine for error in validate_manifest(to_manifest(r))]
+def test_every_object_validates_strictly(stack: str, watched: dict[str, CapturedStack]) -> None:
+    """Built-in kinds against Kubernetes 1.31, the operator's kinds against its own CRD schemas."""
+    mine = [to_manifest(r) for r in _mine(watched[stack]) if is_kubernetes_object(r)]
+    kinds = {m["kind"] for m in mine}
+    assert {"Deployment", "Service", "NetworkPolicy", "ConfigMap"} <= kinds
+    assert {"ServiceMonitor", "PrometheusRule"} <= kinds
+    errors = [error for manifest in mine for error in validate_manifest(manifest)]
     assert errors == []
+
+
+def test_a_misspelt_operator_field_is_caught(watched: dict[str, CapturedStack]) -> None:
+    monitor = _named(watched["prod"], SERVICE_MONITOR, "webhooks")
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    rule = _named(watched["prod"], PROMETHEUS_RULE, "venta-alerts")
+    rule["spec"]["groups"][0]["rules"][0]["for"] = 5
+    errors = validate_manifest(monitor) + validate_manifest(rule)
+    assert any("'intervall' was unexpected" in e for e in errors), errors
+    assert any("5 is not of type 'string'" in e for e in errors), errors
 
 
 def _fake_digest(image: str) -> str:
