@@ -1,4 +1,8 @@
-"""FastAPI dependencies for the clients a service holds and for the caller's identity."""
+"""FastAPI dependencies for the clients a service holds and for the caller's identity.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a hop that costs
+more than these lookups themselves on every request.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def resources(request: Request) -> Resources:
     return res
 
 
-def app_settings(request: Request) -> Any:
+async def app_settings(request: Request) -> Any:
     """The service's own Settings object; each service wraps this with its precise type."""
     return request.app.state.settings
 
@@ -29,22 +33,22 @@ def _need(value: Any, what: str) -> Any:
     return value
 
 
-def get_db(request: Request) -> asyncpg.Pool:
+async def get_db(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = _need(resources(request).db, "a database")
     return pool
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     redis: Redis = _need(resources(request).redis, "Redis")
     return redis
 
 
-def get_jetstream(request: Request) -> JetStreamContext:
+async def get_jetstream(request: Request) -> JetStreamContext:
     js: JetStreamContext = _need(resources(request).js, "NATS")
     return js
 
 
-def current_principal(
+async def current_principal(
     request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
 ) -> Principal:
     """The verified caller. Services verify the token themselves; identity headers are never trusted."""
@@ -57,7 +61,7 @@ def current_principal(
 
 
 def require_role(role: Role) -> Any:
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role != role:
             raise HTTPException(403, f"this action needs the {role} role")
         return principal

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 from importlib import resources
 
+import orjson
 from redis.asyncio import Redis
 
 _LUA = resources.files(__package__).joinpath("lua")
@@ -87,13 +88,14 @@ class LocationStore:
         self, lon: float, lat: float, radius_m: float, limit: int, now: float
     ) -> list[NearbyVendor]:
         min_seen = now - self._stale_after_s
-        rows = await self._nearby(
+        raw = await self._nearby(
             keys=[self.keys.positions, self.keys.last_seen],
             args=[repr(lon), repr(lat), repr(radius_m), limit, repr(min_seen), _START_RADIUS_M],
         )
-        return [
-            NearbyVendor(_text(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows
-        ]
+        if raw in (b"{}", "{}"):  # cjson's spelling of an empty table
+            return []
+        rows = orjson.loads(raw)
+        return [NearbyVendor(r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
 
     async def position(self, vendor_id: str, now: float) -> StoredPosition | None:
         """The vendor's last position, or None when it has none or has gone silent."""

@@ -23,6 +23,7 @@ from services.api_gateway.settings import Settings as GatewayConfig
 from services.common.auth import TokenIssuer
 from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event, publish_event
 from services.geolocation.app import create_app
+from services.geolocation.schemas import NearbyOut
 from services.geolocation.settings import Settings
 from services.geolocation.store import LocationStore
 
@@ -174,7 +175,7 @@ async def test_nearby_is_the_exact_nearest_fresh_vendors_in_order(geo: Geo) -> N
         params = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": radius, "limit": limit}
         resp = await geo.http.get("/api/locations/nearby", params=params, headers=geo.auth("customer"))
         assert resp.status_code == 200, resp.text
-        results = resp.json()["results"]
+        results = NearbyOut.model_validate(resp.json()).model_dump()["results"]
         want = [(d, v) for d, v in expected if d <= radius][:limit]
         assert [r["vendor_id"] for r in results] == [v for _, v in want], (radius, limit)
         for row, (dist, _) in zip(results, want, strict=True):

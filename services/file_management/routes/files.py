@@ -33,7 +33,7 @@ _COLUMNS = "id, owner_id, filename, content_type, size_bytes, sha256, created_at
 _FRAMING_BYTES = 16 * 1024
 
 
-def get_storage(request: Request) -> StorageBackend:
+async def get_storage(request: Request) -> StorageBackend:
     storage: StorageBackend = request.app.state.storage
     return storage
 

@@ -4,6 +4,7 @@
 -- which is exact: every vendor outside that radius is farther than every vendor inside it.
 -- KEYS[1] geo index, KEYS[2] last-seen zset
 -- ARGV: lon, lat, radius_m, count, min_seen (epoch s), start_radius_m
+-- Returns a JSON array of [id, distance_m, lon, lat, last_seen] (numbers as strings), nearest first.
 local lon, lat = ARGV[1], ARGV[2]
 local radius = tonumber(ARGV[3])
 local count = tonumber(ARGV[4])
@@ -32,8 +33,10 @@ local function fresh_within(rad)
   return out
 end
 
+-- One JSON string rather than nested arrays: the client decodes it in one call instead of parsing
+-- a hundred RESP elements one by one.
 while true do
   local out = fresh_within(r)
-  if #out >= count or r >= radius then return out end
+  if #out >= count or r >= radius then return cjson.encode(out) end
   r = math.min(r * 2, radius)
 end

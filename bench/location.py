@@ -1,0 +1,462 @@
+"""Location services under load, each figure beside a baseline measured in the same run.
+
+(a) position updates/s through geolocation (owner check + Redis script + JetStream publish) beside
+    redis-py writing the same data (GEOADD + last-seen ZADD) straight to Redis;
+(b) nearby (nearest 20 within 5 km, 10,000 active vendors, about 4,500 inside 5 km) at 32 connections
+    and at 1, beside the same service's /health/live through the same HTTP stack;
+(c) real-time fan-out to 200 WebSocket clients at 100 and 200 updates/s posted through geolocation:
+    p50/p99 from the update's fix time (stamped just before the POST) to its arrival, and losses.
+
+Cores: the services (geolocation, real-time; uvicorn + uvloop + httptools, one process each) are
+pinned to CPU 0; the load side (wrk, the WebSocket clients, Redis, NATS, this script) to CPU 1.
+
+    .venv/bin/python bench/location.py [--seconds 8] [--fanout-seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import math
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+import orjson
+from redis.asyncio import Redis
+
+from localdev.servers import die_with_parent, free_port, running
+from services.common.auth import TokenIssuer, generate_seed, public_pem_from_seed
+from services.geolocation.store import Keys
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_CPU, LOAD_CPU = {0}, {1}
+CENTER = (52.52, 13.405)
+KEYS = Keys()
+
+
+def offset(north_m: float, east_m: float) -> tuple[float, float]:
+    lat = CENTER[0] + north_m / 111_320.0
+    return lat, CENTER[1] + east_m / (111_320.0 * math.cos(math.radians(CENTER[0])))
+
+
+def uniform_ring(rng: random.Random, r_min: float, r_max: float) -> tuple[float, float]:
+    """A point uniform in area between two radii around CENTER."""
+    r = math.sqrt(rng.uniform(r_min**2, r_max**2))
+    a = rng.uniform(0, 2 * math.pi)
+    return offset(r * math.cos(a), r * math.sin(a))
+
+
+# ---------------------------------------------------------------- processes
+
+
+@contextlib.contextmanager
+def service(name: str, env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    full = {
+        **os.environ,
+        **env,
+        "SERVICE_NAME": name,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def pin() -> None:
+        die_with_parent()
+        os.sched_setaffinity(0, SERVICE_CPU)
+
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below, after the process)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services", name], cwd=ROOT, env=full, preexec_fn=pin, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{name} exited: {log.read().decode()[-2000:]}")
+            with contextlib.suppress(OSError):
+                import urllib.request
+
+                if urllib.request.urlopen(f"{url}/health/ready", timeout=2).status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    def row(self, label: str) -> str:
+        return (
+            f"  {label:<34} {self.rps:9.0f} req/s   p50 {self.p50_ms:6.2f} ms   p99 {self.p99_ms:6.2f} ms"
+            + (f"   non-2xx {self.errors}" if self.errors else "")
+        )
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(
+    url: str, connections: int, seconds: int, headers: dict[str, str], script: str | None = None
+) -> WrkResult:
+    cmd = [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        if script:
+            lua.write(script)
+            lua.flush()
+            cmd += ["-s", lua.name]
+        out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0)
+
+
+# ---------------------------------------------------------------- (a) and (b)
+
+
+async def seed_nearby(redis: Redis, count: int, inside: int) -> None:
+    rng = random.Random(42)
+    now = time.time()
+    pipe = redis.pipeline(transaction=False)
+    for i in range(count):
+        lat, lon = uniform_ring(rng, 0, 5000) if i < inside else uniform_ring(rng, 5050, 15_000)
+        pipe.geoadd(KEYS.positions, (lon, lat, f"n{i}"))
+        pipe.zadd(KEYS.last_seen, {f"n{i}": now})
+    await pipe.execute()
+
+
+async def register_vendors(redis: Redis, ids: list[str], owner: str) -> None:
+    """What geolocation's vendor-event consumer would have written for these vendors."""
+    pipe = redis.pipeline(transaction=False)
+    for vendor_id in ids:
+        pipe.hset(KEYS.vendor(vendor_id), mapping={"owner": owner, "active": "1"})
+    await pipe.execute()
+
+
+async def redis_py_write_rate(redis_url: str, concurrency: int, seconds: float) -> float:
+    """The same writes as a position update (geo index + last-seen), straight from redis-py."""
+    redis = Redis.from_url(redis_url, max_connections=concurrency)
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        rng = random.Random(w)
+        while time.monotonic() < stop:
+            vendor = f"r{rng.randrange(10_000)}"
+            lat, lon = uniform_ring(rng, 20_000, 30_000)
+            pipe = redis.pipeline(transaction=False)
+            pipe.geoadd(KEYS.positions, (lon, lat, vendor))
+            pipe.zadd(KEYS.last_seen, {vendor: time.time()})
+            await pipe.execute()
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    rate = done / (time.monotonic() - started)
+    await redis.aclose()
+    return rate
+
+
+UPDATE_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local id = "u" .. (counter % 10000)
+  local lat = 52.20 + math.random() * 0.05
+  local lon = 13.00 + math.random() * 0.05
+  local body = string.format('{"lat": %.6f, "lon": %.6f}', lat, lon)
+  -- a headers table given to wrk.format replaces the -H headers, so start from them
+  local headers = {["Content-Type"] = "application/json"}
+  for k, v in pairs(wrk.headers) do headers[k] = v end
+  return wrk.format("PUT", "/api/locations/vendors/" .. id, headers, body)
+end
+"""
+
+
+# ---------------------------------------------------------------- (c) fan-out
+
+
+class WsClient(asyncio.Protocol):
+    """A minimal WebSocket client (text frames, no extensions): the load side must stay cheaper than
+    the server it measures, and 200 clients of a full-featured library would not."""
+
+    def __init__(self, on_updates: Callable[[list[dict[str, object]]], None]) -> None:
+        self.on_updates = on_updates
+        self.buf = bytearray()
+        self.open = False
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.messages: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send_text(self, text: str) -> None:
+        payload, mask = text.encode(), os.urandom(4)
+        n = len(payload)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert self.transport is not None
+        self.transport.write(head + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.open:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in self.buf[:end]:
+                self.opened.set_exception(RuntimeError(self.buf[:end].decode(errors="replace")))
+                return
+            del self.buf[: end + 4]
+            self.open = True
+            self.opened.set_result(None)
+        while len(self.buf) >= 2:
+            opcode, length, pos = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
+            if length == 126:
+                if len(self.buf) < 4:
+                    return
+                length, pos = int.from_bytes(self.buf[2:4], "big"), 4
+            elif length == 127:
+                if len(self.buf) < 10:
+                    return
+                length, pos = int.from_bytes(self.buf[2:10], "big"), 10
+            if len(self.buf) < pos + length:
+                return
+            payload = bytes(self.buf[pos : pos + length])
+            del self.buf[: pos + length]
+            if opcode == 1:
+                self._text(payload)
+
+    def _text(self, payload: bytes) -> None:
+        message = orjson.loads(payload)
+        if message["type"] == "updates":
+            self.on_updates(message["updates"])
+        elif message["type"] == "ping":
+            self.send_text('{"type": "pong"}')
+        else:
+            self.messages.put_nowait(message)
+
+
+async def ws_connect(
+    port: int, token: str, on_updates: Callable[[list[dict[str, object]]], None]
+) -> WsClient:
+    loop = asyncio.get_running_loop()
+    _, client = await loop.create_connection(lambda: WsClient(on_updates), "127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    assert client.transport is not None
+    client.transport.write(
+        (
+            f"GET /api/realtime/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    await asyncio.wait_for(client.opened, 10)
+    client.send_text(orjson.dumps({"type": "auth", "token": token}).decode())
+    assert (await asyncio.wait_for(client.messages.get(), 10))["type"] == "ready"
+    area = {"bbox": [CENTER[1] - 0.2, CENTER[0] - 0.2, CENTER[1] + 0.2, CENTER[0] + 0.2]}
+    client.send_text(orjson.dumps({"type": "subscribe", "id": "all", "area": area}).decode())
+    assert (await asyncio.wait_for(client.messages.get(), 10))["type"] == "subscribed"
+    return client
+
+
+@dataclass
+class Phase:
+    sent: dict[str, float] = field(default_factory=dict)  # vendor id -> fix time
+    latencies: list[float] = field(default_factory=list)
+    received: list[set[str]] = field(default_factory=list)
+
+
+async def fanout(geo_url: str, rt_port: int, redis: Redis, issuer: TokenIssuer, clients: int, seconds: float,
+                 rates: tuple[int, ...]) -> list[tuple[int, Phase]]:  # fmt: skip
+    owner = "fan-owner"
+    vendor_ids = [f"fan-{rate}-{i}" for rate in rates for i in range(int(rate * seconds) + 10)]
+    await register_vendors(redis, vendor_ids, owner)
+    phase = Phase()
+
+    def on_updates_for(index: int) -> Callable[[list[dict[str, object]]], None]:
+        def on_updates(updates: list[dict[str, object]]) -> None:
+            now = time.time()
+            got = phase.received[index]
+            for update in updates:
+                vendor = str(update["vendor_id"])
+                sent = phase.sent.get(vendor)
+                if sent is not None and vendor not in got:
+                    got.add(vendor)
+                    phase.latencies.append(now - sent)
+
+        return on_updates
+
+    conns = [await ws_connect(rt_port, issuer.issue(f"viewer-{i}", "customer"), on_updates_for(i))
+             for i in range(clients)]  # fmt: skip
+    results = []
+    headers = {"Authorization": f"Bearer {issuer.issue(owner, 'vendor')}"}
+    async with aiohttp.ClientSession(base_url=geo_url, headers=headers) as http:
+        for rate in rates:
+            phase.sent, phase.latencies, phase.received = {}, [], [set() for _ in range(clients)]
+            accepted: dict[str, float] = {}
+            t0 = time.perf_counter()
+            pending = []
+            for seq in range(int(rate * seconds)):
+                await asyncio.sleep(max(0.0, t0 + seq / rate - time.perf_counter()))
+                vendor = f"fan-{rate}-{seq}"
+                lat, lon = offset(random.uniform(-5000, 5000), random.uniform(-5000, 5000))
+                fix = time.time()
+                phase.sent[vendor] = fix
+                body = {"lat": lat, "lon": lon, "timestamp": datetime.fromtimestamp(fix, UTC).isoformat()}
+                pending.append(asyncio.create_task(_put(http, vendor, body, accepted, fix)))
+            await asyncio.gather(*pending)
+            await asyncio.sleep(2.0)  # let the tail arrive before counting losses
+            results.append((rate, Phase(dict(accepted), list(phase.latencies), list(phase.received))))
+    for conn in conns:
+        assert conn.transport is not None
+        conn.transport.close()
+    return results
+
+
+async def _put(http: aiohttp.ClientSession, vendor: str, body: dict[str, object], accepted: dict[str, float],
+               fix: float) -> None:  # fmt: skip
+    async with http.put(f"/api/locations/vendors/{vendor}", json=body) as resp:
+        if resp.status == 200:
+            accepted[vendor] = fix
+
+
+def pct(values: list[float], q: int) -> float:
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+        if len(values) > 1
+        else float("nan")
+    )
+
+
+# ---------------------------------------------------------------- main
+
+
+async def redis_usec_per_call(redis: Redis, command: str) -> float:
+    stats = await redis.info("commandstats")
+    return float(stats.get(f"cmdstat_{command}", {}).get("usec_per_call", float("nan")))
+
+
+async def bench_nearby(redis: Redis, geo_url: str, issuer: TokenIssuer, seconds: int) -> None:
+    await seed_nearby(redis, 10_000, 4_500)
+    found = await redis.geosearch(KEYS.positions, longitude=CENTER[1], latitude=CENTER[0], radius=5000)
+    print(f"\n(b) nearby: 10,000 active vendors, {len(found)} within 5 km of the query point; nearest 20")
+    token = {"Authorization": f"Bearer {issuer.issue('bench-customer', 'customer')}"}
+    url = f"{geo_url}/api/locations/nearby?lat={CENTER[0]}&lon={CENTER[1]}&radius_m=5000&limit=20"
+    await redis.config_resetstat()
+    for conns in (32, 1):
+        near = wrk(url, conns, seconds, token)
+        live = wrk(f"{geo_url}/health/live", conns, seconds, {})
+        print(near.row(f"nearby, {conns} connection(s)"))
+        print(live.row(f"/health/live, {conns} connection(s)"))
+        print(f"  -> nearby keeps {near.rps / live.rps:.0%} of /health/live's throughput (target >= 70%)")
+    script_us = await redis_usec_per_call(redis, "evalsha")
+    await redis.config_resetstat()
+    for _ in range(300):
+        await redis.geosearch(KEYS.positions, longitude=CENTER[1], latitude=CENTER[0], radius=5000, unit="m",
+                              sort="ASC", count=20, withdist=True)  # fmt: skip
+    sorted_us = await redis_usec_per_call(redis, "geosearch")
+    print(f"  Redis time per query: expanding-radius script {script_us:.0f} us (inner searches included)"
+          f" vs one sorted 5 km GEOSEARCH {sorted_us:.0f} us: {sorted_us / script_us:.1f}x")  # fmt: skip
+
+
+async def bench_updates(
+    redis: Redis, redis_url: str, geo_url: str, issuer: TokenIssuer, seconds: int
+) -> None:
+    await register_vendors(redis, [f"u{i}" for i in range(10_000)], "bench-owner")
+    owner = {"Authorization": f"Bearer {issuer.issue('bench-owner', 'vendor')}"}
+    upd = wrk(f"{geo_url}/api/locations/vendors/u0", 32, seconds, owner, UPDATE_SCRIPT)
+    base32 = await redis_py_write_rate(redis_url, 32, seconds)
+    base1 = await redis_py_write_rate(redis_url, 1, seconds)
+    print("\n(a) position updates (owner check + Lua write + JetStream publish with ack)")
+    print(upd.row("through geolocation, 32 connections"))
+    print(f"  redis-py, same writes (GEOADD + ZADD pipelined), 32 tasks: {base32:7.0f} writes/s"
+          f"  -> service at {upd.rps / base32:.0%} of it")  # fmt: skip
+    print(f"  redis-py, same writes, 1 connection, one round trip each: {base1:7.0f} writes/s"
+          f"  -> service at {upd.rps / base1:.0%} of it")  # fmt: skip
+
+
+async def bench_fanout(
+    redis: Redis, geo_url: str, rt_url: str, issuer: TokenIssuer, args: argparse.Namespace
+) -> None:
+    print(f"\n(c) fan-out: {args.clients} WebSocket clients subscribed to an area holding every update,"
+          f" {args.fanout_seconds:g} s per rate; latency from the fix time (stamped before the POST)")
+    rt_port = int(rt_url.rsplit(":", 1)[1])
+    phases = await fanout(geo_url, rt_port, redis, issuer, args.clients, args.fanout_seconds, (100, 200))
+    for rate, phase in phases:
+        expected = len(phase.sent) * args.clients
+        lost = expected - sum(len(got & phase.sent.keys()) for got in phase.received)
+        target = 50 if rate == 100 else 100
+        print(f"  {rate} updates/s: {len(phase.sent)} accepted, {expected} deliveries expected;"
+              f" p50 {pct(phase.latencies, 50):.1f} ms  p99 {pct(phase.latencies, 99):.1f} ms"
+              f" (target < {target} ms)  lost {lost}")  # fmt: skip
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    os.sched_setaffinity(0, LOAD_CPU)  # Redis and NATS below inherit this CPU
+    seed = generate_seed()
+    issuer = TokenIssuer(seed, 3600)
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+          " (other work was running on the same cores)")  # fmt: skip
+    with running("redis") as redis_server, running("nats") as nats_server:
+        redis = Redis.from_url(redis_server.url)
+        env = {"REDIS_URL": redis_server.url, "NATS_SERVERS": nats_server.url,
+               "JWT_PUBLIC_KEY": public_pem_from_seed(seed)}  # fmt: skip
+        with service("geolocation", env) as geo_url, service("real-time", env) as rt_url:
+            await bench_nearby(redis, geo_url, issuer, args.seconds)
+            await bench_updates(redis, redis_server.url, geo_url, issuer, args.seconds)
+            await bench_fanout(redis, geo_url, rt_url, issuer, args)
+        await redis.aclose()
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
+    parser.add_argument("--fanout-seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=200)
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
