@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.observability.exporters import RESOURCES as EXPORTER_RESOURCES
+from infra.observability.exporters import exporters
 from stacks.model import Resources, StackSettings
 from stacks.quantities import cpu_millis, format_cpu, format_memory, memory_bytes
 
@@ -37,7 +39,13 @@ def footprint(settings: StackSettings) -> Footprint:
     if settings.postgres.backup:
         total = total.plus(1, settings.postgres.resources)
     total = total.plus(1, settings.redis.resources)
-    return total.plus(settings.nats.replicas, settings.nats.resources)
+    total = total.plus(settings.nats.replicas, settings.nats.resources)
+    monitoring = settings.monitoring
+    if monitoring.prometheus_operator:
+        # The data stores' exporters (infra/observability), each with a surge pod like the services.
+        count = len(exporters(monitoring.exporters, settings.nats.replicas))
+        total = total.plus(count * (monitoring.exporters.replicas + 1), EXPORTER_RESOURCES)
+    return total
 
 
 def hard_limits(settings: StackSettings) -> dict[str, str]:

@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
+from infra.builders.quota import footprint
 from infra.observability.rules import RuleScope, rule_groups
 from infra.render.capture import CapturedResource, CapturedStack
+from infra.render.capture import stack_config as base_config
 from infra.render.manifests import is_kubernetes_object, to_manifest
 from infra.render.validate import validate_manifest
 from policy.evaluate import evaluate, mandatory, stack_config
+from stacks import load
 from stacks.catalog import SERVICE_NAMES
 from stacks.monitoring import DEV_THRESHOLDS, PROD_THRESHOLDS
 from tests.policy.captured import pinned_images_config, policy_resources
@@ -195,3 +198,12 @@ def test_the_policy_pack_finds_nothing_mandatory_in_the_observability_objects(
             if "venta:observability" in (f.urn or "") or "exporter" in f.message
         ]  # fmt: skip
         assert findings == [], "\n".join(f"[{f.policy}] {f.message}" for f in findings)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_namespace_quota_makes_room_for_the_exporters(stack: str) -> None:
+    off = load(stack, base_config(stack))
+    on = load(stack, base_config(stack, _operator_on()))
+    replicas = on.monitoring.exporters.replicas
+    assert footprint(on).pods - footprint(off).pods == len(EXPORTERS) * (replicas + 1)
+    assert footprint(on).memory_limits > footprint(off).memory_limits
