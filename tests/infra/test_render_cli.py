@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -71,3 +72,25 @@ def test_encrypted_stack_values_get_a_stand_in_under_mocks(
     assert captured.outputs["namespace"] == "venta-qa"
     url = captured.by_name("api-gateway-secret").inputs["stringData"]["value"]["REDIS_URL"]
     assert secrets["redisPassword"] in url or quote(secrets["redisPassword"], safe="") in url
+
+
+def test_bad_settings_stop_the_program_before_any_resource() -> None:
+    from infra.render import capture
+    from stacks import SettingsError
+
+    registered: list[str] = []
+    original = capture._Mocks.new_resource
+
+    def spy(self: Any, args: Any) -> Any:
+        registered.append(args.name)
+        return original(self, args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(capture._Mocks, "new_resource", spy)
+        with pytest.raises(SettingsError) as caught:
+            capture.capture_stack("prod", {"venta:nats": '{"replicas": 4}', "venta:namespace": "Prod"})
+    assert [str(p) for p in caught.value.problems] == [
+        "namespace: given \"Prod\"; allowed a DNS label: lower-case letters, digits and '-', at most 63",
+        "nats.replicas: given 4; allowed one of 1, 3 or 5",
+    ]
+    assert registered == []
