@@ -10,7 +10,9 @@ throwaway PostgreSQL, Redis and NATS, and drives them with ``wrk`` in a closed l
 Direct and gateway runs alternate so drift on a shared machine hits both alike. Nothing is pinned:
 wrk, the gateway, the service, PostgreSQL and Redis share all cores. The rate limit is set high enough
 that it never rejects (the check itself still runs on every request). Targets: (a) >= 60% of direct
-throughput, (b) >= 50%, and at one connection the gateway adds < 1 ms at p50.
+throughput, (b) >= 50%, and at one connection the gateway adds < 1 ms at p50. "svc cpu" and "gw cpu"
+are the milliseconds of CPU the service (direct run) and the gateway spend per request, read from
+/proc: unlike throughput they hardly move when other work shares the machine.
 
     .venv/bin/python bench/gateway.py [--duration 8]
 """
@@ -54,6 +56,17 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (from /proc), independent of other load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms_per_request(pid: int, before: float, result: Result) -> float:
+    return (cpu_seconds(pid) - before) * 1000 / max(1, result.requests)
 
 
 def parse_wrk(output: str) -> Result:
@@ -64,7 +77,8 @@ def parse_wrk(output: str) -> Result:
         return float(value) * _UNITS[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return Result(rps, percentile("50"), percentile("99"), int(errors.group(1)) if errors else 0)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return Result(rps, percentile("50"), percentile("99"), int(errors.group(1)) if errors else 0, requests)
 
 
 def wrk(url: str, connections: int, seconds: int, token: str | None) -> Result:
@@ -116,30 +130,37 @@ def main() -> int:
         gateway = base["api-gateway"]
         cases = {
             "(a) plain read": (
+                "vendor-management",
                 f"{base['vendor-management']}/vendors/{vendor_id}",
                 f"{gateway}/api/vendors/{vendor_id}",
                 None,
             ),
             "(b) authenticated read": (
+                "user-management",
                 f"{base['user-management']}/users/me",
                 f"{gateway}/api/users/me",
                 token,
             ),
         }
-        for direct_url, gateway_url, tok in cases.values():  # warm-up: connection pools, caches
+        for _, direct_url, gateway_url, tok in cases.values():  # warm-up: connection pools, caches
             wrk(direct_url, 8, 2, tok)
             wrk(gateway_url, 8, 2, tok)
         load = os.getloadavg()[0]
         print(f"cpus={os.cpu_count()} load(1m) at start={load:.1f}; {args.duration}s per run, wrk -t1,"
               " nothing pinned (wrk, gateway, service, PostgreSQL, Redis share the cores)")  # fmt: skip
         header = f"{'case':<24}{'conns':>6}{'direct rps':>12}{'gw rps':>10}{'ratio':>7}"
-        header += f"{'direct p50':>12}{'gw p50':>9}{'+p50 ms':>9}{'direct p99':>12}{'gw p99':>9}  target"
+        header += f"{'direct p50':>12}{'gw p50':>9}{'+p50 ms':>9}{'direct p99':>12}{'gw p99':>9}"
+        header += f"{'svc cpu':>9}{'gw cpu':>8}  target"
         print(header)
         failures = 0
         for connections in (32, 1):
-            for label, (direct_url, gateway_url, tok) in cases.items():
+            for label, (service, direct_url, gateway_url, tok) in cases.items():
+                svc_before = cpu_seconds(procs[service].pid)
                 direct = wrk(direct_url, connections, args.duration, tok)
+                svc_cpu = cpu_ms_per_request(procs[service].pid, svc_before, direct)
+                gw_before = cpu_seconds(procs["api-gateway"].pid)
                 through = wrk(gateway_url, connections, args.duration, tok)
+                gw_cpu = cpu_ms_per_request(procs["api-gateway"].pid, gw_before, through)
                 if direct.errors or through.errors:
                     print(f"  non-2xx responses: direct {direct.errors}, gateway {through.errors}")
                     failures += 1
@@ -154,7 +175,8 @@ def main() -> int:
                     failures += added >= 1.0
                 print(f"{label:<24}{connections:>6}{direct.rps:>12.0f}{through.rps:>10.0f}{ratio:>7.2f}"
                       f"{direct.p50_ms:>12.2f}{through.p50_ms:>9.2f}{added:>9.2f}"
-                      f"{direct.p99_ms:>12.2f}{through.p99_ms:>9.2f}  {verdict}", flush=True)  # fmt: skip
+                      f"{direct.p99_ms:>12.2f}{through.p99_ms:>9.2f}{svc_cpu:>9.3f}{gw_cpu:>8.3f}  {verdict}",
+                      flush=True)  # fmt: skip
     return 1 if failures else 0
 
 

@@ -43,6 +43,9 @@ def main(argv: list[str]) -> int:
         log_config=None,
         access_log=False,
         server_header=False,
+        # Identity and client addresses come from tokens and the gateway's X-Forwarded-For, not from
+        # uvicorn rewriting the scope on every request.
+        proxy_headers=False,
         # Longer than the gateway's pooled keep-alive, so the gateway closes idle connections first.
         timeout_keep_alive=30,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,

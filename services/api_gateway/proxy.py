@@ -20,6 +20,7 @@ import orjson
 from multidict import CIMultiDict
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
+from yarl import URL
 
 from services.api_gateway.ratelimit import RateLimiter
 from services.api_gateway.routes_table import Route
@@ -173,10 +174,13 @@ class Gateway:
         client_ip: str,
     ) -> None:  # fmt: skip
         upstream = self.upstreams[route.service]
-        url = upstream.base_url + route.upstream_path(scope["path"])
+        # The raw (still percent-encoded) path goes on unchanged, so %2F and friends keep their meaning.
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        target = upstream.base_url + route.upstream_path(raw_path.decode("latin-1"))
         query = scope.get("query_string", b"")
         if query:
-            url += "?" + query.decode("latin-1")
+            target += "?" + query.decode("latin-1")
+        url = URL(target, encoded=True)
         out_headers = self._upstream_headers(headers, client_ip, scope)
         timeout = self.settings.upstream_timeout_seconds
         deadline = time.monotonic() + timeout

@@ -24,9 +24,12 @@ def echo_upstream() -> FastAPI:
     app = FastAPI()
 
     @app.api_route("/search/echo", methods=["GET", "POST"])
+    @app.get("/search/echo/{rest:path}")
     async def echo(request: Request) -> dict[str, Any]:
-        return {"path": request.url.path, "query": request.url.query, "headers": dict(request.headers),
-                "body": (await request.body()).decode()}  # fmt: skip
+        return {
+            "path": request.url.path, "query": request.url.query, "headers": dict(request.headers),
+            "body": (await request.body()).decode(), "raw_path": request.scope["raw_path"].decode(),
+        }  # fmt: skip
 
     @app.get("/search/slow")
     async def slow() -> dict[str, str]:
@@ -114,6 +117,8 @@ async def test_request_id_and_forwarding_headers_reach_the_service(
         assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
         # Services verify the token themselves, so it travels on.
         assert seen["headers"]["authorization"] == f"Bearer {token}"
+        encoded = await gw.get("/api/search/echo/a%2Fb%20c")  # percent-encoding reaches the service intact
+        assert encoded.json()["raw_path"] == "/search/echo/a%2Fb%20c"
         generated = await gw.get("/api/search/echo")
         assert generated.json()["headers"]["x-request-id"] == generated.headers["x-request-id"]
 
