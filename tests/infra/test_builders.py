@@ -173,3 +173,10 @@ def test_checkov_skips_only_what_applies() -> None:
     assert list(skips) == ["checkov.io/skip1", "checkov.io/skip2", "checkov.io/skip3"]
     assert skips["checkov.io/skip3"] == f"CKV_K8S_43={REASONS['CKV_K8S_43']}"
     assert all("\n" not in reason and len(reason) > 15 for reason in REASONS.values())
+
+
+def test_quota_grows_with_the_exporters() -> None:
+    without = quota.footprint(stacks.load("prod", config("prod")))
+    watched = stacks.load("prod", config("prod", monitoring={"prometheusOperator": True}))
+    with_exporters = quota.footprint(watched)
+    assert with_exporters.pods - without.pods == 3 * (watched.monitoring.exporters.replicas + 1)
