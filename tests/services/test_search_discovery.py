@@ -169,3 +169,27 @@ async def test_a_malformed_event_does_not_block_the_stream(search: Search) -> No
 async def test_bad_queries_are_422(search: Search, params: dict[str, Any], field: str) -> None:
     response = await search.find(**params)
     assert response.status_code == 422 and response.json()["fields"][0]["field"] == field
+
+
+async def test_redis_outage_turns_ready_503_while_search_keeps_answering(
+    servers: Servers, serve: Any, private_server: Any
+) -> None:
+    redis = private_server("redis")
+    settings = await servers.search_settings()
+    url = await serve(create_search(settings.model_copy(update={"redis_url": redis.url})))
+    async with httpx.AsyncClient(base_url=url, timeout=20) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        redis.stop()
+        down = await client.get("/health/ready")
+        assert down.status_code == 503 and down.json()["failed"] == ["redis"]
+        # Search degrades to the database instead of failing.
+        during = await client.get("/search/vendors", params={"q": "anything"})
+        assert during.status_code == 200 and during.headers["x-cache"] == "bypass"
+        redis.start()
+
+        async def recovered() -> bool:
+            return (await client.get("/health/ready")).status_code == 200
+
+        await eventually(recovered, what="readiness after Redis came back")
+        await client.get("/search/vendors", params={"q": "anything"})
+        assert (await client.get("/search/vendors", params={"q": "anything"})).headers["x-cache"] == "hit"
