@@ -141,6 +141,9 @@ def _problem(detail: Mapping[str, Any], merged: Mapping[str, Any]) -> Problem:
     elif kind in ("greater_than_equal", "less_than_equal"):
         bound = ctx.get("ge", ctx.get("le"))
         allowed = f"{'at least' if kind == 'greater_than_equal' else 'at most'} {bound}"
+    elif kind == "string_type" and isinstance(detail.get("input"), int | float):
+        # YAML reads `tag: 1.10` as the number 1.1: the value must be quoted to stay a string.
+        allowed = "a string (quote it in YAML: '1.10', not 1.10)"
     else:
         allowed = _TYPE_WORDS.get(kind, str(detail["msg"]))
     if loc and loc[0] == _SECRET_ROOT:

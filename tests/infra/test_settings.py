@@ -221,3 +221,9 @@ def test_other_namespaces_belong_to_their_providers() -> None:
     values = config(**{})
     values |= {"kubernetes:context": "kind-venta", "pulumi:template": "x"}
     assert stacks.load("dev", values).kubernetes.context is None
+
+
+def test_numeric_tag_asks_for_quotes() -> None:
+    assert problems("dev", config(images={"registry": "ghcr.io/venta", "tag": 1.1})) == [
+        "images.tag: given 1.1; allowed a string (quote it in YAML: '1.10', not 1.10)"
+    ]
