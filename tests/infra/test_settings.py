@@ -195,7 +195,7 @@ def test_secrets_are_never_echoed() -> None:
     seed = "c2VjcmV0LXNlZWQ="  # valid base64 of the wrong length
     found = problems("dev", config(secrets={"jwtSigningSeed": seed, "redisPassword": 12345}))
     assert found == [
-        "secrets.redisPassword: given <secret>; allowed a string",
+        "secrets.redisPassword: given <secret>; allowed a string (quote it in YAML: '1.10', not 1.10)",
         "secrets.jwtSigningSeed: given <secret>; allowed base64 of exactly 32 random bytes",
     ]
     with pytest.raises(SettingsError) as caught:
