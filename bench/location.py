@@ -65,8 +65,19 @@ def uniform_ring(rng: random.Random, r_min: float, r_max: float) -> tuple[float,
 # ---------------------------------------------------------------- processes
 
 
+@dataclass(frozen=True)
+class Service:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the service process has used so far (immune to other load on the core)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def service(name: str, env: dict[str, str]) -> Iterator[str]:
+def service(name: str, env: dict[str, str]) -> Iterator[Service]:
     port = free_port()
     full = {
         **os.environ,
@@ -100,7 +111,7 @@ def service(name: str, env: dict[str, str]) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} not ready")
             time.sleep(0.2)
-        yield url
+        yield Service(url, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -116,11 +127,13 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int
+    cpu_us: float = float("nan")  # service CPU per request
 
     def row(self, label: str) -> str:
         return (
-            f"  {label:<34} {self.rps:9.0f} req/s   p50 {self.p50_ms:6.2f} ms   p99 {self.p99_ms:6.2f} ms"
-            + (f"   non-2xx {self.errors}" if self.errors else "")
+            f"  {label:<32} {self.rps:6.0f} req/s  p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms"
+            f"  service CPU {self.cpu_us:5.0f} us/req" + (f"  non-2xx {self.errors}" if self.errors else "")
         )
 
 
@@ -145,7 +158,16 @@ def wrk(
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return WrkResult(rps, p50, p99, int(bad.group(1)) if bad else 0, total)
+
+
+def wrk_on(svc: Service, path: str, connections: int, seconds: int, headers: dict[str, str],
+           script: str | None = None) -> WrkResult:  # fmt: skip
+    before = svc.cpu_seconds()
+    result = wrk(svc.url + path, connections, seconds, headers, script)
+    result.cpu_us = (svc.cpu_seconds() - before) / max(1, result.requests) * 1e6
+    return result
 
 
 # ---------------------------------------------------------------- (a) and (b)
@@ -304,10 +326,11 @@ class Phase:
     sent: dict[str, float] = field(default_factory=dict)  # vendor id -> fix time
     latencies: list[float] = field(default_factory=list)
     received: list[set[str]] = field(default_factory=list)
+    cpu_s: float = 0.0  # real-time's CPU during the phase
 
 
-async def fanout(geo_url: str, rt_port: int, redis: Redis, issuer: TokenIssuer, clients: int, seconds: float,
-                 rates: tuple[int, ...]) -> list[tuple[int, Phase]]:  # fmt: skip
+async def fanout(geo_url: str, rt_port: int, rt: Service, redis: Redis, issuer: TokenIssuer, clients: int,
+                 seconds: float, rates: tuple[int, ...]) -> list[tuple[int, Phase]]:  # fmt: skip
     owner = "fan-owner"
     vendor_ids = [f"fan-{rate}-{i}" for rate in rates for i in range(int(rate * seconds) + 10)]
     await register_vendors(redis, vendor_ids, owner)
@@ -334,6 +357,7 @@ async def fanout(geo_url: str, rt_port: int, redis: Redis, issuer: TokenIssuer, 
         for rate in rates:
             phase.sent, phase.latencies, phase.received = {}, [], [set() for _ in range(clients)]
             accepted: dict[str, float] = {}
+            cpu0 = rt.cpu_seconds()
             t0 = time.perf_counter()
             pending = []
             for seq in range(int(rate * seconds)):
@@ -346,7 +370,8 @@ async def fanout(geo_url: str, rt_port: int, redis: Redis, issuer: TokenIssuer, 
                 pending.append(asyncio.create_task(_put(http, vendor, body, accepted, fix)))
             await asyncio.gather(*pending)
             await asyncio.sleep(2.0)  # let the tail arrive before counting losses
-            results.append((rate, Phase(dict(accepted), list(phase.latencies), list(phase.received))))
+            cpu = rt.cpu_seconds() - cpu0
+            results.append((rate, Phase(dict(accepted), list(phase.latencies), list(phase.received), cpu)))
     for conn in conns:
         assert conn.transport is not None
         conn.transport.close()
@@ -376,19 +401,20 @@ async def redis_usec_per_call(redis: Redis, command: str) -> float:
     return float(stats.get(f"cmdstat_{command}", {}).get("usec_per_call", float("nan")))
 
 
-async def bench_nearby(redis: Redis, geo_url: str, issuer: TokenIssuer, seconds: int) -> None:
+async def bench_nearby(redis: Redis, geo: Service, issuer: TokenIssuer, seconds: int) -> None:
     await seed_nearby(redis, 10_000, 4_500)
     found = await redis.geosearch(KEYS.positions, longitude=CENTER[1], latitude=CENTER[0], radius=5000)
     print(f"\n(b) nearby: 10,000 active vendors, {len(found)} within 5 km of the query point; nearest 20")
     token = {"Authorization": f"Bearer {issuer.issue('bench-customer', 'customer')}"}
-    url = f"{geo_url}/api/locations/nearby?lat={CENTER[0]}&lon={CENTER[1]}&radius_m=5000&limit=20"
+    path = f"/api/locations/nearby?lat={CENTER[0]}&lon={CENTER[1]}&radius_m=5000&limit=20"
     await redis.config_resetstat()
     for conns in (32, 1):
-        near = wrk(url, conns, seconds, token)
-        live = wrk(f"{geo_url}/health/live", conns, seconds, {})
+        near = wrk_on(geo, path, conns, seconds, token)
+        live = wrk_on(geo, "/health/live", conns, seconds, {})
         print(near.row(f"nearby, {conns} connection(s)"))
         print(live.row(f"/health/live, {conns} connection(s)"))
-        print(f"  -> nearby keeps {near.rps / live.rps:.0%} of /health/live's throughput (target >= 70%)")
+        print(f"  -> nearby keeps {near.rps / live.rps:.0%} of /health/live's throughput (target >= 70%);"
+              f" by service CPU per request {live.cpu_us / near.cpu_us:.0%}")  # fmt: skip
     script_us = await redis_usec_per_call(redis, "evalsha")
     await redis.config_resetstat()
     for _ in range(300):
@@ -400,15 +426,15 @@ async def bench_nearby(redis: Redis, geo_url: str, issuer: TokenIssuer, seconds:
 
 
 async def bench_updates(
-    redis: Redis, redis_url: str, geo_url: str, issuer: TokenIssuer, seconds: int
+    redis: Redis, redis_url: str, geo: Service, issuer: TokenIssuer, seconds: int
 ) -> None:
     await register_vendors(redis, [f"u{i}" for i in range(10_000)], "bench-owner")
     owner = {"Authorization": f"Bearer {issuer.issue('bench-owner', 'vendor')}"}
-    upd = wrk(f"{geo_url}/api/locations/vendors/u0", 32, seconds, owner, UPDATE_SCRIPT)
+    upd = wrk_on(geo, "/api/locations/vendors/u0", 32, seconds, owner, UPDATE_SCRIPT)
     base32 = await redis_py_write_rate(redis_url, 32, seconds)
     base1 = await redis_py_write_rate(redis_url, 1, seconds)
     print("\n(a) position updates (owner check + Lua write + JetStream publish with ack)")
-    print(upd.row("through geolocation, 32 connections"))
+    print(upd.row("through geolocation, 32 conns"))
     print(f"  redis-py, same writes (GEOADD + ZADD pipelined), 32 tasks: {base32:7.0f} writes/s"
           f"  -> service at {upd.rps / base32:.0%} of it")  # fmt: skip
     print(f"  redis-py, same writes, 1 connection, one round trip each: {base1:7.0f} writes/s"
@@ -416,19 +442,22 @@ async def bench_updates(
 
 
 async def bench_fanout(
-    redis: Redis, geo_url: str, rt_url: str, issuer: TokenIssuer, args: argparse.Namespace
+    redis: Redis, geo: Service, rt: Service, issuer: TokenIssuer, args: argparse.Namespace
 ) -> None:
-    print(f"\n(c) fan-out: {args.clients} WebSocket clients subscribed to an area holding every update,"
-          f" {args.fanout_seconds:g} s per rate; latency from the fix time (stamped before the POST)")
-    rt_port = int(rt_url.rsplit(":", 1)[1])
-    phases = await fanout(geo_url, rt_port, redis, issuer, args.clients, args.fanout_seconds, (100, 200))
+    print(
+        f"\n(c) fan-out: {args.clients} WebSocket clients subscribed to an area holding every update,"
+        f" {args.fanout_seconds:g} s per rate; latency from the fix time (stamped before the POST)"
+    )
+    rt_port = int(rt.url.rsplit(":", 1)[1])
+    phases = await fanout(geo.url, rt_port, rt, redis, issuer, args.clients, args.fanout_seconds, (100, 200))
     for rate, phase in phases:
         expected = len(phase.sent) * args.clients
         lost = expected - sum(len(got & phase.sent.keys()) for got in phase.received)
         target = 50 if rate == 100 else 100
         print(f"  {rate} updates/s: {len(phase.sent)} accepted, {expected} deliveries expected;"
               f" p50 {pct(phase.latencies, 50):.1f} ms  p99 {pct(phase.latencies, 99):.1f} ms"
-              f" (target < {target} ms)  lost {lost}")  # fmt: skip
+              f" (target < {target} ms)  lost {lost};"
+              f" real-time CPU {phase.cpu_s / max(1, expected) * 1e6:.0f} us per delivery")  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -441,10 +470,10 @@ async def main_async(args: argparse.Namespace) -> int:
         redis = Redis.from_url(redis_server.url)
         env = {"REDIS_URL": redis_server.url, "NATS_SERVERS": nats_server.url,
                "JWT_PUBLIC_KEY": public_pem_from_seed(seed)}  # fmt: skip
-        with service("geolocation", env) as geo_url, service("real-time", env) as rt_url:
-            await bench_nearby(redis, geo_url, issuer, args.seconds)
-            await bench_updates(redis, redis_server.url, geo_url, issuer, args.seconds)
-            await bench_fanout(redis, geo_url, rt_url, issuer, args)
+        with service("geolocation", env) as geo, service("real-time", env) as rt:
+            await bench_nearby(redis, geo, issuer, args.seconds)
+            await bench_updates(redis, redis_server.url, geo, issuer, args.seconds)
+            await bench_fanout(redis, geo, rt, issuer, args)
         await redis.aclose()
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
