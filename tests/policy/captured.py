@@ -9,6 +9,14 @@ from typing import Any
 from infra.render.capture import SECRET_SIG, CapturedStack
 from policy.model import Resource
 from stacks.catalog import SERVICE_NAMES
+from stacks.model import Nats, Postgres, Redis
+
+# The data-store images each stack runs unless its config says otherwise.
+DATA_STORE_IMAGES = {
+    "postgres": Postgres.model_fields["image"].default,
+    "redis": Redis.model_fields["image"].default,
+    "nats": Nats.model_fields["image"].default,
+}
 
 
 def unwrap_secrets(value: Any) -> Any:
@@ -32,7 +40,14 @@ def fake_digest(service: str) -> str:
 
 
 def pinned_images_config(captured: CapturedStack) -> dict[str, str]:
-    """prod's `venta:images` with every service image pinned by digest, as a release would set it."""
+    """Config overrides that pin every image by digest, as a prod release sets them: the services'
+    digests in `venta:images`, and each data store's `image` as `<tag>@sha256:...`."""
     images = json.loads(captured.config["venta:images"])
     images["digests"] = {service: fake_digest(service) for service in SERVICE_NAMES}
-    return {"venta:images": json.dumps(images)}
+    pinned = {"venta:images": json.dumps(images)}
+    for store, image in DATA_STORE_IMAGES.items():
+        key = f"venta:{store}"
+        settings = json.loads(captured.config.get(key, "{}"))  # keep what the stack file sets
+        image = settings.get("image", image)
+        pinned[key] = json.dumps({**settings, "image": f"{image}@{fake_digest(image)}"})
+    return pinned
