@@ -48,6 +48,22 @@ class Platform(pulumi.ComponentResource):
         under_ns = pulumi.ResourceOptions(
             parent=self, providers={"kubernetes": self.kube_provider}, depends_on=[ns]
         )
+        postgres, redis, nats = self._data_stores(s, under_ns)
+        wired = pulumi.ResourceOptions(
+            parent=self,
+            providers={"kubernetes": self.kube_provider},
+            depends_on=[ns, postgres, redis, nats],
+        )
+        self.images = self._services(s, postgres, redis, nats, wired)
+        if s.monitoring.prometheus_operator:
+            self._observability(s, wired)
+        self.gateway_url = self._ingress(s, under_ns)
+        self.register_outputs(
+            {"namespace": self.namespace, "gatewayUrl": self.gateway_url, "images": self.images}
+        )
+
+    def _data_stores(self, s: StackSettings, opts: pulumi.ResourceOptions) -> tuple[Postgres, Redis, Nats]:
+        """Each store admits exactly the services the catalog says use it."""
         common = DataStoreCommon(
             namespace=self.namespace,
             instance=self.instance,
@@ -68,7 +84,7 @@ class Platform(pulumi.ComponentResource):
                 clients=[self._selector(spec) for spec in db_users],
                 superuser_password=s.secrets.postgres_password,
             ),
-            under_ns,
+            opts,
         )
         redis = Redis(
             "redis",
@@ -79,7 +95,7 @@ class Platform(pulumi.ComponentResource):
                 clients=[self._selector(spec) for spec in SERVICES if spec.redis],
                 password=s.secrets.redis_password,
             ),
-            under_ns,
+            opts,
         )
         nats_users = [spec for spec in SERVICES if spec.nats]
         nats = Nats(
@@ -91,12 +107,18 @@ class Platform(pulumi.ComponentResource):
                 users=[spec.name for spec in nats_users],
                 clients=[self._selector(spec) for spec in nats_users],
             ),
-            under_ns,
+            opts,
         )
+        return postgres, redis, nats
+
+    def _services(
+        self, s: StackSettings, postgres: Postgres, redis: Redis, nats: Nats, opts: pulumi.ResourceOptions
+    ) -> dict[str, pulumi.Output[str]]:
+        """The eight services, each given only its own credentials; returns their image references."""
         seed = self._signing_seed(s)
         public_key = pulumi.Output.unsecret(seed.apply(keys.public_key_pem))
         where = endpoints(s.namespace)
-        self.images = {}
+        refs: dict[str, pulumi.Output[str]] = {}
         for spec in SERVICES:
             creds = pulumi.Output.all(
                 postgres.passwords.get(spec.database_name),
@@ -104,37 +126,23 @@ class Platform(pulumi.ComponentResource):
                 nats.passwords.get(spec.name),
                 seed if spec.signs_tokens else None,
             ).apply(lambda v: Credentials(*v))
-            service = VentaService(
-                spec.name,
-                self._service_args(s, spec, where, public_key, creds),
-                pulumi.ResourceOptions(
-                    parent=self,
-                    providers={"kubernetes": self.kube_provider},
-                    depends_on=[ns, postgres, redis, nats],
-                ),
-            )
-            self.images[spec.name] = service.image_ref
-        if s.monitoring.prometheus_operator:
-            Observability(
-                "observability",
-                ObservabilityArgs(
-                    settings=s.monitoring,
-                    namespace=self.namespace,
-                    namespace_name=s.namespace,
-                    instance=self.instance,
-                    version=s.images.tag,
-                    services=[spec.name for spec in SERVICES],
-                    nats_servers=s.nats.replicas,
-                ),
-                pulumi.ResourceOptions(
-                    parent=self,
-                    providers={"kubernetes": self.kube_provider},
-                    depends_on=[ns, postgres, redis, nats],
-                ),
-            )
-        self.gateway_url = self._ingress(s, under_ns)
-        self.register_outputs(
-            {"namespace": self.namespace, "gatewayUrl": self.gateway_url, "images": self.images}
+            service = VentaService(spec.name, self._service_args(s, spec, where, public_key, creds), opts)
+            refs[spec.name] = service.image_ref
+        return refs
+
+    def _observability(self, s: StackSettings, opts: pulumi.ResourceOptions) -> None:
+        Observability(
+            "observability",
+            ObservabilityArgs(
+                settings=s.monitoring,
+                namespace=self.namespace,
+                namespace_name=s.namespace,
+                instance=self.instance,
+                version=s.images.tag,
+                services=[spec.name for spec in SERVICES],
+                nats_servers=s.nats.replicas,
+            ),
+            opts,
         )
 
     def _selector(self, spec: ServiceSpec) -> dict[str, str]:
