@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
@@ -39,7 +39,6 @@ class VentaServiceArgs:
     network: k8s.networking.v1.NetworkPolicySpecArgs
     spread_across_nodes: bool = False
     file_storage: FileStorage | None = None
-    extra_annotations: dict[str, str] = field(default_factory=dict)
 
 
 class VentaService(pulumi.ComponentResource):
@@ -174,7 +173,6 @@ class VentaService(pulumi.ComponentResource):
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(PORT),
             "prometheus.io/path": "/metrics",
-            **args.extra_annotations,
         }
         return apps.DeploymentSpecArgs(
             replicas=None if settings.autoscaling else settings.replicas,
