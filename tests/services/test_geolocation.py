@@ -26,6 +26,8 @@ from services.geolocation.app import create_app
 from services.geolocation.schemas import NearbyOut
 from services.geolocation.settings import Settings
 from services.geolocation.store import LocationStore
+from services.vendor_management.app import create_app as create_vendors
+from services.vendor_management.settings import Settings as VendorSettings
 
 CENTER = (52.5200, 13.4050)  # lat, lon
 STALE_AFTER = 60.0
@@ -227,3 +229,25 @@ async def test_reached_through_the_gateway_with_its_path_unchanged(
                                  headers=geo.auth("customer"))  # fmt: skip
         assert [r["vendor_id"] for r in near.json()["results"]] == [vendor]
         assert (await gateway.get("/api/locations/nearby", params={"lat": 1, "lon": 2})).status_code == 401
+
+
+async def test_vendor_made_in_vendor_management_is_movable_by_its_owner_only(
+    geo: Geo, new_database: Callable[[], Awaitable[str]], nats_url: str, public_pem: str,
+    serve: Callable[[Any], Awaitable[str]],
+) -> None:  # fmt: skip
+    # The real producer of vendor events, so the event contract is checked end to end.
+    settings = VendorSettings(service_name="vendor-management", database_url=await new_database(),
+                              nats_servers=[nats_url], jwt_public_key=public_pem)  # fmt: skip
+    owner = str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=await serve(create_vendors(settings)), timeout=10) as vendors:
+        stall = {"name": "Taco Truck", "category": "food"}
+        made = await vendors.post("/vendors", json=stall, headers=geo.auth(owner))
+        assert made.status_code == 201, made.text
+        vendor_id = made.json()["id"]
+        await geo.wait_vendor(vendor_id, "owner", owner)
+        assert (await geo.put(vendor_id, owner, {"lat": 40.0, "lon": -3.7})).status_code == 200
+        assert (await geo.put(vendor_id, str(uuid.uuid4()), {"lat": 40.0, "lon": -3.7})).status_code == 403
+        closed = await vendors.patch(f"/vendors/{vendor_id}", json={"active": False}, headers=geo.auth(owner))
+        assert closed.status_code == 200, closed.text
+        await geo.wait_vendor(vendor_id, "active", "0")
+        assert (await geo.put(vendor_id, owner, {"lat": 40.0, "lon": -3.7})).status_code == 409
