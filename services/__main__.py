@@ -49,6 +49,9 @@ def main(argv: list[str]) -> int:
         # Longer than the gateway's pooled keep-alive, so the gateway closes idle connections first.
         timeout_keep_alive=30,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # real-time encodes each update once for all its clients; per-connection compression would
+        # redo that work for every client and about double its CPU.
+        ws_per_message_deflate=False,
     )
     return 0
 
