@@ -1,22 +1,15 @@
-"""The services image and its command: hadolint, requirements in step with uv.lock, `python -m services`."""
+"""The services image and its command: hadolint, shape, requirements in step with uv.lock, the CLI."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from localdev.servers import free_port
 from services.__main__ import main as services_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,41 +70,6 @@ def test_command_refuses_unknown_services_and_names_missing_settings(
     assert services_main([]) == 2
     err = capsys.readouterr().err
     assert "DATABASE_URL: is required but not set" in err and "JWT_SIGNING_SEED" in err
-
-
-async def test_command_serves_until_sigterm_then_shuts_down_cleanly(servers: Any) -> None:
-    port = free_port()
-    env = {
-        **os.environ, "SERVICE_NAME": "user-management", "PORT": str(port), "HOST": "127.0.0.1",
-        "DATABASE_URL": await servers.new_database(), "JWT_PUBLIC_KEY": servers.public_pem,
-        "JWT_SIGNING_SEED": servers.signing_seed, "LOG_LEVEL": "info",
-    }  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services", cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.returncode is None, "service exited during start-up"
-                try:
-                    if (await client.get("/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "service did not become ready"
-                await asyncio.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.wait_for(proc.communicate(), 20)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status is the signal's.
-    assert proc.returncode == -signal.SIGTERM
-    lines = output.decode()
-    assert '"msg":"stopping"' in lines and "Application shutdown complete" in lines
-    assert all(line.startswith("{") for line in lines.splitlines() if line.strip()), "every log line is JSON"
 
 
 @pytest.mark.parametrize("name", ["api-gateway", "user-management", "vendor-management", "search-discovery"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 # The services of this area; the other services have their own tests.
@@ -23,7 +24,7 @@ async def test_local_run_starts_all_services_healthy_and_stops_on_ctrl_c(
 ) -> None:
     env = {
         **os.environ, "TEST_DATABASE_URL": postgres_admin_url, "TEST_REDIS_URL": servers.redis_url,
-        "TEST_NATS_URL": servers.nats_url, "LOG_LEVEL": "warning",
+        "TEST_NATS_URL": servers.nats_url, "LOG_LEVEL": "info",
     }  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "localdev", "--free-ports", *MARKETPLACE,
@@ -51,9 +52,14 @@ async def test_local_run_starts_all_services_healthy_and_stops_on_ctrl_c(
                 json={"email": "local@example.com", "password": "long enough"},
             )
             assert registered.status_code == 201
+        # Ctrl-C: localdev sends SIGTERM to each `python -m services` it started (as Kubernetes would).
         proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), 30)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0
+        logs = [orjson.loads(line) for line in rest.splitlines() if line.startswith(b"{")]
+        stopped = {entry["service"] for entry in logs if entry["msg"] == "stopping"}
+        assert stopped == set(MARKETPLACE), "every service ran its lifespan shutdown"
+        assert sum(entry["msg"] == "Application shutdown complete." for entry in logs) == len(MARKETPLACE)
         async with httpx.AsyncClient(timeout=2) as client:
             for url in urls.values():
                 try:
