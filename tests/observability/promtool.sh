@@ -17,9 +17,10 @@ fi
 
 command -v go >/dev/null 2>&1 || { echo "promtool.sh: Go is needed to build promtool" >&2; exit 1; }
 
-# Build into a scratch folder and move the binary in at the end, so an interrupted build never
-# leaves a half-written promtool that later runs would trust.
-scratch="$(mktemp -d "${TMPDIR:-/tmp}/promtool-build.XXXXXX")"
+# Build into a scratch folder beside the cache and rename the binary in at the end (same filesystem,
+# so the rename is atomic): an interrupted build never leaves a half-written promtool behind.
+mkdir -p "$cache_root"
+scratch="$(mktemp -d "$cache_root/.promtool-build.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 started=$SECONDS
 echo "promtool.sh: building promtool $release (module $module_version); this takes several minutes" >&2
