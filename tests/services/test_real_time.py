@@ -221,3 +221,18 @@ async def test_heartbeat_pings_and_a_silent_client_is_dropped(stack: Stack) -> N
         for _ in range(20):
             await next_frame(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+
+
+async def test_connection_closes_when_its_token_expires(stack: Stack, signing_seed: str) -> None:
+    short = TokenIssuer(signing_seed, 2).issue("brief", "customer")
+    async with connect(stack.rt_urls[0], compression=None) as ws:
+        await ws.send(orjson.dumps({"type": "auth", "token": short}).decode())
+        assert (await next_frame(ws))["type"] == "ready"
+        await subscribe(ws, id="s", vendor_ids=["v"])
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                frame = await next_frame(ws)
+                if frame["type"] == "ping":
+                    await ws.send('{"type": "pong"}')  # alive, yet the token runs out
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008 and closed.value.rcvd.reason == "token expired"
