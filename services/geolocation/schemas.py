@@ -20,6 +20,13 @@ class PositionIn(BaseModel):
     timestamp: AwareDatetime | None = None
 
 
+class NearbyQuery(BaseModel):
+    lat: float = Latitude
+    lon: float = Longitude
+    radius_m: float = Field(default=5000.0, gt=0, allow_inf_nan=False)
+    limit: int = Field(default=20, ge=1)
+
+
 class PositionOut(BaseModel):
     vendor_id: str
     lat: float

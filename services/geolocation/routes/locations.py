@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from services.common.deps import CurrentUser, JetStream, app_settings
 from services.common.nats_client import publish_event
 from services.geolocation.events import location_event
-from services.geolocation.schemas import NearbyOut, PositionIn, PositionOut
+from services.geolocation.schemas import NearbyOut, NearbyQuery, PositionIn, PositionOut
 from services.geolocation.settings import Settings
 from services.geolocation.store import LocationStore, UpdateStatus
 
@@ -89,25 +89,22 @@ async def current_position(
 
 
 @router.get("/nearby", response_model=NearbyOut)
-async def nearby(
-    _: CurrentUser, store: Store, settings: Config,
-    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
-    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
-    radius_m: Annotated[float, Query(gt=0, allow_inf_nan=False)] = 5000.0,
-    limit: Annotated[int, Query(ge=1)] = 20,
-) -> Response:  # fmt: skip
+async def nearby(request: Request, _: CurrentUser, query: Annotated[NearbyQuery, Query()]) -> Response:
     """The nearest active vendors within ``radius_m``, closest first, with their distances."""
-    if radius_m > settings.nearby_max_radius_m:
+    # The hottest read: clients and settings come straight from app state, the parameters as one
+    # model, and the body is built in the NearbyOut shape without a second validation pass of values
+    # that came from our own store (the tests check the shape against NearbyOut).
+    settings: Settings = request.app.state.settings
+    if query.radius_m > settings.nearby_max_radius_m:
         raise HTTPException(422, f"radius_m must be at most {settings.nearby_max_radius_m:g}")
-    if limit > settings.nearby_max_limit:
+    if query.limit > settings.nearby_max_limit:
         raise HTTPException(422, f"limit must be at most {settings.nearby_max_limit}")
-    found = await store.nearby(lon, lat, radius_m, limit, time.time())
-    # The hottest read: built as the NearbyOut shape directly, skipping a second validation pass of
-    # values that came from our own store (tests check the shape against NearbyOut).
+    store: LocationStore = request.app.state.location_store
+    found = await store.nearby(query.lon, query.lat, query.radius_m, query.limit, time.time())
     results = [
         {"vendor_id": v.vendor_id, "distance_m": v.distance_m, "lat": v.lat, "lon": v.lon,
          "last_seen": _when(v.last_seen)}
         for v in found
     ]  # fmt: skip
-    body = {"lat": lat, "lon": lon, "radius_m": radius_m, "results": results}
+    body = {"lat": query.lat, "lon": query.lon, "radius_m": query.radius_m, "results": results}
     return Response(orjson.dumps(body), media_type="application/json")
