@@ -12,7 +12,17 @@ from typing import Any
 
 from policy.constants import EXPOSED_SERVICES, MIN_PROD_REPLICAS, PROD_SCALING_TABLE
 from policy.model import Resource, Violation
-from policy.rules import availability, images, metadata, networking, scaling, secrets, security, workloads
+from policy.rules import (
+    availability,
+    images,
+    metadata,
+    networking,
+    references,
+    scaling,
+    secrets,
+    security,
+    workloads,
+)
 
 ResourceCheck = Callable[[Resource, Mapping[str, Any]], list[str]]
 StackCheck = Callable[[Sequence[Resource], Mapping[str, Any]], list[Violation]]
@@ -131,6 +141,9 @@ RULES: tuple[Rule, ...] = (
        secrets.check_no_secret_env_literals),
     _r("no-credentials-in-configmap", "secrets", "No credentials in ConfigMap data.",
        secrets.check_no_credentials_in_configmap),
+    _s("references-exist", "secrets",
+       "Every Secret and ConfigMap a pod reads (env, envFrom, volumes), and each key, exists in the stack.",
+       references.check_references_exist),
     _r("recommended-labels", "metadata", "Objects carry the recommended app.kubernetes.io labels.",
        metadata.check_recommended_labels, level=ADVISORY),
     _s("scaling-table", "venta",

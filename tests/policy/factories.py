@@ -34,14 +34,14 @@ def meta(name: str, component: str = "api") -> dict[str, Any]:
     return {"name": name, "namespace": NS, "labels": labels(name, component)}
 
 
-def container(name: str = "app") -> dict[str, Any]:
+def container(name: str = "app", secret: str = "user-management") -> dict[str, Any]:
     return {
         "name": name,
         "image": f"registry.example/venta/{name}:1.0.0@{DIGEST}",
         "ports": [{"name": "http", "containerPort": 8000.0}],
         "env": [
             {"name": "PORT", "value": "8000"},
-            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "DATABASE_URL"}}},
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "DATABASE_URL"}}},
         ],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}, "periodSeconds": 5.0},
@@ -65,7 +65,7 @@ def pod_template(name: str) -> dict[str, Any]:
             "topologySpreadConstraints": [{"maxSkew": 1.0, "topologyKey": "kubernetes.io/hostname",
                                            "whenUnsatisfiable": "ScheduleAnyway",
                                            "labelSelector": {"matchLabels": selector(name)}}],
-            "containers": [container()],
+            "containers": [container(secret=name)],
         },
     }
 
@@ -161,8 +161,8 @@ def urn(name: str, kind: str) -> str:
 def compliant_stack() -> list[Resource]:
     """A small stack that every rule accepts: one HPA-scaled service, its data store and a backup job."""
     return [deployment(), hpa(), pdb(), service(), network_policy(), config_map(), secret(),
-            statefulset("nats", 3.0), service("nats"), network_policy("nats"), pdb("nats"), cronjob(),
-            network_policy("backup")]
+            statefulset("nats", 3.0), service("nats"), network_policy("nats"), pdb("nats"), secret("nats"),
+            cronjob(), network_policy("backup"), secret("backup")]
 
 
 def with_props(resource: Resource, edit: Any) -> Resource:

@@ -72,7 +72,8 @@ def test_bad_config_fails_naming_the_key(tmp_path: Path, content: dict[str, obje
 
 def test_exception_in_config_silences_one_object_only() -> None:
     one = f.statefulset("postgres", 1.0)
-    stack = [*f.compliant_stack(), one, f.service("postgres"), f.network_policy("postgres")]
+    extra = [f.service("postgres"), f.network_policy("postgres"), f.secret("postgres")]
+    stack = [*f.compliant_stack(), one, *extra]
     reason = "single-writer primary; reads go to the replica"
     config = {"min-replicas": {"exceptions": {"StatefulSet/venta/postgres": reason}},
               "scaling-table": "disabled"}

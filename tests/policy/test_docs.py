@@ -33,3 +33,4 @@ def test_readme_explains_how_to_run_the_pack() -> None:
     section = readme.split("## Policy", 1)[1].split("\n## ", 1)[0]
     assert "pulumi preview" in section and "--policy-pack policy" in section
     assert "policy/config/prod.json" in section and "docs/policy.md" in section
+    assert f" {len(RULES)} rules " in section

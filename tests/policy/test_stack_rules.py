@@ -32,6 +32,10 @@ def _set_spec(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return lambda props: props["spec"].__setitem__(key, value)
 
 
+def _set_data(data: dict[str, str]) -> Callable[[dict[str, Any]], None]:
+    return lambda props: props.update(stringData=data)
+
+
 # (rule, how to break the compliant stack, text the message must hold)
 CASES: list[tuple[str, Breaker, str]] = [
     ("min-replicas", _replace("HorizontalPodAutoscaler", "user-management", _set_spec("minReplicas", 1.0)),
@@ -52,6 +56,9 @@ CASES: list[tuple[str, Breaker, str]] = [
      "spec.selector"),
     ("service-selector-matches", _replace("Service", "user-management", _set_spec("selector", {})),
      "spec.selector"),
+    ("references-exist", _without("Secret", "nats"), "names Secret 'nats'"),
+    ("references-exist", _replace("Secret", "user-management", _set_data({"DB_URL": "x"})),
+     "reads key 'DATABASE_URL'"),
     ("scaling-table", _replace("HorizontalPodAutoscaler", "user-management", _set_spec("maxReplicas", 4.0)),
      "spec.maxReplicas is 4"),
     ("scaling-table", _without("HorizontalPodAutoscaler", "user-management"), "no HorizontalPodAutoscaler"),
