@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from services.common.app import Resources, build_app
 from services.common.settings import load_settings
-from services.real_time.connection import Timing
+from services.common.tasks import running_tasks
+from services.real_time.connection import Timing, supervise
 from services.real_time.hub import Hub, LocationUpdate
 from services.real_time.metrics import DELIVERED, UPDATES
 from services.real_time.routes import ws
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert res.nats is not None
         sub = await res.nats.subscribe(LOCATION_SUBJECT, cb=on_update)
         try:
-            yield
+            async with running_tasks(supervisor=supervise(hub, app.state.timing)):
+                yield
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -39,6 +39,11 @@ class Timing:
     auth_s: float
     send_s: float
 
+    @property
+    def tick_s(self) -> float:
+        """How often the supervisor looks at every connection."""
+        return min(1.0, self.heartbeat_s / 2)
+
 
 def _frame(kind: str, **fields: Any) -> str:
     return orjson.dumps({"type": kind, **fields}).decode()
@@ -52,7 +57,7 @@ async def authenticate(ws: WebSocket, verifier: TokenVerifier, timing: Timing) -
         async with asyncio.timeout(timing.auth_s):
             message = orjson.loads(await ws.receive_text())
         if not isinstance(message, dict) or message.get("type") != "auth" or not message.get("token"):
-            return POLICY, "authentication required: send {\"type\": \"auth\", \"token\": ...} first"
+            return POLICY, 'authentication required: send {"type": "auth", "token": ...} first'
         return verifier.verify(str(message["token"]))
     except InvalidToken as exc:
         return POLICY, f"authentication failed: {exc}"
@@ -87,42 +92,54 @@ def handle_message(hub: Hub, client: Client, text: str) -> Close | None:
     return None
 
 
-async def read_loop(ws: WebSocket, hub: Hub, client: Client, timing: Timing) -> Close | None:
+async def read_loop(ws: WebSocket, hub: Hub, client: Client) -> Close | None:
     while True:
         try:
-            async with asyncio.timeout(timing.idle_s):
-                text = await ws.receive_text()
-        except TimeoutError:
-            return HEARTBEAT_MISSED, f"no message or pong for {timing.idle_s:g} s"
+            text = await ws.receive_text()
         except (WebSocketDisconnect, RuntimeError, KeyError):
             return None  # the client went away
+        client.last_heard = time.monotonic()
         closing = handle_message(hub, client, text)
         if closing is not None:
             return closing
 
 
-async def write_loop(ws: WebSocket, client: Client, timing: Timing, expires_at: float) -> Close | None:
-    next_ping = time.monotonic() + timing.heartbeat_s
+async def write_loop(ws: WebSocket, client: Client) -> Close | None:
+    """The connection's only sender: replies first, then every pending update in one frame."""
     try:
         while True:
-            await client.outbox.wait(max(0.0, min(next_ping - time.monotonic(), expires_at - time.time())))
-            if time.time() >= expires_at:
-                return POLICY, "token expired"
+            await client.outbox.wait()
             if client.outbox.overflowed:
                 return TOO_SLOW, "client too slow: its pending updates exceeded the outbox limit"
-            async with asyncio.timeout(timing.send_s):
-                for control in client.outbox.take_control():
-                    await ws.send_text(control)
-                parts = client.outbox.take()
-                if parts:
-                    await ws.send_text(updates_frame(parts))
-                if time.monotonic() >= next_ping:
-                    await ws.send_text(_frame("ping", ts=time.time()))
-                    next_ping = time.monotonic() + timing.heartbeat_s
-    except TimeoutError:
-        return TOO_SLOW, f"client too slow: a send took over {timing.send_s:g} s"
+            client.sending_since = time.monotonic()
+            for control in client.outbox.take_control():
+                await ws.send_text(control)
+            parts = client.outbox.take()
+            if parts:
+                await ws.send_text(updates_frame(parts))
+            client.sending_since = None
     except (WebSocketDisconnect, RuntimeError, OSError):
         return None
+
+
+async def supervise(hub: Hub, timing: Timing) -> None:
+    """One loop for all connections: heartbeats, token expiry, silent and stuck clients.
+
+    Timers per connection (or per send) would cost more than the sends themselves at high fan-out.
+    """
+    while True:
+        await asyncio.sleep(timing.tick_s)
+        now, wall = time.monotonic(), time.time()
+        for client in list(hub.clients):
+            if wall >= client.expires_at:
+                client.close(POLICY, "token expired")
+            elif client.sending_since is not None and now - client.sending_since > timing.send_s:
+                client.close(TOO_SLOW, f"client too slow: a send took over {timing.send_s:g} s")
+            elif now - client.last_heard > timing.idle_s:
+                client.close(HEARTBEAT_MISSED, f"no message or pong for {timing.idle_s:g} s")
+            elif now >= client.next_ping:
+                client.outbox.put_control(_frame("ping", ts=wall))
+                client.next_ping = now + timing.heartbeat_s
 
 
 async def serve_client(ws: WebSocket, hub: Hub, verifier: TokenVerifier, timing: Timing) -> Close | None:
@@ -130,14 +147,16 @@ async def serve_client(ws: WebSocket, hub: Hub, verifier: TokenVerifier, timing:
     identity = await authenticate(ws, verifier, timing)
     if not isinstance(identity, Principal):
         return identity
-    client = hub.connect(identity.user_id)
+    client = hub.connect(identity.user_id, identity.expires_at)
+    client.next_ping = time.monotonic() + timing.heartbeat_s
     client.outbox.put_control(_frame("ready", user_id=identity.user_id))
     tasks = [
-        asyncio.create_task(read_loop(ws, hub, client, timing)),
-        asyncio.create_task(write_loop(ws, client, timing, identity.expires_at)),
+        asyncio.create_task(read_loop(ws, hub, client)),
+        asyncio.create_task(write_loop(ws, client)),
     ]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        waiters: list[asyncio.Future[Close | None]] = [*tasks, client.closing]
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         return next(iter(done)).result()
     finally:
         hub.disconnect(client)

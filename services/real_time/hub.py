@@ -7,6 +7,8 @@ to every matching connection.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -21,6 +23,19 @@ class Client:
     user_id: str
     outbox: Outbox
     subscriptions: SubscriptionSet
+    expires_at: float = float("inf")  # the token's expiry (epoch seconds)
+    # Kept up to date by the connection, read by the supervisor (monotonic seconds).
+    last_heard: float = field(default_factory=time.monotonic)
+    next_ping: float = 0.0
+    sending_since: float | None = None
+    # Resolved with (close code, reason) when the server decides to end the connection.
+    closing: asyncio.Future[tuple[int, str] | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closing.done():
+            self.closing.set_result((code, reason))
 
 
 @dataclass(frozen=True)
@@ -57,8 +72,8 @@ class Hub:
     _with_area: set[Client] = field(default_factory=set)
     delivered: int = 0
 
-    def connect(self, user_id: str) -> Client:
-        client = Client(user_id, Outbox(self.outbox_size), SubscriptionSet(self.limits))
+    def connect(self, user_id: str, expires_at: float = float("inf")) -> Client:
+        client = Client(user_id, Outbox(self.outbox_size), SubscriptionSet(self.limits), expires_at)
         self.clients.add(client)
         return client
 

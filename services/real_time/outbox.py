@@ -49,11 +49,6 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._pending)
 
-    async def wait(self, seconds: float) -> bool:
-        """True when something is pending (or overflowed), False after ``seconds`` of silence."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._ready.wait()
-        except TimeoutError:
-            return False
-        return True
+    async def wait(self) -> None:
+        """Until something is pending (or the outbox overflowed)."""
+        await self._ready.wait()

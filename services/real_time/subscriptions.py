@@ -89,8 +89,10 @@ def parse_area(raw: Any, limits: Limits) -> BBox | Circle | None:
     if raw is None:
         return None
     if not isinstance(raw, dict) or len(raw) != 1 or not {"bbox", "circle"} & raw.keys():
-        raise ProtocolError('area must be {"bbox": [min_lon, min_lat, max_lon, max_lat]} or '
-                            '{"circle": {"lat": .., "lon": .., "radius_m": ..}}')
+        raise ProtocolError(
+            'area must be {"bbox": [min_lon, min_lat, max_lon, max_lat]} or '
+            '{"circle": {"lat": .., "lon": .., "radius_m": ..}}'
+        )
     if "bbox" in raw:
         box = raw["bbox"]
         if not isinstance(box, list) or len(box) != 4:

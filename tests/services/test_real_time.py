@@ -78,14 +78,16 @@ async def test_outbox_coalesces_per_vendor_and_reports_overflow() -> None:
     box.put("b", b"2")
     box.put("a", b"3")
     assert box.take() == [b"3", b"2"] and not box.overflowed  # newest of "a", in first-seen order
-    assert not await box.wait(0.01)
+    with pytest.raises(TimeoutError):  # nothing pending: the writer sleeps
+        async with asyncio.timeout(0.01):
+            await box.wait()
     box.put("a", b"4")
     box.put("b", b"5")
     box.put("c", b"6")
     assert box.overflowed
 
 
-def test_hub_routes_each_update_to_matching_clients_only() -> None:
+async def test_hub_routes_each_update_to_matching_clients_only() -> None:
     hub = Hub(limits=Limits(max_subscriptions=2), outbox_size=10)
     near, follower, other = hub.connect("u1"), hub.connect("u2"), hub.connect("u3")
     ring = {"circle": {"lat": 52.52, "lon": 13.405, "radius_m": 500}}
