@@ -105,7 +105,7 @@ class AutomationStack:
         kind, text = ("bool", str(value).lower()) if isinstance(value, bool) else ("string", value)
         workspace = self._stack.workspace
         assert isinstance(workspace, auto.LocalWorkspace)
-        args = ["config", "set", "--path", "--type", kind, key, "--plaintext", "--stack", self.name]
+        args = ["config", "set", "--path", "--type", kind, key, "--stack", self.name]
         args += ["--", text]
         translate_errors(lambda: workspace.pulumi_command.run(args, workspace.work_dir, workspace.env_vars))
 
