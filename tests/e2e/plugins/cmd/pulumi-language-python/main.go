@@ -200,7 +200,11 @@ func (h *host) execArgs(req *pulumirpc.RunRequest) []string {
 
 // configEnv passes stack config the way the Python SDK reads it at start-up.
 func configEnv(req *pulumirpc.RunRequest) ([]string, error) {
-	config, err := json.Marshal(req.GetConfig())
+	values := req.GetConfig()
+	if values == nil {
+		values = map[string]string{} // the SDK iterates it: JSON null would break start-up
+	}
+	config, err := json.Marshal(values)
 	if err != nil {
 		return nil, fmt.Errorf("failed to serialize configuration: %w", err)
 	}
