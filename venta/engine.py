@@ -4,7 +4,6 @@ Everything else in the command talks to `Engine` and `StackOps`; tests replace t
 recording fake, and the real engine is exercised by the end-to-end tests.
 """
 
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +59,25 @@ class Engine(Protocol):
 
 
 def pulumi_message(error: auto.CommandError) -> str:
-    """Pulumi's error text without the Automation API's wrapping (stdout was already streamed)."""
+    """Pulumi's own account of a failure: its stderr, else the Diagnostics it printed (stdout)."""
     # CommandError keeps only its string form: "\n code: N\n stdout: ...\n stderr: ..."
-    text = str(error)
-    stderr = text.split("\n stderr: ", 1)[1] if "\n stderr: " in text else text
-    return stderr.strip() or "pulumi failed without a message"
+    head, _, stderr = str(error).partition("\n stderr: ")
+    if stderr.strip():
+        return stderr.strip()
+    return _diagnostics(head.partition("\n stdout: ")[2]) or "pulumi failed without a message"
+
+
+def _diagnostics(stdout: str) -> str:
+    """The indented block under "Diagnostics:", or failing that every line that reports an error."""
+    lines = stdout.splitlines()
+    if "Diagnostics:" not in lines:
+        return "\n".join(dict.fromkeys(line.strip() for line in lines if "error:" in line))
+    block = []
+    for line in lines[lines.index("Diagnostics:") + 1 :]:
+        if line and not line.startswith(" "):
+            break
+        block.append(line)
+    return "\n".join(block).strip("\n")
 
 
 def translate_errors(call: Callable[[], T]) -> T:
@@ -75,8 +88,8 @@ def translate_errors(call: Callable[[], T]) -> T:
 
 
 def _stream(line: str) -> None:
-    sys.stdout.write(line)
-    sys.stdout.flush()
+    # The Automation API hands over each line with its newline stripped.
+    print(line, flush=True)
 
 
 def change_counts(op_map: Mapping[Any, int] | None) -> dict[str, int]:

@@ -16,8 +16,37 @@ def test_the_message_is_pulumis_stderr_without_the_wrapping() -> None:
     assert pulumi_message(error) == "error: update failed\n  timeout waiting for rollout"
 
 
-def test_an_empty_stderr_still_gives_a_message() -> None:
-    assert pulumi_message(failed("", "  \n")) == "pulumi failed without a message"
+# What `pulumi up` printed when a provider plugin was missing (stderr stayed empty).
+UP_STDOUT = """\
+Updating (dev):
+ +  pulumi:pulumi:Stack venta-dev creating (0s)
+    pulumi:providers:kubernetes kubernetes **failed** 1 error
+Diagnostics:
+  pulumi:providers:kubernetes (kubernetes):
+    error: no resource plugin 'pulumi-resource-kubernetes' found in the workspace at version v4.34.2
+
+Resources:
+    + 2 created
+    1 errored
+
+Duration: 20s"""
+
+
+def test_without_stderr_the_message_is_the_diagnostics_block() -> None:
+    assert pulumi_message(failed(UP_STDOUT, "")) == (
+        "  pulumi:providers:kubernetes (kubernetes):\n"
+        "    error: no resource plugin 'pulumi-resource-kubernetes' found in the workspace at version v4.34.2"
+    )
+
+
+def test_without_diagnostics_the_error_lines_are_the_message() -> None:
+    repeated = "error: could not read Pulumi.dev.yaml"
+    stdout = f"Previewing update (dev):\n{repeated}\n{repeated}"
+    assert pulumi_message(failed(stdout, "")) == "error: could not read Pulumi.dev.yaml"
+
+
+def test_an_empty_failure_still_gives_a_message() -> None:
+    assert pulumi_message(failed("Updating (dev):", "  \n")) == "pulumi failed without a message"
 
 
 def test_command_errors_become_engine_errors() -> None:
