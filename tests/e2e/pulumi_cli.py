@@ -77,9 +77,15 @@ class PulumiProject:
 
     def env(self) -> dict[str, str]:
         keep = {k: os.environ[k] for k in ("LANG", "LC_ALL", "TZ") if k in os.environ}
+        path = [str(self.bin_dir), str(REPO / ".venv" / "bin"), "/usr/bin", "/bin"]
+        # The language host picks the uv toolchain where it finds uv.lock above a program without
+        # `toolchain:` (the policy pack), as the upstream host does; uv must then be on PATH.
+        uv = shutil.which("uv")
+        if uv:
+            path.append(str(Path(uv).parent))
         return {
             **keep,
-            "PATH": os.pathsep.join([str(self.bin_dir), str(REPO / ".venv" / "bin"), "/usr/bin", "/bin"]),
+            "PATH": os.pathsep.join(path),
             "HOME": str(self.root.parent / "home"),
             "PULUMI_HOME": str(self.root.parent / "pulumi-home"),
             "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
