@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 
 from infra.builders.quota import footprint
+from infra.observability.component import Observability, ObservabilityArgs
 from infra.observability.rules import RuleScope, rule_groups
-from infra.render.capture import CapturedResource, CapturedStack
+from infra.render.capture import CapturedResource, CapturedStack, capture_program
 from infra.render.capture import stack_config as base_config
 from infra.render.manifests import is_kubernetes_object, to_manifest
 from infra.render.validate import validate_manifest
 from policy.evaluate import evaluate, mandatory, stack_config
 from stacks import load
 from stacks.catalog import SERVICE_NAMES
+from stacks.model import Exporters, Monitoring
 from stacks.monitoring import DEV_THRESHOLDS, PROD_THRESHOLDS
 from tests.policy.captured import pinned_images_config, policy_resources
 
@@ -207,3 +209,44 @@ def test_the_namespace_quota_makes_room_for_the_exporters(stack: str) -> None:
     replicas = on.monitoring.exporters.replicas
     assert footprint(on).pods - footprint(off).pods == len(EXPORTERS) * (replicas + 1)
     assert footprint(on).memory_limits > footprint(off).memory_limits
+
+
+def test_the_component_on_its_own_follows_its_args() -> None:
+    """Two services, one NATS server, custom thresholds: monitors, exporters and rules follow."""
+    settings = Monitoring(
+        prometheus_operator=True,
+        runbook_base_url="https://runbooks.example.com/venta.md",
+        thresholds=PROD_THRESHOLDS.model_copy(update={"page": False, "latency_p99_seconds_by_service": {}}),
+        exporters=Exporters(replicas=1),
+    )
+
+    def build() -> None:
+        Observability(
+            "observability",
+            ObservabilityArgs(
+                settings=settings,
+                namespace="shop",
+                namespace_name="shop",
+                instance="shop",
+                version="1.2.3",
+                services=["api-gateway", "webhooks"],
+                nats_servers=1,
+            ),
+        )
+
+    captured = capture_program(build, "dev")
+    monitors = {r.inputs["metadata"]["name"] for r in captured.of_type(SERVICE_MONITOR)}
+    assert monitors == {"api-gateway", "webhooks", *EXPORTERS}
+    assert not captured.of_type("kubernetes:policy/v1:PodDisruptionBudget")  # one replica each
+    [rule] = captured.of_type(PROMETHEUS_RULE)
+    rules = [r for group in rule.inputs["spec"]["groups"] for r in group["rules"]]
+    assert {r["labels"]["severity"] for r in rules} == {"warning"}
+    assert {r["labels"].get("service") for r in rules if r["alert"] == "VentaHighErrorRate"} == {
+        "api-gateway",
+        "webhooks",
+    }
+    assert all(r["annotations"]["runbook_url"].startswith(f"{settings.runbook_base_url}#") for r in rules)
+    assert all('namespace="shop"' in r["expr"] for r in rules)
+    nats = _named(captured, "kubernetes:apps/v1:Deployment", "nats-exporter")
+    args = nats["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-1] == "nats-0,http://nats-0.nats-headless:8222"
