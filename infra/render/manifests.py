@@ -50,12 +50,14 @@ def to_manifests(captured: CapturedStack) -> list[dict[str, Any]]:
 
 
 def clean(value: Any) -> Any:
-    """Whole floats back to ints, secret values redacted (a secret map keeps its keys), nulls dropped."""
+    """Whole floats back to ints, secret values redacted (a secret map keeps its keys), nulls dropped,
+    keys sorted."""
     if isinstance(value, dict):
         if SECRET_SIG in value:
             inner = value.get("value")
             return {k: REDACTED for k in inner} if isinstance(inner, dict) else REDACTED
-        return {k: clean(v) for k, v in value.items() if v is not None}
+        # Sorted keys: the wire format has no order, and renders must diff cleanly run to run.
+        return {k: clean(v) for k, v in sorted(value.items()) if v is not None}
     if isinstance(value, list):
         return [clean(v) for v in value if v is not None]
     if isinstance(value, float) and value.is_integer():

@@ -94,3 +94,14 @@ def test_bad_settings_stop_the_program_before_any_resource() -> None:
         "nats.replicas: given 4; allowed one of 1, 3 or 5",
     ]
     assert registered == []
+
+
+def test_renders_are_byte_identical_run_to_run(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["dev", "--out", str(first)]) == 0
+    assert main(["dev", "--out", str(second)]) == 0
+    names = sorted(p.name for p in first.glob("*.yaml"))
+    assert names == sorted(p.name for p in second.glob("*.yaml"))
+    assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
+    head = (first / names[0]).read_text().splitlines()[:3]
+    assert head == ["apiVersion: v1", "kind: Namespace", "metadata:"]
