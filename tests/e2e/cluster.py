@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from localdev.servers import Server, free_port
+from stacks.model import StackSettings
 
 BINARIES = (
     "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok",
@@ -142,7 +143,7 @@ class ApiServer(Server):
             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
             "--service-account-key-file", str(self.sa_key),
             "--service-account-signing-key-file", str(self.sa_key),
-            "--service-cluster-ip-range", SERVICE_CIDR,
+            "--service-cluster-ip-range", SERVICE_CIDR, "--allow-privileged=true",  # as kubeadm sets it
             # The "kubernetes" Service's endpoints would point at loopback, which validation refuses.
             "--endpoint-reconciler-type", "none",
         ]  # fmt: skip
@@ -298,37 +299,21 @@ def _component_commands(
     common = ["--kubeconfig", str(kubeconfig), "--bind-address", "127.0.0.1", "--secure-port", "{port}"]
     return {
         "kube-controller-manager": [
-            str(bin_dir / "kube-controller-manager"),
-            *common,
-            "--leader-elect=false",
-            "--service-account-private-key-file",
-            str(sa_key),
-            "--root-ca-file",
-            str(ca_file),
-            "--use-service-account-credentials=false",
-            "--cluster-cidr",
-            POD_CIDR,
-            "--service-cluster-ip-range",
-            SERVICE_CIDR,
-            "--controllers",
-            "*",
+            str(bin_dir / "kube-controller-manager"), *common, "--leader-elect=false",
+            "--service-account-private-key-file", str(sa_key), "--root-ca-file", str(ca_file),
+            "--use-service-account-credentials=false", "--cluster-cidr", POD_CIDR,
+            "--service-cluster-ip-range", SERVICE_CIDR,
         ],
         "kube-scheduler": [str(bin_dir / "kube-scheduler"), *common, "--leader-elect=false"],
         "kwok": [
-            str(bin_dir / "kwok"),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--config",
-            str(stage_file),
-            "--manage-all-nodes=true",
-            "--cidr",
-            "10.244.0.1/16",
-            "--node-ip",
-            "10.0.0.10",
-            "--server-address",
-            "127.0.0.1:{port}",
+            str(bin_dir / "kwok"), "--kubeconfig", str(kubeconfig), "--config", str(stage_file),
+            "--manage-all-nodes=true", "--cidr", "10.244.0.1/16", "--node-ip", "10.0.0.10",
+            "--server-address", "127.0.0.1:{port}",
+            # Without it kwok renews no node leases and heartbeats only every ~10 min, so the node
+            # lifecycle controller marks the nodes NotReady after 40 s and evicts their pods.
+            "--node-lease-duration-seconds", "40",
         ],
-    }
+    }  # fmt: skip
 
 
 def _wait_ready(cluster: LocalCluster, nodes: int, timeout: float = 60.0) -> None:
@@ -383,6 +368,53 @@ def start_cluster(bin_dir: Path, nodes: int = 3, volumes: int = 32) -> LocalClus
         cluster.stop()
         raise
     return cluster
+
+
+def workload_problems(cluster: LocalCluster, namespace: str, replicas: Mapping[str, int]) -> list[str]:
+    """What keeps `namespace` from being fully rolled out; empty once it is.
+
+    `replicas` gives the pod count some Deployments must reach (an HPA's minimum, say).
+    """
+    problems: list[str] = []
+    for d in cluster.get_json("deployments", "-n", namespace)["items"]:
+        name, want, status = d["metadata"]["name"], d["spec"].get("replicas"), d.get("status", {})
+        if name in replicas and want != replicas[name]:
+            problems.append(f"Deployment {name}: {want} replicas, expected {replicas[name]}")
+        counts = [status.get(key, 0) for key in ("updatedReplicas", "readyReplicas", "availableReplicas")]
+        if counts != [want] * 3 or status.get("observedGeneration") != d["metadata"]["generation"]:
+            problems.append(f"Deployment {name}: updated/ready/available {counts} of {want}")
+    for sts in cluster.get_json("statefulsets", "-n", namespace)["items"]:
+        name, status = sts["metadata"]["name"], sts.get("status", {})
+        if status.get("readyReplicas", 0) != sts["spec"]["replicas"]:
+            problems.append(f"StatefulSet {name}: {status.get('readyReplicas', 0)} ready")
+        if status.get("currentRevision") != status.get("updateRevision"):
+            problems.append(f"StatefulSet {name}: revision {status.get('currentRevision')} is not the update")
+    for claim in cluster.get_json("persistentvolumeclaims", "-n", namespace)["items"]:
+        if claim.get("status", {}).get("phase") != "Bound":
+            problems.append(f"PersistentVolumeClaim {claim['metadata']['name']} is not Bound")
+    endpoints = {e["metadata"]["name"]: e for e in cluster.get_json("endpoints", "-n", namespace)["items"]}
+    for service in cluster.get_json("services", "-n", namespace)["items"]:
+        name = service["metadata"]["name"]
+        subsets = endpoints.get(name, {}).get("subsets", [])
+        if service["spec"].get("selector") and not any(subset.get("addresses") for subset in subsets):
+            problems.append(f"Service {name} has no ready endpoints")
+    return problems
+
+
+def minimum_pods(settings: StackSettings) -> dict[str, int]:
+    """Deployment -> pods it runs once settled: its HPA's minimum, or its fixed count."""
+    return {name: service.min_pods for name, service in settings.services.items()}
+
+
+def wait_until_rolled_out(
+    cluster: LocalCluster, namespace: str, replicas: Mapping[str, int], timeout: float = 180.0
+) -> None:
+    """Controllers act after the API call returns (an HPA raises replicas to its minimum, say)."""
+    deadline = time.monotonic() + timeout
+    while problems := workload_problems(cluster, namespace, replicas):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{namespace} not rolled out after {timeout} s: " + "; ".join(problems))
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session", name="local_cluster")

@@ -34,11 +34,13 @@ started=$(date +%s)
 log() { echo "[cluster-toolchain] $*" >&2; }
 
 build_kubernetes() {
-    local dir="$WORK/kubernetes" minor patch gomod
+    local dir="$WORK/kubernetes" minor patch info gomod commit
     minor=$(cut -d. -f2 <<<"${K8S_VERSION#v}")
     patch=$(cut -d. -f3 <<<"${K8S_VERSION#v}")
     rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
-    gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+    info=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION")
+    gomod=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])' <<<"$info")
+    commit=$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("Origin", {}).get("Hash", ""))' <<<"$info")
     # The release's go.mod points every staging module at ./staging/...; the same code is
     # published as k8s.io/<name> v0.<minor>.<patch>. Keep the release's go line and godebug
     # settings so the binaries run with the runtime defaults they were released with.
@@ -67,7 +69,7 @@ GO
     "${NICE[@]}" go mod tidy >&2
     local pkg="k8s.io/component-base/version" ld
     ld="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z -X $pkg.gitCommit=$commit"
     # client-go's kubectl version reads the same variables through its own copy.
     ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
     ld="$ld -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"

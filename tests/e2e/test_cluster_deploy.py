@@ -1,0 +1,241 @@
+"""dev and prod deployed by the real engine to a real control plane with simulated nodes.
+
+`pulumi up` runs with the kubernetes provider's normal await logic (rollouts, Service endpoints,
+Ingress address) against kube-apiserver, kube-controller-manager and kube-scheduler; kwok makes the
+scheduled pods Running and Ready. One project copy per stack; the tests of a stack run in file order
+against it and the last one destroys the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from infra.render.capture import stack_config
+from stacks import load
+from stacks.catalog import SERVICE_NAMES
+from stacks.model import StackSettings
+from tests.e2e.cluster import (  # local_cluster_fixture registers the local_cluster fixture
+    LocalCluster,
+    local_cluster_fixture,  # noqa: F401
+    minimum_pods,
+    wait_until_rolled_out,
+    workload_problems,
+)
+from tests.e2e.pulumi_cli import PulumiProject, planned_steps
+
+pytestmark = pytest.mark.e2e
+
+STACKS = ["dev", "prod"]
+VERSION_B = "0.2.0-e2e"
+CHECKSUM = "checksum/config"
+# A service whose ConfigMap the config-change test edits, and the setting it changes.
+CHANGED_SERVICE = "user-management"
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0) -> T:
+    """Poll `probe` until it returns something truthy; the controllers act asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.5)
+
+
+@dataclass
+class ClusterStack:
+    stack: str
+    project: PulumiProject
+    cluster: LocalCluster
+    settings: StackSettings
+    first_replica_sets: dict[str, str]  # Deployment -> the ReplicaSet that ran right after the first up
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    def get(self, kind: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.cluster.get_json(kind, "-n", self.namespace)["items"]
+        return items
+
+    def up(self, label: str) -> None:
+        self.project.run("up", "--stack", self.stack, "--yes", "--skip-preview", label=label)
+
+    def set_config(self, path: str, value: str) -> None:
+        self.project.set_config(self.stack, path, value)
+
+    def settle(self) -> None:
+        wait_until_rolled_out(self.cluster, self.namespace, minimum_pods(self.settings))
+
+    def active_replica_sets(self) -> dict[str, str]:
+        """Deployment name -> its ReplicaSet that has pods (exactly one once a rollout is done)."""
+        active: dict[str, str] = {}
+        for rs in self.get("replicasets"):
+            if rs["spec"].get("replicas", 0) > 0:
+                owner = rs["metadata"]["ownerReferences"][0]["name"]
+                assert owner not in active, (
+                    f"{owner} has two ReplicaSets with pods: {active[owner]}, {rs['metadata']['name']}"
+                )
+                active[owner] = rs["metadata"]["name"]
+        return active
+
+    def service_images(self) -> dict[str, set[str]]:
+        """Service name -> images of its live (not terminating) pods."""
+        images: dict[str, set[str]] = {}
+        for pod in self.get("pods"):
+            name = pod["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+            if name in SERVICE_NAMES and "deletionTimestamp" not in pod["metadata"]:
+                images.setdefault(name, set()).update(c["image"] for c in pod["spec"]["containers"])
+        return images
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def deployed(
+    request: pytest.FixtureRequest,
+    pulumi_bin: Path,
+    local_cluster: LocalCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterStack]:
+    stack: str = request.param
+    project = PulumiProject.copy_of_repo(tmp_path_factory.mktemp(f"cluster-{stack}"), pulumi_bin)
+    project.run("stack", "select", "--create", stack)
+    kube = {"kubeconfig": str(local_cluster.kubeconfig), "context": local_cluster.context}
+    project.set_config(stack, "venta:kubernetes.kubeconfig", kube["kubeconfig"])
+    project.set_config(stack, "venta:kubernetes.context", kube["context"])
+    settings = load(stack, stack_config(stack, {"venta:kubernetes": json.dumps(kube)}))
+    project.run("up", "--stack", stack, "--yes", "--skip-preview", label="up")
+    deployed = ClusterStack(stack, project, local_cluster, settings, {})
+    deployed.settle()
+    deployed.first_replica_sets = deployed.active_replica_sets()
+    yield deployed
+    print(
+        f"\n[e2e cluster timings {stack}] " + ", ".join(f"{k} {v:.1f}s" for k, v in project.timings.items())
+    )
+
+
+def test_every_resource_in_the_state_is_the_live_object(deployed: ClusterStack) -> None:
+    state = deployed.project.export_state(deployed.stack)["deployment"]["resources"]
+    objects = [r["outputs"] for r in state
+               if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:providers:")
+               and r.get("custom", True) and "metadata" in r.get("outputs", {})]  # fmt: skip
+    kinds = {o["kind"] for o in objects}
+    assert {"Namespace", "Deployment", "StatefulSet", "Service", "ConfigMap", "Secret", "Ingress"} <= kinds
+    wanted = [{"apiVersion": o["apiVersion"], "kind": o["kind"],
+               "metadata": {k: o["metadata"][k] for k in ("name", "namespace") if k in o["metadata"]}}
+              for o in objects]  # fmt: skip
+    listing = json.dumps({"apiVersion": "v1", "kind": "List", "items": wanted})
+    live = json.loads(deployed.cluster.kubectl("get", "-f", "-", "-o", "json", input_text=listing))["items"]
+    assert len(live) == len(objects)
+    assert [o["metadata"]["uid"] for o in live] == [o["metadata"]["uid"] for o in objects]
+
+
+def test_workloads_are_rolled_out_and_services_have_endpoints(deployed: ClusterStack) -> None:
+    assert workload_problems(deployed.cluster, deployed.namespace, minimum_pods(deployed.settings)) == []
+    assert sorted(d["metadata"]["name"] for d in deployed.get("deployments")) == sorted(SERVICE_NAMES)
+    assert deployed.get("statefulsets"), "the data stores run as StatefulSets"
+    assert deployed.get("persistentvolumeclaims"), "the data stores keep their data on volumes"
+
+
+def test_autoscalers_carry_the_stack_bounds_and_metrics(deployed: ClusterStack) -> None:
+    hpas = {h["metadata"]["name"]: h for h in deployed.get("horizontalpodautoscalers.v2.autoscaling")}
+    scaled = {name: s.autoscaling for name, s in deployed.settings.services.items() if s.autoscaling}
+    assert sorted(hpas) == sorted(scaled)
+    if deployed.stack == "prod":
+        assert len(hpas) == len(SERVICE_NAMES)
+    for name, want in scaled.items():
+        spec = hpas[name]["spec"]
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert (spec["minReplicas"], spec["maxReplicas"]) == (want.min_replicas, want.max_replicas)
+        targets = {m["resource"]["name"]: m["resource"]["target"] for m in spec["metrics"]}
+        assert targets == {
+            "cpu": {"type": "Utilization", "averageUtilization": want.cpu_target},
+            "memory": {"type": "Utilization", "averageUtilization": want.memory_target},
+        }
+        # The controller has processed it: it enforced the minimum even without a metrics source.
+        conditions = {c["type"]: c["status"] for c in hpas[name]["status"].get("conditions", [])}
+        assert conditions.get("AbleToScale") == "True", (name, conditions)
+        assert hpas[name]["status"]["currentReplicas"] >= want.min_replicas
+
+
+def test_version_b_then_rollback_to_a_runs_a_images_again(deployed: ClusterStack) -> None:
+    version_a = deployed.settings.images.tag
+    assert all(images == {f"{deployed.settings.images.registry}/{name}:{version_a}"}
+               for name, images in deployed.service_images().items())  # fmt: skip
+    deployed.set_config("venta:images.tag", VERSION_B)
+    deployed.up("up version B")
+    images_b = wait_for("only version B pods", lambda: _only_tag(deployed, VERSION_B))
+    assert sorted(images_b) == sorted(SERVICE_NAMES)
+    deployed.set_config("venta:images.tag", version_a)
+    deployed.up("rollback to A")
+    wait_for("only version A pods", lambda: _only_tag(deployed, version_a))
+    # Rolling back to the same pod template reuses A's ReplicaSets rather than making new ones.
+    assert deployed.active_replica_sets() == deployed.first_replica_sets
+
+
+def _only_tag(stack: ClusterStack, tag: str) -> dict[str, set[str]] | None:
+    images = stack.service_images()
+    done = len(images) == len(SERVICE_NAMES) and all(
+        all(image.endswith(f":{tag}") for image in found) for found in images.values()
+    )
+    return images if done else None
+
+
+def test_a_config_change_rolls_only_that_deployment(deployed: ClusterStack) -> None:
+    before = {d["metadata"]["name"]: d for d in deployed.get("deployments")}
+    replica_sets = deployed.active_replica_sets()
+    current = deployed.settings.services[CHANGED_SERVICE].log_level  # type: ignore[index]
+    deployed.set_config(
+        f'venta:services["{CHANGED_SERVICE}"].logLevel', "ERROR" if current != "ERROR" else "INFO"
+    )
+    deployed.up("up config change")
+    after = {d["metadata"]["name"]: d for d in deployed.get("deployments")}
+
+    def annotation(d: dict[str, Any]) -> str:
+        return str(d["spec"]["template"]["metadata"]["annotations"][CHECKSUM])
+
+    assert annotation(after[CHANGED_SERVICE]) != annotation(before[CHANGED_SERVICE])
+    rolled = wait_for("the new ReplicaSet alone has pods", lambda: _rolled(deployed, replica_sets))
+    assert rolled == {CHANGED_SERVICE}
+    for name in SERVICE_NAMES:
+        if name != CHANGED_SERVICE:
+            assert annotation(after[name]) == annotation(before[name]), name
+
+
+def _rolled(stack: ClusterStack, before: dict[str, str]) -> set[str] | None:
+    if workload_problems(stack.cluster, stack.namespace, minimum_pods(stack.settings)):
+        return None
+    now = stack.active_replica_sets()
+    return {name for name in now if now[name] != before.get(name)} or None
+
+
+def test_refresh_then_preview_shows_no_drift(deployed: ClusterStack) -> None:
+    deployed.project.run("refresh", "--stack", deployed.stack, "--yes", "--skip-preview", label="refresh")
+    preview = deployed.project.preview(deployed.stack, label="preview after refresh")
+    changed = [(s["op"], s["urn"].split("::")[-1], s.get("diffReasons")) for s in planned_steps(preview)
+               if s["op"] != "same"]  # fmt: skip
+    assert changed == []
+
+
+def test_destroy_leaves_nothing_in_the_namespace(deployed: ClusterStack) -> None:
+    deployed.project.run("destroy", "--stack", deployed.stack, "--yes", "--skip-preview", label="destroy")
+    left = deployed.cluster.kubectl(
+        "get", "all,configmaps,secrets,pvc,ingresses,networkpolicies,poddisruptionbudgets,"
+        "horizontalpodautoscalers,serviceaccounts,resourcequotas,limitranges",
+        "-n", deployed.namespace, "-o", "name", check=False,
+    )  # fmt: skip
+    assert left.strip() == ""
+    gone = deployed.cluster.kubectl("get", "namespace", deployed.namespace, check=False)
+    assert gone == "", f"namespace {deployed.namespace} still exists"
+    resources = deployed.project.export_state(deployed.stack)["deployment"].get("resources") or []
+    assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == []
