@@ -88,6 +88,9 @@ class Gateway:
         self.routes = routes
         self.verifier = TokenVerifier(settings.jwt_public_key, cache_seconds=settings.token_cache_seconds)
         self.upstreams: dict[str, Upstream] = {}
+        self._default_timeout = aiohttp.ClientTimeout(
+            total=settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+        )
         self.limiter: RateLimiter | None = None
 
     def open(self, limiter: RateLimiter) -> None:
@@ -100,12 +103,11 @@ class Gateway:
                 ttl_dns_cache=10,
             )
             session = aiohttp.ClientSession(
+                timeout=self._default_timeout,
                 connector=connector, auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
-                timeout=aiohttp.ClientTimeout(
-                    total=self.settings.upstream_timeout_seconds,
-                    connect=self.settings.upstream_connect_timeout_seconds,
-                ),
+                # A shared session must not keep one client's cookies and send them with another's requests.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )  # fmt: skip
             base_url = self.settings.upstream_url(route.service)
             self.upstreams[route.service] = Upstream(route.service, base_url, session)
@@ -186,13 +188,14 @@ class Gateway:
         deadline = time.monotonic() + timeout
         attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0)
         for attempt in range(1, attempts + 1):
-            remaining = deadline - time.monotonic()
+            # The first attempt uses the session's timeout; a retry gets only what is left of it.
+            per_try = self._default_timeout if attempt == 1 else aiohttp.ClientTimeout(
+                total=deadline - time.monotonic(), connect=self.settings.upstream_connect_timeout_seconds
+            )  # fmt: skip
             try:
                 async with upstream.session.request(
                     method, url, data=body or None, headers=out_headers, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(
-                        total=remaining, connect=self.settings.upstream_connect_timeout_seconds
-                    ),
+                    timeout=per_try,
                 ) as response:  # fmt: skip
                     payload = await response.read()
                     status = response.status

@@ -20,6 +20,7 @@ class Route:
     public: tuple[str, ...] = ()
     strip_api: bool = True
     _public_re: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
+    label: str = field(init=False, compare=False)  # bounded metrics label for everything under the prefix
 
     def __post_init__(self) -> None:
         compiled = []
@@ -28,11 +29,7 @@ class Route:
             pattern = re.escape(self.prefix + sub).replace(r"\*\*", ".*").replace(r"\*", "[^/]+")
             compiled.append((method.upper(), re.compile(pattern + "/?")))
         object.__setattr__(self, "_public_re", tuple(compiled))
-
-    @property
-    def label(self) -> str:
-        """Bounded metrics label for everything under this prefix."""
-        return f"{self.prefix}/*"
+        object.__setattr__(self, "label", f"{self.prefix}/*")
 
     def matches(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")

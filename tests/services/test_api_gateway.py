@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from localdev.servers import free_port
 from services.api_gateway.app import create_app as create_gateway
@@ -30,6 +30,11 @@ def echo_upstream() -> FastAPI:
             "path": request.url.path, "query": request.url.query, "headers": dict(request.headers),
             "body": (await request.body()).decode(), "raw_path": request.scope["raw_path"].decode(),
         }  # fmt: skip
+
+    @app.get("/search/set-cookie")
+    async def set_cookie(response: Response) -> dict[str, str]:
+        response.set_cookie("session", "for-one-client-only")
+        return {}
 
     @app.get("/search/slow")
     async def slow() -> dict[str, str]:
@@ -55,7 +60,8 @@ async def upstreams(servers: Servers, serve: Any) -> dict[str, str]:
     return {
         "user-management": await serve(create_users(await servers.user_settings())),
         "vendor-management": await serve(create_vendors(await servers.vendor_settings())),
-        "search-discovery": await serve(echo_upstream()),
+        # By host name, as in a cluster (aiohttp's default cookie jar ignores cookies from IP addresses).
+        "search-discovery": (await serve(echo_upstream())).replace("127.0.0.1", "localhost"),
         # The location and communication services have their own gateway tests; any answering
         # upstream stands in for them here.
         **dict.fromkeys(
@@ -119,6 +125,11 @@ async def test_request_id_and_forwarding_headers_reach_the_service(
         assert seen["headers"]["authorization"] == f"Bearer {token}"
         encoded = await gw.get("/api/search/echo/a%2Fb%20c")  # percent-encoding reaches the service intact
         assert encoded.json()["raw_path"] == "/search/echo/a%2Fb%20c"
+        cookie = await gw.get("/api/search/set-cookie")
+        assert "for-one-client-only" in cookie.headers["set-cookie"]  # reaches its client...
+        gw.cookies.clear()
+        later = await gw.get("/api/search/echo")  # ...and is not kept by the gateway for anyone else
+        assert "cookie" not in later.json()["headers"]
         generated = await gw.get("/api/search/echo")
         assert generated.json()["headers"]["x-request-id"] == generated.headers["x-request-id"]
 
