@@ -116,7 +116,6 @@ LabelValue = Annotated[
         "a label value of at most 63 letters, digits, '-', '_', '.'",
     ),
 ]
-Seed = Annotated[SecretStr, AfterValidator(lambda v: _check_seed(v))]
 Percent = Annotated[int, Field(ge=1, le=100)]
 ReplicaCount = Annotated[int, Field(ge=1, le=100)]
 
@@ -125,6 +124,9 @@ def _check_seed(value: SecretStr) -> SecretStr:
     if not _is_seed(value.get_secret_value()):
         raise allowed_error("base64 of exactly 32 random bytes")
     return value
+
+
+Seed = Annotated[SecretStr, AfterValidator(_check_seed)]
 
 
 class Settings(BaseModel):
