@@ -40,14 +40,21 @@ def parse_vendor_event(event: dict[str, Any]) -> VendorChange:
 
 
 def location_event(
-    vendor_id: str, lat: float, lon: float, accuracy_m: float | None, recorded_at: float
+    vendor_id: str, lat: float, lon: float, accuracy_m: float | None, recorded_at: float, accepted_at: float
 ) -> dict[str, Any]:
     """The ``location.updated`` event; its id is derived from vendor and fix time, so a retried report
-    of the same fix publishes the same id and JetStream drops the duplicate."""
+    of the same fix publishes the same id and JetStream drops the duplicate. ``accepted_at`` (epoch
+    seconds) is when the server stored it: consumers can tell how fresh what they show is."""
     event_id = uuid.uuid5(_EVENT_NS, f"{vendor_id}@{recorded_at!r}")
     return {
         "id": str(event_id),
         "type": LOCATION_SUBJECT,
         "occurred_at": datetime.fromtimestamp(recorded_at, UTC).isoformat(),
-        "data": {"vendor_id": vendor_id, "lat": lat, "lon": lon, "accuracy_m": accuracy_m},
+        "data": {
+            "vendor_id": vendor_id,
+            "lat": lat,
+            "lon": lon,
+            "accuracy_m": accuracy_m,
+            "accepted_at": accepted_at,
+        },
     }

@@ -59,6 +59,7 @@ class LocationUpdate:
         payload = {
             "vendor_id": vendor_id, "lat": lat, "lon": lon,
             "accuracy_m": data.get("accuracy_m"), "recorded_at": event.get("occurred_at"),
+            "accepted_at": data.get("accepted_at"),
         }  # fmt: skip
         return cls(vendor_id, float(lat), float(lon), orjson.dumps(payload))  # type: ignore[arg-type]
 

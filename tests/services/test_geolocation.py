@@ -201,7 +201,9 @@ async def test_accepted_update_is_published_as_location_updated(geo: Geo, nats_u
     assert resp.status_code == 200
     event = orjson.loads(await asyncio.wait_for(received.get(), 5))
     assert event["type"] == "location.updated"
+    accepted_at = event["data"].pop("accepted_at")
     assert event["data"] == {"vendor_id": vendor, "lat": 48.1, "lon": 11.5, "accuracy_m": 3}
+    assert time.time() - 10 < accepted_at <= time.time()
     info = await geo.js.stream_info("LOCATIONS")
     assert info.state.messages == 1  # also kept in the stream for durable consumers
     refused = await geo.put(vendor, "not-owner", {"lat": 48.2, "lon": 11.5})

@@ -68,7 +68,7 @@ async def report_position(
     # The position is stored before the event goes out; a failed publish answers 503 and the
     # client's retry of the same fix re-publishes under the same event id (no duplicate downstream).
     try:
-        event = location_event(vendor_id, body.lat, body.lon, body.accuracy_m, ts)
+        event = location_event(vendor_id, body.lat, body.lon, body.accuracy_m, ts, accepted_at=now)
         await publish_event(js, event, timeout=2.0)
     except Exception as exc:
         log.warning("location event not published", extra={"vendor_id": vendor_id, "error": str(exc)})
