@@ -81,6 +81,14 @@ class OutboxRelay:
                     await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)", done)
         return len(done)
 
+    async def backlog(self) -> dict[str, Any]:
+        """Events waiting to be published, for the full ``/health`` report."""
+        row = await self._pool.fetchrow(
+            "SELECT count(*) AS pending, extract(epoch FROM now() - min(created_at)) AS oldest"
+            " FROM outbox WHERE published_at IS NULL"
+        )
+        return {"pending": row["pending"], "oldest_seconds": round(float(row["oldest"] or 0), 1)}
+
     async def run(self) -> None:
         while not self._stopping:
             self._wake.clear()
@@ -108,6 +116,7 @@ def relay_running(settings: Settings) -> Background:
         assert res.db is not None and res.js is not None
         relay = OutboxRelay(res.db, res.js, settings.outbox_poll_seconds, settings.outbox_batch_size)
         app.state.relay = relay
+        app.state.health.add_details("outbox", relay.backlog)
         async with _running(relay):
             yield
 

@@ -157,7 +157,7 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
         )
         assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
         # A replica starting later publishes it.
-        await serve(create_app(settings))
+        url = await serve(create_app(settings))
         events = await stream_events(nats_url, 1)
         assert events[0][0]["data"]["id"] == str(row["id"])
 
@@ -165,5 +165,8 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
             return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
         await eventually(marked, what="outbox row marked published")
+        async with httpx.AsyncClient(base_url=url) as client:
+            health = (await client.get("/health")).json()
+        assert health["details"]["outbox"] == {"pending": 0, "oldest_seconds": 0.0}
     finally:
         await pool.close()

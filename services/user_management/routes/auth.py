@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from prometheus_client import Counter
 
 from services.common.auth import TokenIssuer
-from services.common.deps import DbPool
+from services.common.deps import DbPool, app_settings
 from services.user_management import repository
 from services.user_management.passwords import Passwords
 from services.user_management.schemas import LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User
+from services.user_management.settings import Settings
 
 router = APIRouter(prefix="/users", tags=["auth"])
 
@@ -21,18 +22,19 @@ LOGINS = Counter("user_logins_total", "Login attempts", ["outcome"])
 BAD_CREDENTIALS = "e-mail or password is wrong"
 
 
-def passwords(request: Request) -> Passwords:
+async def passwords(request: Request) -> Passwords:
     value: Passwords = request.app.state.passwords
     return value
 
 
-def issuer(request: Request) -> TokenIssuer:
+async def issuer(request: Request) -> TokenIssuer:
     value: TokenIssuer = request.app.state.issuer
     return value
 
 
 PasswordsDep = Annotated[Passwords, Depends(passwords)]
 IssuerDep = Annotated[TokenIssuer, Depends(issuer)]
+Config = Annotated[Settings, Depends(app_settings)]
 
 
 async def _token_pair(
@@ -60,7 +62,7 @@ async def register(body: RegisterRequest, pool: DbPool, hasher: PasswordsDep) ->
 
 @router.post("/login", responses={401: {"description": "bad credentials"}})
 async def login(
-    body: LoginRequest, request: Request, pool: DbPool, hasher: PasswordsDep, tokens: IssuerDep
+    body: LoginRequest, config: Config, pool: DbPool, hasher: PasswordsDep, tokens: IssuerDep
 ) -> TokenPair:
     user = await repository.user_by_email(pool, body.email)
     # One answer for an unknown e-mail and a wrong password, after the same amount of work.
@@ -68,12 +70,12 @@ async def login(
         LOGINS.labels("rejected").inc()
         raise HTTPException(401, BAD_CREDENTIALS, headers={"WWW-Authenticate": "Bearer"})
     LOGINS.labels("ok").inc()
-    return await _token_pair(pool, user, tokens, request.app.state.settings.refresh_token_ttl_seconds)
+    return await _token_pair(pool, user, tokens, config.refresh_token_ttl_seconds)
 
 
 @router.post("/refresh", responses={401: {"description": "refresh token unknown, used or expired"}})
-async def refresh(body: RefreshRequest, request: Request, pool: DbPool, tokens: IssuerDep) -> TokenPair:
-    ttl = request.app.state.settings.refresh_token_ttl_seconds
+async def refresh(body: RefreshRequest, config: Config, pool: DbPool, tokens: IssuerDep) -> TokenPair:
+    ttl = config.refresh_token_ttl_seconds
     rotated = await repository.rotate_refresh_token(pool, body.refresh_token, ttl)
     if rotated is None:
         raise HTTPException(401, "refresh token is unknown, already used or expired")
