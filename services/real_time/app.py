@@ -20,7 +20,6 @@ from services.real_time.hub import Hub, LocationUpdate
 from services.real_time.metrics import DELIVERED, UPDATES
 from services.real_time.routes import ws
 from services.real_time.settings import Settings
-from services.real_time.sink import ExposeTransport
 from services.real_time.subscriptions import Limits
 
 log = logging.getLogger("venta.real_time")
@@ -62,7 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await sub.unsubscribe()
 
     def configure(app: FastAPI) -> None:
-        app.add_middleware(ExposeTransport)
         app.state.hub = hub
         app.state.timing = Timing(
             heartbeat_s=settings.realtime_heartbeat_seconds,

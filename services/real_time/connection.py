@@ -24,7 +24,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.common.auth import InvalidToken, Principal, TokenVerifier, bearer_token
 from services.real_time.hub import Client, Hub, updates_frame
-from services.real_time.sink import FrameSink, SlowClient
 from services.real_time.subscriptions import LimitExceeded, ProtocolError, parse_subscription
 
 POLICY = 1008
@@ -107,7 +106,6 @@ async def read_loop(ws: WebSocket, hub: Hub, client: Client) -> Close | None:
 
 async def write_loop(ws: WebSocket, client: Client) -> Close | None:
     """The connection's only sender: replies first, then every pending update in one frame."""
-    sink = FrameSink(ws)
     try:
         while True:
             await client.outbox.wait()
@@ -115,13 +113,11 @@ async def write_loop(ws: WebSocket, client: Client) -> Close | None:
                 return TOO_SLOW, "client too slow: its pending updates exceeded the outbox limit"
             client.sending_since = time.monotonic()
             for control in client.outbox.take_control():
-                await sink.send(control.encode())
+                await ws.send_text(control)
             parts = client.outbox.take()
             if parts:
-                await sink.send(updates_frame(parts))
+                await ws.send_text(updates_frame(parts))
             client.sending_since = None
-    except SlowClient as exc:
-        return TOO_SLOW, f"client too slow: {exc}"
     except (WebSocketDisconnect, RuntimeError, OSError):
         return None
 

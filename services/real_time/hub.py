@@ -118,6 +118,6 @@ class Hub:
             self._with_area.add(client)
 
 
-def updates_frame(parts: list[bytes]) -> bytes:
-    """One message carrying every pending update of a connection (natural batching under load)."""
-    return b'{"type":"updates","updates":[' + b",".join(parts) + b"]}"
+def updates_frame(parts: list[bytes]) -> str:
+    """One text frame carrying every pending update of a connection (natural batching under load)."""
+    return (b'{"type":"updates","updates":[' + b",".join(parts) + b"]}").decode()

@@ -12,7 +12,6 @@ import httpx
 import nats
 import orjson
 import pytest
-from fastapi import FastAPI, WebSocket
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -24,7 +23,6 @@ from services.real_time.app import create_app as create_real_time
 from services.real_time.hub import Hub, LocationUpdate
 from services.real_time.outbox import Outbox
 from services.real_time.settings import Settings as RtSettings
-from services.real_time.sink import ExposeTransport, FrameSink
 from services.real_time.subscriptions import (
     Circle,
     LimitExceeded,
@@ -240,26 +238,3 @@ async def test_connection_closes_when_its_token_expires(stack: Stack, signing_se
                     await ws.send('{"type": "pong"}')  # alive, yet the token runs out
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008 and closed.value.rcvd.reason == "token expired"
-
-
-async def test_frames_written_straight_to_the_socket_are_valid_websocket_messages(
-    serve: Callable[[Any], Awaitable[str]],
-) -> None:
-    app = FastAPI()
-    app.add_middleware(ExposeTransport)
-
-    @app.websocket("/ws")
-    async def endpoint(ws: WebSocket) -> None:
-        await ws.accept()
-        sink = FrameSink(ws)
-        for size in (5, 300, 70_000):  # the three header lengths of the protocol
-            await sink.send(orjson.dumps({"direct": sink.direct, "pad": "é" * size}))
-        await ws.receive_text()
-
-    url = (await serve(app)).replace("http", "ws") + "/ws"
-    for compression in (None, "deflate"):  # uncompressed frames stay valid when deflate was agreed
-        async with connect(url, compression=compression, max_size=None) as ws:
-            for size in (5, 300, 70_000):
-                message = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
-                assert message == {"direct": True, "pad": "é" * size}
-            await ws.send("done")
