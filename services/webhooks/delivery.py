@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
+from prometheus_client import Counter
 
 from services.webhooks.backoff import retry_delay
 from services.webhooks.settings import Settings
@@ -22,6 +23,9 @@ from services.webhooks.signing import signed_headers
 from services.webhooks.targets import GuardedResolver, TargetRefused, check_target
 
 log = logging.getLogger("venta.webhooks.delivery")
+# Counted after the round's transaction commits, so a rolled-back round is not counted.
+DELIVERIES = Counter("webhook_deliveries_total", "Delivery attempts by outcome", ["outcome"])
+DEAD_LETTERS = Counter("webhook_dead_letters_total", "Deliveries given up and moved to the dead letters")
 _MAX_ERROR = 500
 
 _CLAIM = """
@@ -110,11 +114,15 @@ class Deliverer:
         allow = s.webhook_allow_private_targets
         outcomes = await asyncio.gather(*(post(self._session, row, allow) for row in rows))
         async with self._pool.acquire() as conn, conn.transaction():
-            for row, outcome in zip(rows, outcomes, strict=True):
-                await self._record(conn, row, outcome)
+            pairs = zip(rows, outcomes, strict=True)
+            results = [await self._record(conn, row, outcome) for row, outcome in pairs]
+        for result in results:
+            DELIVERIES.labels(result).inc()
+        DEAD_LETTERS.inc(results.count("dead_lettered"))
         return len(rows)
 
-    async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: Outcome) -> None:
+    async def _record(self, conn: asyncpg.Connection, row: asyncpg.Record, outcome: Outcome) -> str:
+        """Log the attempt and move the delivery on; returns delivered, retried or dead_lettered."""
         s = self._settings
         attempt = row["attempts"]
         await conn.execute(
@@ -122,13 +130,15 @@ class Deliverer:
         )
         if outcome.ok:
             await conn.execute(_DELIVERED, row["id"], outcome.status_code)
-            return
+            return "delivered"
         dead = attempt >= s.webhook_max_attempts
         base, cap = s.webhook_backoff_base_seconds, s.webhook_backoff_cap_seconds
         delay = 0.0 if dead else retry_delay(attempt, base, cap)
         await conn.execute(_FAILED, row["id"], outcome.status_code, outcome.error, dead, delay)
-        if dead:
-            log.warning("delivery dead-lettered", extra={"delivery_id": str(row["id"]), "attempts": attempt})
+        if not dead:
+            return "retried"
+        log.warning("delivery dead-lettered", extra={"delivery_id": str(row["id"]), "attempts": attempt})
+        return "dead_lettered"
 
     async def run(self) -> None:
         while True:

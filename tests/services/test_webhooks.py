@@ -23,6 +23,7 @@ from aiohttp import web
 
 from localdev.servers import Server, free_port
 from services.common.auth import TokenIssuer
+from services.common.metrics import sample_value
 from services.common.nats_client import (
     LOCATIONS_STREAM,
     VENDORS_STREAM,
@@ -230,6 +231,8 @@ async def test_exhausted_retries_become_a_dead_letter_that_can_be_redelivered(
 ) -> None:
     hooks = await start_hooks(nats_url, webhook_max_attempts=3)
     sub = await hooks.subscribe("alice", receiver.url, ["vendor.created"])
+    dead_before = sample_value("webhook_dead_letters_total")
+    retried_before = sample_value("webhook_deliveries_total", {"outcome": "retried"})
     receiver.failing = True
     await receiver.start()
     nc = await nats.connect(nats_url)
@@ -241,6 +244,9 @@ async def test_exhausted_retries_become_a_dead_letter_that_can_be_redelivered(
     await hooks.wait_for(dead, "the dead letter")
     [letter] = (await hooks.http.get("/api/webhooks/dead-letters", headers=hooks.auth("alice"))).json()
     assert letter["event_id"] == event_id and letter["attempts"] == 3 and letter["last_status_code"] == 500
+    # What the dead-letter alert and the communication dashboard read.
+    assert sample_value("webhook_dead_letters_total") - dead_before == 1
+    assert sample_value("webhook_deliveries_total", {"outcome": "retried"}) - retried_before == 2
     assert (await hooks.http.get("/api/webhooks/dead-letters", headers=hooks.auth("bob"))).json() == []
     redeliver = f"/api/webhooks/deliveries/{letter['id']}/redeliver"
     assert (await hooks.http.post(redeliver, headers=hooks.auth("bob"))).status_code == 403
