@@ -151,10 +151,11 @@ class Gateway:
                 ((b"retry-after", str(wait).encode()),),
             )  # fmt: skip
             return
+        limit = self.settings.upload_max_bytes if route.uploads else self.settings.max_body_bytes
         try:
-            body = await read_body(receive, self.settings.max_body_bytes)
+            body = await read_body(receive, limit)
         except BodyTooLarge:
-            await send_json(send, 413, error_body(413, f"body exceeds {self.settings.max_body_bytes} bytes"))
+            await send_json(send, 413, error_body(413, f"body exceeds {limit} bytes"))
             return
         await self._forward(scope, send, route, method, headers, body, client_ip)
 

@@ -19,6 +19,7 @@ class Route:
     service: str  # Kubernetes name; its URL comes from UPSTREAM_<SERVICE>
     public: tuple[str, ...] = ()
     strip_api: bool = True
+    uploads: bool = False  # bodies may be as large as the gateway's upload_max_bytes
     _public_re: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
     label: str = field(init=False, compare=False)  # bounded metrics label for everything under the prefix
 
@@ -50,7 +51,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/locations", "geolocation", strip_api=False),
     Route("/api/realtime", "real-time", strip_api=False),
     Route("/api/webhooks", "webhooks", strip_api=False),
-    Route("/api/files", "file-management", strip_api=False),
+    Route("/api/files", "file-management", strip_api=False, uploads=True),
 )
 
 

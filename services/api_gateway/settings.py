@@ -26,6 +26,9 @@ class GatewaySettings(RedisSettings, JwtSettings):
     upstream_retries: int = Field(default=2, ge=0, le=5)
     upstream_pool_size: int = Field(default=100, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Routes marked `uploads` (files): file-management's own 10 MiB limit plus multipart framing, so
+    # the gateway never refuses what the service would accept.
+    upload_max_bytes: int = Field(default=10 * 1024 * 1024 + 64 * 1024, ge=1024)
     rate_limit_requests: int = Field(default=600, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
 

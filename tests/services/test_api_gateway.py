@@ -203,6 +203,13 @@ async def test_dead_upstream_is_502_and_only_idempotent_requests_are_retried(
 
 
 async def test_oversized_body_is_413(servers: Servers, serve: Any, upstreams: dict[str, str]) -> None:
-    async with await start_gateway(servers, serve, upstreams, max_body_bytes=1024) as gw:
+    limits = {"max_body_bytes": 1024, "upload_max_bytes": 8192}
+    async with await start_gateway(servers, serve, upstreams, **limits) as gw:
         response = await gw.post("/api/users/register", content=b"x" * 5000)
         assert response.status_code == 413 and "1024 bytes" in response.json()["detail"]
+        # Uploads have their own, larger limit: 5000 bytes pass on to file-management's stand-in.
+        _, token = await register_and_login(gw, "uploader@example.com", prefix="/api")
+        upload = await gw.post("/api/files", content=b"x" * 5000, headers=bearer(token))
+        assert upload.status_code != 413
+        too_big = await gw.post("/api/files", content=b"x" * 9000, headers=bearer(token))
+        assert too_big.status_code == 413 and "8192 bytes" in too_big.json()["detail"]
