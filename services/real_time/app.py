@@ -33,7 +33,9 @@ def _hub(settings: Settings) -> Hub:
         max_radius_m=settings.realtime_max_radius_m,
         max_bbox_degrees=settings.realtime_max_bbox_degrees,
     )
-    return Hub(limits=limits, outbox_size=settings.realtime_outbox_size)
+    return Hub(
+        limits=limits, outbox_size=settings.realtime_outbox_size, batch_s=settings.realtime_batch_seconds
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert res.nats is not None
         sub = await res.nats.subscribe(LOCATION_SUBJECT, cb=on_update)
         try:
-            async with running_tasks(supervisor=supervise(hub, app.state.timing)):
+            loops = {"supervisor": supervise(hub, app.state.timing)}
+            if hub.batch_s > 0:
+                loops["flusher"] = hub.flush_every()
+            async with running_tasks(**loops):
                 yield
         finally:
             with contextlib.suppress(Exception):

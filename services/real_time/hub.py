@@ -71,6 +71,10 @@ class Hub:
     clients: set[Client] = field(default_factory=set)
     _by_vendor: dict[str, set[Client]] = field(default_factory=lambda: defaultdict(set))
     _with_area: set[Client] = field(default_factory=set)
+    # 0 sends each update at once; otherwise updates wait for the next tick of flush_every(), so a
+    # client gets one frame per tick instead of one per update (sends dominate the CPU at fan-out).
+    batch_s: float = 0.0
+    _due: set[Client] = field(default_factory=set)
     delivered: int = 0
 
     def connect(self, user_id: str, expires_at: float = float("inf")) -> Client:
@@ -80,6 +84,7 @@ class Hub:
 
     def disconnect(self, client: Client) -> None:
         self.clients.discard(client)
+        self._due.discard(client)
         self._unindex(client)
 
     def subscribe(self, client: Client, sub: Subscription) -> None:
@@ -96,10 +101,25 @@ class Hub:
         for client in self._with_area:
             if client not in targets and client.subscriptions.matches_area(update.lat, update.lon):
                 targets.add(client)
+        now = self.batch_s <= 0
         for client in targets:
-            client.outbox.put(update.vendor_id, update.encoded)
+            client.outbox.put(update.vendor_id, update.encoded, wake=now)
+        if not now:
+            self._due |= targets
         self.delivered += len(targets)
         return len(targets)
+
+    def flush(self) -> int:
+        """Wake the writers of every client that received updates since the last tick."""
+        due, self._due = self._due, set()
+        for client in due:
+            client.outbox.wake()
+        return len(due)
+
+    async def flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.batch_s)
+            self.flush()
 
     def _unindex(self, client: Client) -> None:
         self._with_area.discard(client)

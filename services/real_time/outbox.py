@@ -19,7 +19,9 @@ class Outbox:
         self.overflowed = False
         self.coalesced = 0
 
-    def put(self, vendor_id: str, encoded: bytes) -> None:
+    def put(self, vendor_id: str, encoded: bytes, *, wake: bool = True) -> None:
+        """Queue the vendor's newest update; ``wake=False`` leaves the writer asleep until ``wake()``
+        (the hub's send tick), so updates arriving in between go out as one frame."""
         if vendor_id in self._pending:
             # Keep the vendor's place in line but only its newest position.
             self._pending[vendor_id] = encoded
@@ -28,7 +30,12 @@ class Outbox:
             self.overflowed = True
         else:
             self._pending[vendor_id] = encoded
-        self._ready.set()
+        if wake or self.overflowed:
+            self._ready.set()
+
+    def wake(self) -> None:
+        if self._pending or self._control or self.overflowed:
+            self._ready.set()
 
     def put_control(self, frame: str) -> None:
         """A reply to the client's own message; the connection's one writer sends it before updates."""

@@ -13,6 +13,8 @@ class Settings(NatsSettings, JwtSettings):
     realtime_auth_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Distinct vendors waiting for a slow client before it is dropped (each keeps only its newest).
     realtime_outbox_size: int = Field(default=1000, ge=1, le=100_000)
+    # Updates for a client are gathered for this long and sent as one frame (0: one frame each).
+    realtime_batch_seconds: float = Field(default=0.02, ge=0, le=1)
     realtime_send_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     realtime_max_subscriptions: int = Field(default=10, ge=1, le=1000)
     realtime_max_vendor_ids: int = Field(default=200, ge=1, le=10_000)

@@ -105,6 +105,36 @@ async def test_hub_routes_each_update_to_matching_clients_only() -> None:
     assert hub.publish(_update("v9", 0, 0)) == 0
 
 
+async def test_batched_hub_holds_updates_until_the_tick_then_wakes_only_clients_with_updates() -> None:
+    hub = Hub(limits=Limits(max_subscriptions=2), outbox_size=10, batch_s=0.02)
+    near, far = hub.connect("u1"), hub.connect("u2")
+    ring = {"circle": {"lat": 52.52, "lon": 13.405, "radius_m": 500}}
+    hub.subscribe(near, parse_subscription({"id": "s", "area": ring}, hub.limits))
+    hub.subscribe(far, parse_subscription({"id": "s", "vendor_ids": ["v9"]}, hub.limits))
+    hub.publish(_update("v1", 52.521, 13.405))
+    hub.publish(_update("v2", 52.521, 13.405))
+    with pytest.raises(TimeoutError):  # queued, but the writer sleeps until the tick
+        async with asyncio.timeout(0.01):
+            await near.outbox.wait()
+    assert hub.flush() == 1
+    async with asyncio.timeout(0.01):
+        await near.outbox.wait()
+    assert len(near.outbox.take()) == 2  # both updates in one frame
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await far.outbox.wait()
+    assert hub.flush() == 0
+
+
+async def test_batched_outbox_wakes_at_once_on_overflow() -> None:
+    box = Outbox(max_pending=1)
+    box.put("a", b"1", wake=False)
+    box.put("b", b"2", wake=False)
+    async with asyncio.timeout(0.01):
+        await box.wait()
+    assert box.overflowed
+
+
 class Stack:
     def __init__(self, http: httpx.AsyncClient, rt_urls: list[str], issuer: TokenIssuer, js: Any) -> None:
         self.http, self.rt_urls, self.issuer, self.js = http, rt_urls, issuer, js
