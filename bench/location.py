@@ -348,6 +348,7 @@ async def fanout(geo_url: str, rt_port: int, rt: Service, redis: Redis, issuer: 
                  seconds: float, rates: tuple[int, ...]) -> list[tuple[int, Phase]]:  # fmt: skip
     owner = "fan-owner"
     vendor_ids = [f"fan-{rate}-{i}" for rate in rates for i in range(int(rate * seconds) + 10)]
+    vendor_ids += [f"fan-warm-{i}" for i in range(WARM_UPDATES)]
     await register_vendors(redis, vendor_ids, owner)
     phase = Phase()
 
@@ -370,6 +371,8 @@ async def fanout(geo_url: str, rt_port: int, rt: Service, redis: Redis, issuer: 
     results = []
     headers = {"Authorization": f"Bearer {issuer.issue(owner, 'vendor')}"}
     async with aiohttp.ClientSession(base_url=geo_url, headers=headers) as http:
+        phase.received = [set() for _ in range(clients)]  # warm-up updates are not in phase.sent
+        await _warm_up(http, phase)
         for rate in rates:
             phase.sent, phase.latencies, phase.from_fix = {}, [], []
             phase.received = [set() for _ in range(clients)]
@@ -397,6 +400,20 @@ async def fanout(geo_url: str, rt_port: int, rt: Service, redis: Redis, issuer: 
         assert conn.transport is not None
         conn.transport.close()
     return results
+
+
+WARM_UPDATES = 50
+
+
+async def _warm_up(http: aiohttp.ClientSession, phase: Phase) -> None:
+    """A few updates at a gentle pace first, so neither the services' first-request work (route and
+    validator set-up) nor the client's connection pool filling up lands in the measured phases."""
+    for i in range(WARM_UPDATES):
+        lat, lon = offset(random.uniform(-500, 500), random.uniform(-500, 500))
+        body = {"lat": lat, "lon": lon, "timestamp": datetime.now(UTC).isoformat()}
+        await _put(http, f"fan-warm-{i}", body, {}, time.time())
+        await asyncio.sleep(0.02)
+    await _quiet(phase, still_s=1.0)
 
 
 async def _quiet(phase: Phase, still_s: float = 3.0, limit_s: float = 60.0) -> None:
