@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ import pytest
 from infra.render.capture import stack_config
 from stacks import load
 from stacks.catalog import SERVICE_NAMES
-from stacks.model import StackSettings
+from stacks.model import Autoscaling, StackSettings
 from tests.e2e.cluster import (  # local_cluster_fixture registers the local_cluster fixture
     LocalCluster,
     local_cluster_fixture,  # noqa: F401
@@ -79,16 +79,19 @@ class ClusterStack:
         wait_until_rolled_out(self.cluster, self.namespace, minimum_pods(self.settings))
 
     def active_replica_sets(self) -> dict[str, str]:
-        """Deployment name -> its ReplicaSet that has pods (exactly one once a rollout is done)."""
-        active: dict[str, str] = {}
-        for rs in self.get("replicasets"):
-            if rs["spec"].get("replicas", 0) > 0:
-                owner = rs["metadata"]["ownerReferences"][0]["name"]
-                assert owner not in active, (
-                    f"{owner} has two ReplicaSets with pods: {active[owner]}, {rs['metadata']['name']}"
-                )
-                active[owner] = rs["metadata"]["name"]
-        return active
+        """Deployment name -> the one ReplicaSet with pods, once no rollout is midway."""
+
+        def settled() -> dict[str, str] | None:
+            with_pods: dict[str, list[str]] = {}
+            for rs in self.get("replicasets"):
+                if rs["spec"].get("replicas", 0) > 0:
+                    owner = rs["metadata"]["ownerReferences"][0]["name"]
+                    with_pods.setdefault(owner, []).append(rs["metadata"]["name"])
+            if any(len(names) != 1 for names in with_pods.values()):
+                return None
+            return {owner: names[0] for owner, names in with_pods.items()}
+
+        return wait_for("one ReplicaSet with pods per Deployment", settled)
 
     def service_images(self) -> dict[str, set[str]]:
         """Service name -> images of its live (not terminating) pods."""
@@ -149,7 +152,9 @@ def test_workloads_are_rolled_out_and_services_have_endpoints(deployed: ClusterS
 
 def test_autoscalers_carry_the_stack_bounds_and_metrics(deployed: ClusterStack) -> None:
     hpas = {h["metadata"]["name"]: h for h in deployed.get("horizontalpodautoscalers.v2.autoscaling")}
-    scaled = {name: s.autoscaling for name, s in deployed.settings.services.items() if s.autoscaling}
+    scaled: dict[str, Autoscaling] = {
+        name: s.autoscaling for name, s in deployed.settings.services.items() if s.autoscaling
+    }
     assert sorted(hpas) == sorted(scaled)
     if deployed.stack == "prod":
         assert len(hpas) == len(SERVICE_NAMES)
@@ -162,10 +167,21 @@ def test_autoscalers_carry_the_stack_bounds_and_metrics(deployed: ClusterStack) 
             "cpu": {"type": "Utilization", "averageUtilization": want.cpu_target},
             "memory": {"type": "Utilization", "averageUtilization": want.memory_target},
         }
-        # The controller has processed it: it enforced the minimum even without a metrics source.
-        conditions = {c["type"]: c["status"] for c in hpas[name]["status"].get("conditions", [])}
-        assert conditions.get("AbleToScale") == "True", (name, conditions)
-        assert hpas[name]["status"]["currentReplicas"] >= want.min_replicas
+    # The controller processes them (it enforces the minimum even without a metrics source) and
+    # reports the scaled Deployment on its next sync, every 15 s.
+    wait_for("every HPA to report at least its minimum", lambda: _hpas_at_minimum(deployed, scaled))
+
+
+def _hpas_at_minimum(stack: ClusterStack, scaled: Mapping[str, Autoscaling]) -> bool:
+    status = {h["metadata"]["name"]: h.get("status", {}) for h in stack.get("horizontalpodautoscalers")}
+
+    def processed(name: str) -> bool:
+        return any(
+            c["type"] == "AbleToScale" and c["status"] == "True" for c in status[name].get("conditions", [])
+        )
+
+    return all(status[name].get("currentReplicas", 0) >= want.min_replicas and processed(name)
+               for name, want in scaled.items())  # fmt: skip
 
 
 def test_version_b_then_rollback_to_a_runs_a_images_again(deployed: ClusterStack) -> None:
