@@ -35,8 +35,18 @@ end
 
 -- One JSON string rather than nested arrays: the client decodes it in one call instead of parsing
 -- a hundred RESP elements one by one.
+-- Radii that cannot hold enough vendors (stale ones included) are ruled out by an unsorted
+-- GEOSEARCH that stops at the count-th member found, so only the final radius is sorted and checked.
+local function may_hold_enough(rad)
+  local some = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', lon, lat, 'BYRADIUS', rad, 'm',
+    'COUNT', count, 'ANY')
+  return #some >= count
+end
+
 while true do
-  local out = fresh_within(r)
-  if #out >= count or r >= radius then return cjson.encode(out) end
+  if r >= radius or may_hold_enough(r) then
+    local out = fresh_within(r)
+    if #out >= count or r >= radius then return cjson.encode(out) end
+  end
   r = math.min(r * 2, radius)
 end
