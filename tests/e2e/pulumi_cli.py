@@ -102,7 +102,13 @@ class PulumiProject:
     def run_command(self, argv: list[str], *, check: bool = True, label: str | None = None) -> Run:
         started = time.monotonic()
         done = subprocess.run(
-            argv, cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=RUN_TIMEOUT
+            argv,
+            cwd=self.root,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,  # an inherited open stdin stalls the policy pack's start-up
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
         )
         result = Run(argv, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
         if label:
@@ -142,7 +148,7 @@ def planned_steps(preview: Run) -> list[dict[str, Any]]:
     """The steps of a `preview --json` run, excluding the stack resource and default providers."""
     steps: list[dict[str, Any]] = preview.json().get("steps", [])
     skipped = ("pulumi:pulumi:Stack", "pulumi:providers:")
-    return [s for s in steps if not s["urn"].split("::")[2].startswith(skipped)]
+    return [s for s in steps if not urn_type_and_name(s["urn"])[0].startswith(skipped)]
 
 
 def urn_type_and_name(urn: str) -> tuple[str, str]:

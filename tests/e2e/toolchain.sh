@@ -99,5 +99,5 @@ build_kubernetes
 rm -rf "$WORK"
 "$BIN/pulumi" version >/dev/null
 touch "$DEST/.complete"
-log "done in $(( $(date +%s) - started ))s: $(du -sh "$BIN" | cut -f1) of binaries; Go caches: $(du -sh "$ROOT/go" | cut -f1)"
+log "done in $(( $(date +%s) - started ))s: $(du -sh "$BIN" | cut -f1) of binaries; Go caches: $(du -sh "$ROOT/go/" | cut -f1)"
 echo "$BIN"

@@ -257,7 +257,9 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	cmd.Env = append(cmd.Env, req.GetEnv()...)
+	// A plugin announces its port on stdout; Python block-buffers a pipe, so that line would never
+	// reach the engine and the pack would wait forever.
+	cmd.Env = append(append(cmd.Env, req.GetEnv()...), "PYTHONUNBUFFERED=1")
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
 		var exitErr *exec.ExitError

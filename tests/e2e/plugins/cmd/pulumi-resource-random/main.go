@@ -1,17 +1,19 @@
-// Command pulumi-resource-random serves random:index/randomPassword:RandomPassword and
-// random:index/randomString:RandomString for the end-to-end tests.
+// Command pulumi-resource-random serves RandomPassword, RandomString and RandomBytes of the random
+// package for the end-to-end tests.
 //
 // The upstream provider (github.com/pulumi/pulumi-random/provider/v4) is not served by the Go
 // module proxy, so the e2e toolchain builds this one. It follows the upstream resource contract
 // that the pulumi_random Python SDK expects: the same input names and defaults, every input forces
 // a replacement, the value is generated once at create time from crypto/rand and kept in state, and
-// RandomPassword also returns a bcrypt hash. The SDK marks `result` and `bcryptHash` secret, so the
-// engine encrypts them in state.
+// RandomPassword also returns a bcrypt hash. The SDK marks `result`, `bcryptHash`, `base64` and `hex`
+// secret, so the engine encrypts them in state.
 package main
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"reflect"
@@ -29,6 +31,7 @@ import (
 const (
 	passwordType = "random:index/randomPassword:RandomPassword"
 	stringType   = "random:index/randomString:RandomString"
+	bytesType    = "random:index/randomBytes:RandomBytes"
 	// The engine's wire value for "not known until apply".
 	unknown        = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 	defaultSpecial = "!@#$%&*()-_=+[]{}<>:?"
@@ -40,7 +43,7 @@ var version = "0.0.0-dev"
 var (
 	boolDefaults = []string{"lower", "upper", "numeric", "number", "special"}
 	minimums     = []string{"minLower", "minUpper", "minNumeric", "minSpecial"}
-	outputKeys   = map[string]bool{"result": true, "bcryptHash": true}
+	outputKeys   = map[string]bool{"result": true, "bcryptHash": true, "base64": true, "hex": true}
 )
 
 func main() {
@@ -81,8 +84,9 @@ func (p *randomProvider) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty
 }
 
 func checkType(urnType string) error {
-	if urnType != passwordType && urnType != stringType {
-		return fmt.Errorf("unknown resource type %q (this provider serves %s and %s)", urnType, passwordType, stringType)
+	if urnType != passwordType && urnType != stringType && urnType != bytesType {
+		return fmt.Errorf("unknown resource type %q (this provider serves %s, %s and %s)",
+			urnType, passwordType, stringType, bytesType)
 	}
 	return nil
 }
@@ -93,6 +97,9 @@ func (p *randomProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) (
 		return nil, err
 	}
 	news := req.GetNews().AsMap()
+	if req.GetType() == bytesType {
+		return &pulumirpc.CheckResponse{Inputs: req.GetNews(), Failures: validateLength(news)}, nil
+	}
 	for _, k := range boolDefaults {
 		if _, ok := news[k]; !ok {
 			news[k] = true
@@ -110,7 +117,7 @@ func (p *randomProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) (
 	return &pulumirpc.CheckResponse{Inputs: inputs, Failures: validate(news)}, nil
 }
 
-func validate(in map[string]any) []*pulumirpc.CheckFailure {
+func validateLength(in map[string]any) []*pulumirpc.CheckFailure {
 	length, ok := in["length"].(float64)
 	if !ok {
 		if in["length"] == unknown {
@@ -121,6 +128,14 @@ func validate(in map[string]any) []*pulumirpc.CheckFailure {
 	if length < 1 {
 		return []*pulumirpc.CheckFailure{{Property: "length", Reason: "length must be at least 1"}}
 	}
+	return nil
+}
+
+func validate(in map[string]any) []*pulumirpc.CheckFailure {
+	if failures := validateLength(in); failures != nil || in["length"] == unknown {
+		return failures
+	}
+	length := in["length"].(float64)
 	sum := 0.0
 	for _, k := range minimums {
 		if v, isNumber := in[k].(float64); isNumber {
@@ -171,12 +186,14 @@ func (p *randomProvider) Create(_ context.Context, req *pulumirpc.CreateRequest)
 	}
 	props := req.GetProperties().AsMap()
 	if req.GetPreview() {
-		props["result"] = unknown
-		if urnType(req.GetUrn()) == passwordType {
-			props["bcryptHash"] = unknown
+		for _, k := range outputsOf(urnType(req.GetUrn())) {
+			props[k] = unknown
 		}
 		out, err := structpb.NewStruct(props)
 		return &pulumirpc.CreateResponse{Id: "", Properties: out}, err
+	}
+	if urnType(req.GetUrn()) == bytesType {
+		return createBytes(props)
 	}
 	result, err := generate(props)
 	if err != nil {
@@ -197,6 +214,31 @@ func (p *randomProvider) Create(_ context.Context, req *pulumirpc.CreateRequest)
 		return nil, err
 	}
 	return &pulumirpc.CreateResponse{Id: id, Properties: out}, nil
+}
+
+func outputsOf(typ string) []string {
+	switch typ {
+	case passwordType:
+		return []string{"result", "bcryptHash"}
+	case bytesType:
+		return []string{"base64", "hex"}
+	default:
+		return []string{"result"}
+	}
+}
+
+func createBytes(props map[string]any) (*pulumirpc.CreateResponse, error) {
+	raw := make([]byte, int(props["length"].(float64)))
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	props["base64"] = base64.StdEncoding.EncodeToString(raw)
+	props["hex"] = hex.EncodeToString(raw)
+	out, err := structpb.NewStruct(props)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.CreateResponse{Id: props["base64"].(string), Properties: out}, nil
 }
 
 // Read returns the stored state: a random value has nothing outside the state to refresh from.
