@@ -90,9 +90,10 @@ async def current_position(
                        recorded_at=_when(found.last_seen))  # fmt: skip
 
 
-async def nearby_query(request: Request) -> NearbyQuery:
+def nearby_query(request: Request) -> NearbyQuery:
     """The query string validated by NearbyQuery in one call; 422 in FastAPI's usual shape."""
-    # FastAPI's per-field query parsing costs more than the whole Redis call on this route.
+    # FastAPI's per-field query parsing (and even one more dependency level) costs more than the
+    # whole Redis call on this route, so the handler calls this itself.
     try:
         return NearbyQuery.model_validate(dict(request.query_params))
     except ValidationError as exc:
@@ -113,13 +114,12 @@ def _query_parameters(model: type[NearbyQuery]) -> list[dict[str, object]]:
 
 @router.get("/nearby", response_model=NearbyOut,
             openapi_extra={"parameters": _query_parameters(NearbyQuery)})  # fmt: skip
-async def nearby(
-    request: Request, _: CurrentUser, query: Annotated[NearbyQuery, Depends(nearby_query)]
-) -> Response:
+async def nearby(request: Request, _: CurrentUser) -> Response:
     """The nearest active vendors within ``radius_m``, closest first, with their distances."""
     # The hottest read: clients and settings come straight from app state, the parameters as one
     # model, and the body is built in the NearbyOut shape without a second validation pass of values
     # that came from our own store (the tests check the shape against NearbyOut).
+    query = nearby_query(request)  # after CurrentUser: a caller without a token gets 401, not 422
     settings: Settings = request.app.state.settings
     if query.radius_m > settings.nearby_max_radius_m:
         raise HTTPException(422, f"radius_m must be at most {settings.nearby_max_radius_m:g}")
