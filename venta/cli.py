@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stacks.catalog import SERVICE_NAMES
 from venta import deploy
+from venta.digests import DigestError, digests_deployed_with, load_digests
 from venta.host import (
     PULUMI_MISSING,
     TOOLCHAIN_SCRIPT,
@@ -28,11 +30,15 @@ if TYPE_CHECKING:
 ModuleRunner = Callable[[str, list[str], Path], int]
 
 DELEGATES = {"render": "infra.render", "dev": "localdev"}
+# Stacks whose policy pack makes `image-pinned-by-digest` mandatory (policy/config/prod.json): a
+# `--digests` file for them must pin every service, or the pack would stop the update anyway.
+EVERY_DIGEST_REQUIRED = frozenset({"prod"})
 
 EPILOG = """\
 examples:
   venta up dev                 deploy dev to the current kube context, or render its manifests
-  venta deploy prod v1.4.0     pin prod's images to v1.4.0, preview, update, wait for the rollout
+  venta deploy prod v1.4.0 --digests digests.json
+                               pin prod's images to v1.4.0 and their digests, preview, update, wait
   venta rollback prod          go back to the version prod ran before the current one
   venta render dev --out DIR   write dev's manifests with the program under mocks (no engine)
   venta dev                    run the services locally against local servers
@@ -62,6 +68,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     for verb in ("up", "deploy", "rollback", "render"):
         sub[verb].add_argument("stack", help="stack name: one Pulumi.<stack>.yaml at the project root")
     sub["deploy"].add_argument("version", help="release tag (v1.2.3, v1.2.3-rc.1) or commit id")
+    sub["deploy"].add_argument(
+        "--digests",
+        metavar="FILE",
+        type=Path,
+        help="JSON object of service name -> sha256:<64 hex>, the pushed images to pin (prod: every service)",
+    )
     sub["rollback"].add_argument(
         "version", nargs="?", help="version to return to (default: the one before the current)"
     )
@@ -119,6 +131,12 @@ def _check_arguments(
             check_version(version)
         except VersionError as error:
             verb_parser.error(str(error))
+    if getattr(args, "digests", None) is not None:
+        try:
+            required = stack in EVERY_DIGEST_REQUIRED
+            args.digests = load_digests(args.digests, SERVICE_NAMES, require_all=required)
+        except DigestError as error:
+            verb_parser.error(str(error))
     return root
 
 
@@ -163,14 +181,16 @@ def _drive_pulumi(
         if args.verb == "up":
             deploy.up(stack, target, _say)
         elif args.verb == "deploy":
-            deploy.deploy(stack, target, args.version, _say)
+            deploy.deploy(stack, target, args.version, _say, digests=args.digests)
         else:
+            history = stack.history()
             try:
-                version = rollback_version(stack.history(), args.stack, args.version)
+                version = rollback_version(history, args.stack, args.version)
             except VersionError as error:
                 verb_parser.error(str(error))
             _say(f"rolling {args.stack} back to {version}")
-            deploy.rollback(stack, target, version, _say)
+            digests = digests_deployed_with(history, version, SERVICE_NAMES)
+            deploy.rollback(stack, target, version, digests, _say)
     except EngineError as error:
         print(f"venta: {args.verb} {args.stack} failed:\n{error}", file=sys.stderr)
         return 1

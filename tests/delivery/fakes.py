@@ -1,9 +1,14 @@
 """A recording stand-in for `venta.engine`: the Automation API boundary, replaced for fast tests.
 
 It keeps the stack's config in memory and logs every operation in order, so tests can assert the
-sequence of stack operations a command runs. The real engine runs in the end-to-end tests.
+sequence of stack operations a command runs. Config keys are paths, as with `pulumi config --path`:
+reading or removing `venta:images.digests` covers `venta:images.digests["api-gateway"]`, and an update
+records the config in Pulumi's history shape (one JSON object per top-level key). The real engine
+runs in the end-to-end tests.
 """
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +16,31 @@ from pathlib import Path
 from venta.engine import EngineError, Output
 from venta.project import PolicyPack
 from venta.versions import Update
+
+# One step of a config path: `.name` or `["quoted name"]`.
+_PATH_STEP = re.compile(r'\.?([^.\["]+)|\["([^"]+)"\]')
+
+
+def _path(key: str) -> list[str]:
+    return [plain or quoted for plain, quoted in _PATH_STEP.findall(key)]
+
+
+def _is_under(key: str, parent: str) -> bool:
+    return key.startswith((f"{parent}.", f"{parent}["))
+
+
+def history_snapshot(config: Mapping[str, str]) -> dict[str, str]:
+    """The config as Pulumi's update history keeps it: nested settings as one JSON object per key."""
+    nested: dict[str, object] = {}
+    for key, value in config.items():
+        *parents, leaf = _path(key)
+        node = nested
+        for step in parents:
+            child = node.setdefault(step, {})
+            assert isinstance(child, dict), f"{key} under a plain value"
+            node = child
+        node[leaf] = value
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in nested.items()}
 
 
 @dataclass
@@ -24,7 +54,10 @@ class RecordingStack:
 
     def get_config(self, key: str) -> str | None:
         self.calls.append(("get", key))
-        return self.config.get(key)
+        if key in self.config:
+            return self.config[key]
+        children = {k: v for k, v in self.config.items() if _is_under(k, key)}
+        return json.dumps(children) if children else None
 
     def set_config(self, key: str, value: str | bool) -> None:
         text = str(value).lower() if isinstance(value, bool) else value
@@ -33,7 +66,8 @@ class RecordingStack:
 
     def remove_config(self, key: str) -> None:
         self.calls.append(("remove", key))
-        self.config.pop(key, None)
+        for stored in [k for k in self.config if k == key or _is_under(k, key)]:
+            del self.config[stored]
 
     def preview(self) -> dict[str, int]:
         self.calls.append(("preview",))
@@ -43,7 +77,7 @@ class RecordingStack:
         self.calls.append(("up", message))
         if self.fail_up_with:
             raise EngineError(self.fail_up_with)
-        self.history_entries.insert(0, Update("update", "succeeded", message, dict(self.config)))
+        self.history_entries.insert(0, Update("update", "succeeded", message, history_snapshot(self.config)))
         return {"same": 40, "update": 8}
 
     def history(self) -> list[Update]:

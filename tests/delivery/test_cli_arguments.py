@@ -1,11 +1,13 @@
 """Bad arguments print the usage and a clear error before anything runs; delegated verbs pass through."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.delivery.conftest import make_host
 from tests.delivery.fakes import RecordingEngine
+from tests.delivery.repo_files import CONTRACT_SERVICES
 from venta.cli import main
 from venta.host import Host
 
@@ -49,8 +51,68 @@ def test_usage_names_the_verb_that_was_wrong(
     project: Path, engine: RecordingEngine, host: Host, capsys: pytest.CaptureFixture[str]
 ) -> None:
     err = run_expecting_usage_error(["deploy", "dev", "v1"], capsys, engine=engine, host=host)
-    assert err.splitlines()[0] == "usage: venta deploy [-h] [--policy] stack version"
+    assert err.splitlines()[0] == "usage: venta deploy [-h] [--digests FILE] [--policy] stack version"
     assert "venta deploy: error: malformed version 'v1'" in err
+
+
+def every_digest(**changes: object) -> dict[str, object]:
+    digests: dict[str, object] = {
+        service: "sha256:" + f"{i:x}" * 64 for i, service in enumerate(CONTRACT_SERVICES)
+    }
+    digests.update(changes)
+    return {service: digest for service, digest in digests.items() if digest is not None}
+
+
+@pytest.mark.parametrize(
+    ("stack", "content", "message"),
+    [
+        (
+            "dev",
+            every_digest(billing="sha256:" + "a" * 64),
+            "unknown services 'billing' (known: api-gateway,",
+        ),
+        ("dev", every_digest(webhooks="sha256:abc"), "malformed digests for 'webhooks': expected 'sha256:'"),
+        ("dev", every_digest(geolocation="SHA256:" + "A" * 64), "malformed digests for 'geolocation'"),
+        ("dev", every_digest(webhooks=7), "malformed digests for 'webhooks'"),
+        ("prod", every_digest(webhooks=None, geolocation=None), "missing: 'geolocation', 'webhooks'"),
+        ("dev", ["sha256:" + "a" * 64], "must be a JSON object of service name -> digest"),
+        ("dev", {}, "must be a JSON object of service name -> digest"),
+        ("dev", "{not json", "is not JSON"),
+        ("dev", None, "cannot read the digests file"),
+    ],
+)
+def test_a_bad_digests_file_stops_before_the_engine_opens(
+    stack: str,
+    content: object,
+    message: str,
+    project: Path,
+    engine: RecordingEngine,
+    host: Host,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = project / "digests.json"
+    if content is not None:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    argv = ["deploy", stack, "v1.2.0", "--digests", str(path)]
+    err = run_expecting_usage_error(argv, capsys, engine=engine, host=host)
+    assert err.startswith("usage: venta deploy")
+    assert message in err
+    assert engine.opened == []
+
+
+def test_a_digests_file_reports_every_problem_at_once(
+    project: Path, engine: RecordingEngine, host: Host, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = project / "digests.json"
+    path.write_text(
+        json.dumps(every_digest(**{"shop": "sha256:" + "1" * 64, "webhooks": "latest", "real-time": None}))
+    )
+    err = run_expecting_usage_error(
+        ["deploy", "prod", "v1.2.0", "--digests", str(path)], capsys, engine=engine, host=host
+    )
+    assert "unknown services 'shop'" in err
+    assert "malformed digests for 'webhooks'" in err
+    assert "missing: 'real-time'" in err
 
 
 def test_missing_pulumi_cli_says_how_to_get_one_and_runs_nothing(

@@ -1,16 +1,18 @@
 """The sequence of stack operations each verb runs, with the Automation API replaced at its boundary."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.delivery.conftest import make_host
 from tests.delivery.fakes import RecordingEngine, RecordingStack
+from tests.delivery.repo_files import CONTRACT_SERVICES
 from venta.cli import main
 from venta.engine import Output
 from venta.host import Host
 from venta.project import PolicyPack
-from venta.stack_config import IMAGE_BUILD, IMAGE_DIGESTS, IMAGE_TAG, RENDER_DIR
+from venta.stack_config import IMAGE_BUILD, IMAGE_DIGESTS, IMAGE_TAG, RENDER_DIR, digest_key
 from venta.versions import Update
 
 
@@ -194,3 +196,82 @@ def test_the_policy_pack_runs_only_when_asked_with_the_stacks_config(
     engine.stack.name = "prod"  # prod has no config file here: the pack runs with its defaults
     main(["up", "prod", "--policy"], engine=engine, host=host)
     assert engine.policies[-1] == PolicyPack(str(project / "policy"), None)
+
+
+def write_digests(
+    folder: Path, fill: str, services: list[str] = CONTRACT_SERVICES
+) -> tuple[Path, dict[str, str]]:
+    digests = {service: "sha256:" + fill * 64 for service in services}
+    path = folder / f"digests-{fill}.json"
+    path.write_text(json.dumps(digests))
+    return path, digests
+
+
+def pinning_run(version: str, digests: dict[str, str], message: str) -> list[tuple[str, ...]]:
+    """The operations that end a deploy or rollback pinning `digests` with the tag `version`."""
+    # The digests set before go first, whatever the new ones name: none may pin another version.
+    pins = [("set", digest_key(service), digest) for service, digest in sorted(digests.items())]
+    return [
+        ("set", IMAGE_TAG, version),
+        ("remove", IMAGE_DIGESTS),
+        *pins,
+        ("preview",),
+        ("up", message),
+        ("outputs",),
+    ]
+
+
+def test_deploy_with_digests_pins_every_service_with_the_tag(
+    project: Path, host: Host, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = RecordingStack("prod", config={IMAGE_TAG: "v1.0.0", digest_key("webhooks"): "sha256:" + "0" * 64})
+    path, digests = write_digests(project, "c")
+    assert (
+        main(["deploy", "prod", "v1.1.0", "--digests", str(path)], engine=RecordingEngine(stack), host=host)
+        == 0
+    )
+    expected = pinning_run("v1.1.0", digests, "venta deploy prod v1.1.0")
+    assert stack.operations()[-len(expected) :] == expected
+    # What the update ran with, in the shape Pulumi's history keeps (`venta:images` as one object).
+    images = json.loads(stack.history_entries[0].config["venta:images"])
+    assert (images["tag"], images["digests"]) == ("v1.1.0", digests)
+    assert "images: pinned 8 digests for v1.1.0" in capsys.readouterr().out
+
+
+def test_dev_may_pin_some_services_only(project: Path, engine: RecordingEngine, host: Host) -> None:
+    path, _ = write_digests(project, "d", ["api-gateway"])
+    assert main(["deploy", "dev", "v1.1.0", "--digests", str(path)], engine=engine, host=host) == 0
+    pinned = {key: value for key, value in engine.stack.config.items() if key.startswith(IMAGE_DIGESTS)}
+    assert pinned == {digest_key("api-gateway"): "sha256:" + "d" * 64}
+
+
+def test_rollback_restores_the_digests_deployed_with_that_version(
+    project: Path, host: Host, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = RecordingEngine(RecordingStack("prod", config={IMAGE_TAG: "v0.9.0"}))
+    stack = engine.stack
+    deployed = {version: write_digests(project, fill) for version, fill in (("v1.0.0", "1"), ("v1.1.0", "2"))}
+    for version, (path, _) in deployed.items():
+        assert main(["deploy", "prod", version, "--digests", str(path)], engine=engine, host=host) == 0
+    first_digests = deployed["v1.0.0"][1]
+    stack.calls.clear()
+    assert main(["rollback", "prod"], engine=engine, host=host) == 0
+    expected = pinning_run("v1.0.0", first_digests, "venta rollback prod v1.0.0")
+    assert stack.operations()[-len(expected) :] == expected
+    assert json.loads(stack.history_entries[0].config["venta:images"])["digests"] == first_digests
+    assert "images: pinned 8 digests for v1.0.0" in capsys.readouterr().out
+
+
+def test_rollback_to_a_version_deployed_without_digests_says_so(
+    project: Path, host: Host, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = RecordingEngine(RecordingStack("prod", config={IMAGE_TAG: "v0.9.0"}))
+    stack = engine.stack
+    path, _ = write_digests(project, "3")
+    assert main(["deploy", "prod", "v1.0.0"], engine=engine, host=host) == 0
+    assert main(["deploy", "prod", "v1.1.0", "--digests", str(path)], engine=engine, host=host) == 0
+    assert main(["rollback", "prod", "v1.0.0"], engine=engine, host=host) == 0
+    out = capsys.readouterr().out
+    assert "images: the history records no digests for v1.0.0; they are referenced by tag only" in out
+    assert "images: dropped the digests pinned for v1.1.0" in out
+    assert not any(key.startswith(IMAGE_DIGESTS) for key in stack.config)

@@ -16,6 +16,7 @@ from tests.delivery.repo_files import (
 )
 
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+DIGESTS_ARG = '--digests "$RUNNER_TEMP/digests.json"'
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@([0-9a-f]{40}|v\d+\.\d+\.\d+)$")
 
 
@@ -101,7 +102,7 @@ def test_main_pushes_images_tagged_with_the_commit_then_updates_dev() -> None:
     assert set(service_names()) <= set(CONTRACT_SERVICES)
     up_dev = doc["jobs"]["up-dev"]
     assert (up_dev["needs"], up_dev["if"]) == ("images", "github.ref == 'refs/heads/main'")
-    assert up_dev["steps"][-1]["run"] == '.venv/bin/venta deploy dev "$GITHUB_SHA" --policy'
+    assert up_dev["steps"][-1]["run"] == f'.venv/bin/venta deploy dev "$GITHUB_SHA" --policy {DIGESTS_ARG}'
 
 
 def test_a_version_tag_updates_prod_behind_an_environment_approval() -> None:
@@ -110,7 +111,10 @@ def test_a_version_tag_updates_prod_behind_an_environment_approval() -> None:
     up_prod = doc["jobs"]["up-prod"]
     assert up_prod["if"] == "startsWith(github.ref, 'refs/tags/v')"
     assert up_prod["environment"] == "production"
-    assert up_prod["steps"][-1]["run"] == '.venv/bin/venta deploy prod "$GITHUB_REF_NAME" --policy'
+    assert (
+        up_prod["steps"][-1]["run"]
+        == f'.venv/bin/venta deploy prod "$GITHUB_REF_NAME" --policy {DIGESTS_ARG}'
+    )
 
 
 def test_deploys_and_drift_checks_of_one_stack_share_a_queue() -> None:
@@ -129,3 +133,31 @@ def test_a_nightly_drift_check_previews_each_stack_expecting_no_changes() -> Non
     [check] = action_steps(doc, "pulumi/actions")
     assert check["with"]["command"] == "preview"
     assert (check["with"]["expect-no-changes"], check["with"]["refresh"]) == ("true", "true")
+
+
+def test_each_image_job_records_the_digest_it_pushed() -> None:
+    job = workflow("deploy.yml")["jobs"]["images"]
+    names = [step.get("uses", "").partition("@")[0] for step in job["steps"]]
+    build, record, upload = job["steps"][names.index("docker/build-push-action") :][:3]
+    assert record["env"]["DIGEST"] == f"${{{{ steps.{build['id']}.outputs.digest }}}}"
+    assert '> "digest-$SERVICE.json"' in record["run"]
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["name"] == "digest-${{ matrix.service }}"
+    assert upload["with"]["path"] == "digest-${{ matrix.service }}.json"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_deploys_pin_every_image_to_the_digests_the_image_jobs_pushed(stack: str) -> None:
+    job = workflow("deploy.yml")["jobs"][f"up-{stack}"]
+    [download] = [
+        step for step in job["steps"] if step.get("uses", "").startswith("actions/download-artifact@")
+    ]
+    assert download["with"]["pattern"] == "digest-*"
+    assert (download["with"]["merge-multiple"], download["with"]["path"]) == (
+        "true",
+        "${{ runner.temp }}/digests",
+    )
+    merge = job["steps"][job["steps"].index(download) + 1]
+    assert merge["run"] == 'jq -s add "$RUNNER_TEMP"/digests/digest-*.json > "$RUNNER_TEMP/digests.json"'
+    deploy = job["steps"][-1]["run"]
+    assert deploy.startswith(f".venv/bin/venta deploy {stack} ") and deploy.endswith(DIGESTS_ARG)
