@@ -8,12 +8,14 @@ throwaway PostgreSQL, Redis and NATS, and drives them with ``wrk`` in a closed l
   (b) authenticated read: GET /users/me + token  vs  GET /api/users/me       (token check + rate limit)
 
 Direct and gateway runs alternate so drift on a shared machine hits both alike, in several rounds of
-which the one with the median ratio is printed. Nothing is pinned:
-wrk, the gateway, the service, PostgreSQL and Redis share all cores. The rate limit is set high enough
-that it never rejects (the check itself still runs on every request). Targets: (a) >= 60% of direct
-throughput, (b) >= 50%, and at one connection the gateway adds < 1 ms at p50. "svc cpu" and "gw cpu"
-are the milliseconds of CPU the service (direct run) and the gateway spend per request, read from
-/proc: unlike throughput they hardly move when other work shares the machine.
+which the one with the median ratio is printed. At 32 connections nothing is pinned: wrk, the gateway,
+the service, PostgreSQL and Redis share all cores. At one connection the latency is what counts, so
+wrk runs on the last core and the gateway and services on the others (one request is in flight at a
+time, so they never compete with each other), after a warm-up at that concurrency. The rate limit
+is set high enough that it never rejects (the check itself still runs on every request). Targets:
+(a) >= 60% of direct throughput, (b) >= 50%, and at one connection the gateway adds < 1 ms at p50.
+"svc cpu" and "gw cpu" are the milliseconds of CPU the service (direct run) and the gateway spend
+per request, read from /proc: unlike throughput they hardly move when other work shares the machine.
 
     .venv/bin/python bench/gateway.py [--duration 8]
 """
@@ -82,12 +84,27 @@ def parse_wrk(output: str) -> Result:
     return Result(rps, percentile("50"), percentile("99"), int(errors.group(1)) if errors else 0, requests)
 
 
-def wrk(url: str, connections: int, seconds: int, token: str | None) -> Result:
+def wrk(url: str, connections: int, seconds: int, token: str | None, cpus: set[int] | None = None) -> Result:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if token:
         command[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    if cpus:
+        command[:0] = ["taskset", "-c", ",".join(map(str, sorted(cpus)))]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return parse_wrk(done.stdout)
+
+
+def client_cpus(connections: int, servers: list[int]) -> set[int] | None:
+    """The cores wrk runs on: for one connection the last core, with the servers moved off it."""
+    all_cpus = os.sched_getaffinity(0)
+    if connections > 1 or len(all_cpus) < 2:
+        for pid in servers:
+            os.sched_setaffinity(pid, all_cpus)
+        return None
+    client = {max(all_cpus)}
+    for pid in servers:
+        os.sched_setaffinity(pid, all_cpus - client)
+    return client
 
 
 def seed_data(user_url: str, vendor_url: str) -> tuple[str, str]:
@@ -149,21 +166,25 @@ def main() -> int:
             wrk(gateway_url, 8, 2, tok)
         load = os.getloadavg()[0]
         print(f"cpus={os.cpu_count()} load(1m) at start={load:.1f}; {args.rounds} rounds of {args.duration}s,"
-              " wrk -t1, nothing pinned: wrk, gateway, service, databases share the cores")  # fmt: skip
+              " wrk -t1; 32 conns unpinned; 1 conn: wrk on the last core, services on the rest")  # fmt: skip
         header = f"{'case':<24}{'conns':>6}{'direct rps':>12}{'gw rps':>10}{'ratio':>7}"
         header += f"{'direct p50':>12}{'gw p50':>9}{'+p50 ms':>9}{'direct p99':>12}{'gw p99':>9}"
         header += f"{'svc cpu':>9}{'gw cpu':>8}  target"
         print(header)
         failures = 0
         for connections in (32, 1):
+            cpus = client_cpus(connections, [p.pid for p in procs.values()])
             for label, (service, direct_url, gateway_url, tok) in cases.items():
+                if connections == 1:  # settle at this concurrency (and placement) before measuring
+                    wrk(direct_url, 1, 1, tok, cpus)
+                    wrk(gateway_url, 1, 1, tok, cpus)
                 rounds: list[tuple[Result, Result, float, float]] = []
                 for _ in range(args.rounds):
                     svc_before = cpu_seconds(procs[service].pid)
-                    direct = wrk(direct_url, connections, args.duration, tok)
+                    direct = wrk(direct_url, connections, args.duration, tok, cpus)
                     svc_cpu = cpu_ms_per_request(procs[service].pid, svc_before, direct)
                     gw_before = cpu_seconds(procs["api-gateway"].pid)
-                    through = wrk(gateway_url, connections, args.duration, tok)
+                    through = wrk(gateway_url, connections, args.duration, tok, cpus)
                     gw_cpu = cpu_ms_per_request(procs["api-gateway"].pid, gw_before, through)
                     rounds.append((direct, through, svc_cpu, gw_cpu))
                 # The round with the median ratio: one noisy run on a shared machine does not decide.
