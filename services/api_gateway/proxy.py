@@ -41,6 +41,7 @@ _HOP_BY_HOP = frozenset({
 })  # fmt: skip
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in _HOP_BY_HOP)
 _JSON = (b"content-type", b"application/json")
+GATEWAY_AGENT = "venta-api-gateway"
 
 
 class BodyTooLarge(Exception):
@@ -80,6 +81,43 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+def upstream_headers(scope: Scope, client_ip: str) -> tuple[CIMultiDict[str], str | None]:
+    """The headers to send upstream, and the client's ``Authorization`` value, in one pass.
+
+    Hop-by-hop headers stay behind; ``X-Forwarded-*`` and the request id are set by the gateway.
+    ``Accept-Encoding`` and ``User-Agent`` are always present, so aiohttp adds none of its own (a
+    compressed answer to a client that did not ask for one) without its per-request
+    ``skip_auto_headers`` bookkeeping.
+    """
+    out: CIMultiDict[str] = CIMultiDict()
+    authorization = forwarded_for = host = None
+    encoding = agent = False
+    for raw_name, raw_value in scope["headers"]:
+        value = raw_value.decode("latin-1")
+        if raw_name == b"authorization":
+            authorization = value
+        elif raw_name == b"x-forwarded-for":
+            forwarded_for = value
+        elif raw_name == b"host":
+            host = value
+        elif raw_name == b"accept-encoding":
+            encoding = True
+        elif raw_name == b"user-agent":
+            agent = True
+        if raw_name not in _HOP_BY_HOP_BYTES:
+            out.add(raw_name.decode("latin-1"), value)
+    if not encoding:
+        out["Accept-Encoding"] = "identity"
+    if not agent:
+        out["User-Agent"] = GATEWAY_AGENT
+    out["X-Forwarded-For"] = f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip
+    out["X-Forwarded-Proto"] = scope.get("scheme", "http")
+    if host is not None:
+        out["X-Forwarded-Host"] = host
+    out[REQUEST_ID_HEADER] = request_id_var.get()
+    return out, authorization
+
+
 class Gateway:
     """Route table + clients. ``open()``/``close()`` run in the app's lifespan."""
 
@@ -105,7 +143,6 @@ class Gateway:
             session = aiohttp.ClientSession(
                 timeout=self._default_timeout,
                 connector=connector, auto_decompress=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
                 # A shared session must not keep one client's cookies and send them with another's requests.
                 cookie_jar=aiohttp.DummyCookieJar(),
             )  # fmt: skip
@@ -129,9 +166,8 @@ class Gateway:
             return
         scope[PATH_LABEL_KEY] = route.label
         method: str = scope["method"]
-        headers = CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
         client_ip = scope["client"][0] if scope.get("client") else "unknown"
-        authorization = headers.get("authorization")
+        headers, authorization = upstream_headers(scope, client_ip)
         try:
             # The rate limit counts per user when the caller has a valid token, else per address.
             if authorization is None and route.is_public(method, path):
@@ -157,24 +193,10 @@ class Gateway:
         except BodyTooLarge:
             await send_json(send, 413, error_body(413, f"body exceeds {limit} bytes"))
             return
-        await self._forward(scope, send, route, method, headers, body, client_ip)
-
-    def _upstream_headers(self, headers: CIMultiDict[str], client_ip: str, scope: Scope) -> CIMultiDict[str]:
-        out: CIMultiDict[str] = CIMultiDict()
-        for name, value in headers.items():
-            if name.lower() not in _HOP_BY_HOP:
-                out.add(name, value)
-        forwarded_for = headers.get("x-forwarded-for")
-        out["X-Forwarded-For"] = f"{forwarded_for}, {client_ip}" if forwarded_for else client_ip
-        out["X-Forwarded-Proto"] = scope.get("scheme", "http")
-        if "host" in headers:
-            out["X-Forwarded-Host"] = headers["host"]
-        out[REQUEST_ID_HEADER] = request_id_var.get()
-        return out
+        await self._forward(scope, send, route, method, headers, body)
 
     async def _forward(
         self, scope: Scope, send: Send, route: Route, method: str, headers: CIMultiDict[str], body: bytes,
-        client_ip: str,
     ) -> None:  # fmt: skip
         upstream = self.upstreams[route.service]
         # The raw (still percent-encoded) path goes on unchanged, so %2F and friends keep their meaning.
@@ -184,7 +206,6 @@ class Gateway:
         if query:
             target += "?" + query.decode("latin-1")
         url = URL(target, encoded=True)
-        out_headers = self._upstream_headers(headers, client_ip, scope)
         timeout = self.settings.upstream_timeout_seconds
         deadline = time.monotonic() + timeout
         attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0)
@@ -195,7 +216,7 @@ class Gateway:
             )  # fmt: skip
             try:
                 async with upstream.session.request(
-                    method, url, data=body or None, headers=out_headers, allow_redirects=False,
+                    method, url, data=body or None, headers=headers, allow_redirects=False,
                     timeout=per_try,
                 ) as response:  # fmt: skip
                     payload = await response.read()

@@ -132,6 +132,14 @@ async def test_request_id_and_forwarding_headers_reach_the_service(
         assert "cookie" not in later.json()["headers"]
         generated = await gw.get("/api/search/echo")
         assert generated.json()["headers"]["x-request-id"] == generated.headers["x-request-id"]
+        # The client's own encodings and agent travel on; without them the gateway asks for no
+        # compression (it does not decompress) and names itself instead of its HTTP library.
+        own = {"Accept-Encoding": "br", "User-Agent": "app/1"}
+        asked = (await gw.get("/api/search/echo", headers=own)).json()
+        assert asked["headers"]["accept-encoding"] == "br" and asked["headers"]["user-agent"] == "app/1"
+        del gw.headers["accept-encoding"], gw.headers["user-agent"]
+        bare = (await gw.get("/api/search/echo")).json()["headers"]
+        assert bare["accept-encoding"] == "identity" and bare["user-agent"] == "venta-api-gateway"
 
 
 async def test_rate_limit_answers_429_with_retry_after(
