@@ -25,11 +25,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -417,15 +417,9 @@ def wait_until_rolled_out(
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="session", name="local_cluster")
-def local_cluster_fixture() -> Iterator[LocalCluster]:
-    """One cluster for the session; skips (or fails under VENTA_E2E=required) when not built."""
-    bin_dir = cluster_bin()
-    if bin_dir is None:
-        reason = "the control plane is not built: run `bash tests/e2e/cluster_toolchain.sh` (see docs/e2e.md)"
-        if os.environ.get("VENTA_E2E") == "required":
-            pytest.fail(reason)
-        pytest.skip(reason)
+@contextmanager
+def running_cluster(bin_dir: Path) -> Iterator[LocalCluster]:
+    """Start a cluster, report how long it took, and stop every process of it on exit."""
     started = time.monotonic()
     cluster = start_cluster(bin_dir)
     print(f"\n[e2e cluster] started in {time.monotonic() - started:.1f}s")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
+from tests.e2e.cluster import LocalCluster, cluster_bin, running_cluster
 from tests.e2e.pulumi_cli import toolchain_bin
 
 
@@ -25,3 +27,15 @@ def pulumi_bin() -> Path:
     if found is None:
         not_built("the Pulumi toolchain is not built: run `bash tests/e2e/toolchain.sh` (see docs/e2e.md)")
     return found
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[LocalCluster]:
+    """A Kubernetes control plane with simulated nodes on loopback (tests/e2e/cluster.py)."""
+    bin_dir = cluster_bin()
+    if bin_dir is None:
+        not_built(
+            "the control plane is not built: run `bash tests/e2e/cluster_toolchain.sh` (see docs/e2e.md)"
+        )
+    with running_cluster(bin_dir) as cluster:
+        yield cluster

@@ -21,9 +21,8 @@ from infra.render.capture import stack_config
 from stacks import load
 from stacks.catalog import SERVICE_NAMES
 from stacks.model import Autoscaling, StackSettings
-from tests.e2e.cluster import (  # local_cluster_fixture registers the local_cluster fixture
+from tests.e2e.cluster import (
     LocalCluster,
-    local_cluster_fixture,  # noqa: F401
     minimum_pods,
     wait_until_rolled_out,
     workload_problems,

@@ -18,9 +18,8 @@ from infra.render.capture import capture_stack, stack_config
 from infra.render.manifests import to_manifests
 from stacks import load
 from stacks.model import StackSettings
-from tests.e2e.cluster import (  # local_cluster_fixture registers the local_cluster fixture
+from tests.e2e.cluster import (
     LocalCluster,
-    local_cluster_fixture,  # noqa: F401
     minimum_pods,
     wait_until_rolled_out,
 )
