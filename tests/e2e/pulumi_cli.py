@@ -120,11 +120,6 @@ class PulumiProject:
             )
         return result
 
-    def init_stack(self, stack: str, render_dir: Path) -> None:
-        """Select (or create) `stack` and point its kubernetes provider at `render_dir`."""
-        self.run("stack", "select", "--create", stack)
-        self.set_config(stack, "venta:kubernetes.renderDir", str(render_dir))
-
     def set_config(self, stack: str, path: str, value: str) -> None:
         self.run("config", "set", "--stack", stack, "--path", path, value)
 
