@@ -8,11 +8,17 @@ costs one retried command rather than an error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, KeyT
 
 from services.common.settings import RedisSettings
 
@@ -34,3 +40,32 @@ def open_redis(settings: RedisSettings) -> Redis:
         client_name=settings.service_name,
     )
     return client
+
+
+async def evalsha_raw(
+    redis: Redis, script: AsyncScript, keys: Sequence[KeyT], args: Sequence[EncodableT]
+) -> Any:
+    """One ``EVALSHA`` on a pooled connection, its reply as Redis sent it (no response callback).
+
+    A hot read pays for redis-py's per-command machinery (retry wrapper, callbacks, timing hooks) more
+    than for the script itself. Only the first attempt goes this short way: a script Redis no longer
+    knows (after a restart) or a dropped connection falls back to the client's own path, which loads
+    the script and retries as configured above.
+    """
+    pool = redis.connection_pool
+    conn = await pool.get_connection()
+    try:
+        await conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await conn.read_response()
+    except NoScriptError:
+        pass  # the error reply was read whole, so the connection is still in step
+    except ResponseError:
+        raise
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        await conn.disconnect()  # a half-read reply must not reach the next user of this connection
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+    return await script(keys=keys, args=args)

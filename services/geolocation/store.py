@@ -9,9 +9,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from importlib import resources
+from typing import NamedTuple
 
 import orjson
 from redis.asyncio import Redis
+
+from services.common.redis_client import evalsha_raw
 
 _LUA = resources.files(__package__).joinpath("lua")
 _PRUNE_PER_WRITE = 16
@@ -44,8 +47,9 @@ class Keys:
         return f"{self.prefix}:vendor:{vendor_id}"
 
 
-@dataclass(frozen=True)
-class NearbyVendor:
+class NearbyVendor(NamedTuple):
+    # A tuple rather than a frozen dataclass: nearby builds up to a hundred per request, and a
+    # frozen dataclass's __init__ costs several times a tuple's.
     vendor_id: str
     distance_m: float
     lon: float
@@ -88,9 +92,9 @@ class LocationStore:
         self, lon: float, lat: float, radius_m: float, limit: int, now: float
     ) -> list[NearbyVendor]:
         min_seen = now - self._stale_after_s
-        raw = await self._nearby(
-            keys=[self.keys.positions, self.keys.last_seen],
-            args=[repr(lon), repr(lat), repr(radius_m), limit, repr(min_seen), _START_RADIUS_M],
+        raw = await evalsha_raw(
+            self._redis, self._nearby, (self.keys.positions, self.keys.last_seen),
+            (repr(lon), repr(lat), repr(radius_m), limit, repr(min_seen), _START_RADIUS_M),
         )
         if raw in (b"{}", "{}"):  # cjson's spelling of an empty table
             return []

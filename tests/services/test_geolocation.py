@@ -129,6 +129,25 @@ async def test_position_validation_and_auth(geo: Geo) -> None:
         resp = await geo.http.get("/api/locations/nearby", params=params, headers=geo.auth("x"))
         assert resp.status_code == 422, (params, resp.text)
     assert (await geo.http.get("/api/locations/nearby", params={"lat": 0, "lon": 0})).status_code == 401
+    # The token is checked before the query: a bad query without a token is still a 401.
+    assert (await geo.http.get("/api/locations/nearby", params={"lat": 91})).status_code == 401
+
+
+async def test_nearby_survives_a_redis_that_forgot_its_scripts_and_dropped_its_connections(geo: Geo) -> None:
+    # nearby sends EVALSHA on a bare pooled connection; these are the two ways that first attempt
+    # fails after a Redis restart, and each must fall back to the loading, retrying client path.
+    now = time.time()
+    await geo.store.upsert_vendor("near-1", "owner", True)
+    assert await geo.store.update("near-1", "owner", CENTER[1], CENTER[0], now, None, now=now) == 0
+    params = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": 100}
+    url, auth = "/api/locations/nearby", geo.auth("c")
+    assert (await geo.http.get(url, params=params, headers=auth)).status_code == 200
+    drop_connections = lambda: geo.redis.client_kill_filter(_type="normal", skipme=True)  # noqa: E731
+    for break_redis in (geo.redis.script_flush, drop_connections):
+        await break_redis()
+        resp = await geo.http.get(url, params=params, headers=auth)
+        assert resp.status_code == 200, resp.text
+        assert [r["vendor_id"] for r in resp.json()["results"]] == ["near-1"]
 
 
 async def test_only_the_owner_of_an_active_known_vendor_moves_it(geo: Geo) -> None:
