@@ -116,8 +116,8 @@ def _query_parameters(model: type[NearbyQuery]) -> list[dict[str, object]]:
             openapi_extra={"parameters": _query_parameters(NearbyQuery)})  # fmt: skip
 async def nearby(request: Request) -> Response:
     """The nearest active vendors within ``radius_m``, closest first, with their distances."""
-    # The hottest read, so no dependencies at all: FastAPI's dependency solving cost more than the
-    # Redis call. The caller goes through the shared verifier, clients and settings come straight
+    # The hottest read, so no dependencies at all (each one is per-request solving work). The
+    # caller goes through the shared verifier, clients and settings come straight
     # from app state, the parameters as one model, and the body is built in the NearbyOut shape
     # without a second validation pass of values from our own store (tests check it against NearbyOut).
     await current_principal(request)
