@@ -8,6 +8,7 @@ drains consumers and closes its clients.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -33,6 +34,11 @@ def main(argv: list[str]) -> int:
         print(f"{entry.name}: {exc}", file=sys.stderr)
         return 2
     settings = app.state.settings
+    # What was made so far (modules, routes, models, validators) lives as long as the process; frozen,
+    # it is no longer walked by every full collection, which under load showed as 50-70 ms pauses in
+    # the p99 latency.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=settings.host,

@@ -3,38 +3,39 @@
 Each command is tried at most ``1 + redis_max_retries`` times with exponential backoff; connect and
 socket timeouts are sized so that all attempts of one command end within ``redis_retry_deadline_seconds``
 (10 s by default). ``health_check_interval`` pings idle connections before reuse, so a Redis restart
-costs one retried command rather than an error.
+costs one retried command rather than an error. ``open_pipelined_redis`` gives the same budget to
+the shared-connection client a service uses for its hottest commands (``redis_pipeline``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT, KeyT
 
+from services.common.redis_pipeline import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, PipelinedRedis
 from services.common.settings import RedisSettings
 
-BACKOFF_CAP_SECONDS = 0.5
+
+def attempt_timeouts(settings: RedisSettings) -> tuple[float, float]:
+    """(command timeout, connect timeout) per attempt, so that every attempt of one command ends
+    within the retry deadline even when each times out and every pause hits the backoff cap."""
+    attempts = settings.redis_max_retries + 1
+    pauses = BACKOFF_CAP_SECONDS * (attempts - 1)
+    per_attempt = max(0.1, (settings.redis_retry_deadline_seconds - pauses) / attempts)
+    return per_attempt, min(per_attempt, 2.0)
 
 
 def open_redis(settings: RedisSettings) -> Redis:
-    attempts = settings.redis_max_retries + 1
-    # Worst case: every attempt times out and every pause hits the cap.
-    pauses = BACKOFF_CAP_SECONDS * (attempts - 1)
-    per_attempt = max(0.1, (settings.redis_retry_deadline_seconds - pauses) / attempts)
+    per_attempt, connect_timeout = attempt_timeouts(settings)
+    backoff = ExponentialBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS)
     client: Redis = Redis.from_url(
         settings.redis_url,
-        retry=Retry(ExponentialBackoff(cap=BACKOFF_CAP_SECONDS, base=0.05), settings.redis_max_retries),
+        retry=Retry(backoff, settings.redis_max_retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
-        socket_connect_timeout=min(per_attempt, 2.0),
+        socket_connect_timeout=connect_timeout,
         socket_timeout=per_attempt,
         health_check_interval=30,
         client_name=settings.service_name,
@@ -42,30 +43,10 @@ def open_redis(settings: RedisSettings) -> Redis:
     return client
 
 
-async def evalsha_raw(
-    redis: Redis, script: AsyncScript, keys: Sequence[KeyT], args: Sequence[EncodableT]
-) -> Any:
-    """One ``EVALSHA`` on a pooled connection, its reply as Redis sent it (no response callback).
-
-    A hot read pays for redis-py's per-command machinery (retry wrapper, callbacks, timing hooks) more
-    than for the script itself. Only the first attempt goes this short way: a script Redis no longer
-    knows (after a restart) or a dropped connection falls back to the client's own path, which loads
-    the script and retries as configured above.
-    """
-    pool = redis.connection_pool
-    conn = await pool.get_connection()
-    try:
-        await conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        return await conn.read_response()
-    except NoScriptError:
-        pass  # the error reply was read whole, so the connection is still in step
-    except ResponseError:
-        raise
-    except (RedisConnectionError, RedisTimeoutError, OSError):
-        await conn.disconnect()  # a half-read reply must not reach the next user of this connection
-    except BaseException:
-        await conn.disconnect()
-        raise
-    finally:
-        await pool.release(conn)
-    return await script(keys=keys, args=args)
+def open_pipelined_redis(settings: RedisSettings) -> PipelinedRedis:
+    """The shared-connection client for hot commands, with the same retry budget as ``open_redis``."""
+    per_attempt, connect_timeout = attempt_timeouts(settings)
+    return PipelinedRedis(
+        settings.redis_url, timeout=per_attempt, connect_timeout=connect_timeout,
+        retries=settings.redis_max_retries, client_name=f"{settings.service_name}-pipelined",
+    )  # fmt: skip

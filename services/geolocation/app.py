@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.common.app import Resources, build_app
 from services.common.nats_client import LOCATIONS_STREAM, VENDORS_STREAM
+from services.common.redis_client import open_pipelined_redis
 from services.common.settings import load_settings
 from services.common.tasks import running_tasks
 from services.geolocation import vendor_consumer
@@ -23,10 +24,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def background(app: FastAPI, res: Resources) -> AsyncIterator[None]:
         assert res.redis is not None and res.js is not None
-        store = LocationStore(res.redis, settings.location_stale_after_seconds)
+        scripts = open_pipelined_redis(settings)
+        store = LocationStore(res.redis, scripts, settings.location_stale_after_seconds)
         app.state.location_store = store
-        async with running_tasks(vendor_events=vendor_consumer.consume(res.js, store, settings.queue_name)):
-            yield
+        consumer = vendor_consumer.consume(res.js, store, settings.queue_name)
+        try:
+            async with running_tasks(vendor_events=consumer):
+                yield
+        finally:
+            await scripts.aclose()
 
     return build_app(
         settings,

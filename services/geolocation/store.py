@@ -1,7 +1,9 @@
 """Vendor positions in Redis: a geo index, a last-seen index and one info hash per vendor.
 
-Every read and write is one Lua script, so each request costs one round trip and the owner check,
-the out-of-order guard and the write happen atomically.
+The two hot paths, a position update and nearby, are one Lua script each, so each costs one round
+trip and the owner check, the out-of-order guard and the write happen atomically. Both go over the
+service's shared pipelined connection (both are safe to retry: a repeated update of the same fix is
+accepted again, not refused as out of order); the rarer reads and vendor writes use redis-py.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import NamedTuple
 import orjson
 from redis.asyncio import Redis
 
-from services.common.redis_client import evalsha_raw
+from services.common.redis_pipeline import LuaScript, PipelinedRedis
 
 _LUA = resources.files(__package__).joinpath("lua")
 _PRUNE_PER_WRITE = 16
 _START_RADIUS_M = 50.0
+_UPDATE = LuaScript(_LUA.joinpath("update.lua").read_text())
+_NEARBY = LuaScript(_LUA.joinpath("nearby.lua").read_text())
 
 
 class UpdateStatus(enum.IntEnum):
@@ -67,39 +71,34 @@ class StoredPosition:
 
 
 class LocationStore:
-    def __init__(self, redis: Redis, stale_after_s: float, keys: Keys | None = None) -> None:
+    def __init__(
+        self, redis: Redis, scripts: PipelinedRedis, stale_after_s: float, keys: Keys | None = None
+    ) -> None:
         self._redis = redis
+        self._scripts = scripts
         self._stale_after_s = stale_after_s
         self.keys = keys or Keys()
-        self._update = redis.register_script(_LUA.joinpath("update.lua").read_text())
-        self._nearby = redis.register_script(_LUA.joinpath("nearby.lua").read_text())
 
     async def update(
         self, vendor_id: str, caller: str, lon: float, lat: float, ts: float,
         accuracy_m: float | None, now: float,
     ) -> UpdateStatus:
         k = self.keys
-        status = await self._update(
-            keys=[k.positions, k.last_seen, k.vendor(vendor_id)],
-            args=[
-                vendor_id, caller, repr(lon), repr(lat), repr(ts), repr(now - self._stale_after_s),
-                _PRUNE_PER_WRITE, "" if accuracy_m is None else repr(accuracy_m),
-            ],
-        )
+        status = await self._scripts.evalsha(
+            _UPDATE, (k.positions, k.last_seen, k.vendor(vendor_id)),
+            (vendor_id, caller, lon, lat, ts, now - self._stale_after_s, _PRUNE_PER_WRITE,
+             "" if accuracy_m is None else accuracy_m),
+        )  # fmt: skip
         return UpdateStatus(int(status))
 
     async def nearby(
         self, lon: float, lat: float, radius_m: float, limit: int, now: float
     ) -> list[NearbyVendor]:
-        min_seen = now - self._stale_after_s
-        raw = await evalsha_raw(
-            self._redis, self._nearby, (self.keys.positions, self.keys.last_seen),
-            (repr(lon), repr(lat), repr(radius_m), limit, repr(min_seen), _START_RADIUS_M),
+        raw = await self._scripts.evalsha(
+            _NEARBY, (self.keys.positions, self.keys.last_seen),
+            (lon, lat, radius_m, limit, now - self._stale_after_s, _START_RADIUS_M),
         )
-        if raw in (b"{}", "{}"):  # cjson's spelling of an empty table
-            return []
-        rows = orjson.loads(raw)
-        return [NearbyVendor(r[0], float(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
+        return [NearbyVendor._make(row) for row in orjson.loads(raw)]
 
     async def position(self, vendor_id: str, now: float) -> StoredPosition | None:
         """The vendor's last position, or None when it has none or has gone silent."""

@@ -22,6 +22,7 @@ from services.api_gateway.routes_table import ROUTES, upstream_setting
 from services.api_gateway.settings import Settings as GatewayConfig
 from services.common.auth import TokenIssuer
 from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event, publish_event
+from services.common.redis_pipeline import PipelinedRedis
 from services.geolocation.app import create_app
 from services.geolocation.schemas import NearbyOut
 from services.geolocation.settings import Settings
@@ -46,9 +47,11 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
 
 
 class Geo:
-    def __init__(self, http: httpx.AsyncClient, js: Any, redis: Redis, issuer: TokenIssuer) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, js: Any, redis: Redis, scripts: PipelinedRedis, issuer: TokenIssuer
+    ) -> None:
         self.http, self.js, self.redis, self.issuer = http, js, redis, issuer
-        self.store = LocationStore(redis, STALE_AFTER)
+        self.store = LocationStore(redis, scripts, STALE_AFTER)
 
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.issuer.issue(user, 'vendor')}"}
@@ -92,8 +95,10 @@ async def geo(
     js = nc.jetstream()
     await ensure_streams(js, VENDORS_STREAM)
     redis = Redis.from_url(redis_url)
+    scripts = PipelinedRedis(redis_url, timeout=5, connect_timeout=2, retries=1)
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        yield Geo(http, js, redis, TokenIssuer(signing_seed, 900))
+        yield Geo(http, js, redis, scripts, TokenIssuer(signing_seed, 900))
+    await scripts.aclose()
     await redis.aclose()
     await nc.close()
 
@@ -134,8 +139,8 @@ async def test_position_validation_and_auth(geo: Geo) -> None:
 
 
 async def test_nearby_survives_a_redis_that_forgot_its_scripts_and_dropped_its_connections(geo: Geo) -> None:
-    # nearby sends EVALSHA on a bare pooled connection; these are the two ways that first attempt
-    # fails after a Redis restart, and each must fall back to the loading, retrying client path.
+    # nearby's script goes over the service's shared connection; these are the two ways a Redis
+    # restart breaks it, and each must cost a reload or a reconnect, never an error to the caller.
     now = time.time()
     await geo.store.upsert_vendor("near-1", "owner", True)
     assert await geo.store.update("near-1", "owner", CENTER[1], CENTER[0], now, None, now=now) == 0
