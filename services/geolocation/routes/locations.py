@@ -102,10 +102,9 @@ async def nearby(request: Request) -> Response:
     # Naive UTC datetimes, written with a Z by orjson: an aware one costs orjson a utcoffset() call
     # each, which made up a third of building this body.
     results = [
-        {"vendor_id": v.vendor_id, "distance_m": v.distance_m, "lat": v.lat, "lon": v.lon,
-         "last_seen": _utc(v.last_seen)}
-        for v in found
-    ]  # fmt: skip
+        {"vendor_id": vendor_id, "distance_m": distance_m, "lat": lat, "lon": lon, "last_seen": _utc(seen)}
+        for vendor_id, distance_m, lon, lat, seen in found
+    ]
     body = {"lat": query.lat, "lon": query.lon, "radius_m": query.radius_m, "results": results}
     return Response(orjson.dumps(body, option=_NAIVE_AS_UTC), media_type="application/json")
 
