@@ -10,7 +10,7 @@
 Cores: the services (geolocation, real-time; uvicorn + uvloop + httptools, one process each) are
 pinned to CPU 0; the load side (wrk, the WebSocket clients, Redis, NATS, this script) to CPU 1.
 
-    .venv/bin/python bench/location.py [--seconds 5] [--rounds 3] [--fanout-seconds 5]
+    .venv/bin/python bench/location.py [--seconds 4] [--rounds 5] [--fanout-seconds 5]
         [--parts nearby,updates,fanout]
 """
 
@@ -581,8 +581,8 @@ PARTS = ("nearby", "updates", "fanout")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=5, help="duration of each wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating nearby / live runs per setting")
+    parser.add_argument("--seconds", type=int, default=4, help="duration of each wrk run")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating nearby / live runs per setting")
     parser.add_argument("--fanout-seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--parts", type=lambda v: set(v.split(",")), default=set(PARTS),
