@@ -493,7 +493,8 @@ async def bench_nearby(
     for conns in (32, 1):
         # Short runs of each, alternating which goes first: the two see the same swings of a shared
         # machine, and each round's ratio compares runs seconds apart.
-        nears, lives = [], []
+        nears: list[WrkResult] = []
+        lives: list[WrkResult] = []
         for i in range(rounds):
             pair = [(nears, path, token), (lives, "/health/live", {})]
             for into, url_path, headers in pair if i % 2 == 0 else pair[::-1]:
