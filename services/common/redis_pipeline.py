@@ -31,8 +31,8 @@ from typing import Any, cast
 
 import hiredis
 from redis.asyncio.connection import parse_url
+from redis.exceptions import BusyLoadingError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = bytes | str | int | float
@@ -58,8 +58,14 @@ def _pack(command: tuple[Arg, ...]) -> bytes:
     return packed
 
 
-def _reply_error(message: str) -> ResponseError:
-    return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
+def _reply_error(message: str) -> Exception:
+    """redis-py's exception for an error reply: a script Redis does not know and a Redis still loading
+    its data after a restart (a ``ConnectionError``, so retried) get their own classes."""
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    if message.startswith("LOADING"):
+        return BusyLoadingError(message)
+    return ResponseError(message)
 
 
 class _Connection(asyncio.Protocol):
@@ -143,8 +149,10 @@ class PipelinedRedis:
     def __init__(
         self, url: str, *, timeout: float, connect_timeout: float, retries: int, client_name: str = ""
     ) -> None:
-        self._options = parse_url(url)
+        options = self._options = parse_url(url)
         self._tls = url.startswith("rediss://")
+        # Where Redis is, for error messages: never the URL itself, which may hold a password.
+        self._where = options.get("path") or f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._retries = retries
@@ -181,7 +189,8 @@ class PipelinedRedis:
                 if attempt >= self._retries:
                     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
                         raise
-                    raise RedisConnectionError(f"cannot reach Redis: {exc}") from exc
+                    reason = str(exc) or type(exc).__name__  # a connect timeout has no message
+                    raise RedisConnectionError(f"cannot reach Redis at {self._where}: {reason}") from exc
                 await asyncio.sleep(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
                 attempt += 1
 
@@ -189,9 +198,15 @@ class PipelinedRedis:
         async with self._connecting:  # callers arriving together share one new connection
             if self._connection is not None and self._connection.usable:
                 return self._connection
-            async with asyncio.timeout(self._connect_timeout):
-                connection = await self._open()
-                await self._hello(connection)
+            connection: _Connection | None = None
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    connection = await self._open()
+                    await self._hello(connection)
+            except BaseException:
+                if connection is not None:  # a failed AUTH or a timeout during it
+                    connection.close()
+                raise
             self._connection = connection
             return connection
 
@@ -222,9 +237,4 @@ class PipelinedRedis:
             setup.append(("SELECT", options["db"]))
         if self._client_name:
             setup.append(("CLIENT", "SETNAME", self._client_name))
-        replies = [connection.request(_pack(command)) for command in setup]
-        try:
-            await asyncio.gather(*replies)
-        except BaseException:
-            connection.close()
-            raise
+        await asyncio.gather(*(connection.request(_pack(command)) for command in setup))

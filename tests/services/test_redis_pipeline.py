@@ -111,8 +111,13 @@ async def test_a_restarted_redis_costs_a_retry_and_a_down_one_a_clear_error(
         server.restart()
         assert await redis.execute("PING") == b"PONG"
         server.stop()
-        with pytest.raises(RedisConnectionError, match="Redis"):
+        with pytest.raises(RedisConnectionError, match=f"cannot reach Redis at 127.0.0.1:{server.port}"):
             await asyncio.wait_for(redis.execute("PING"), timeout=10)
+        # The error names where Redis is, never the URL's password.
+        async with pipelined(f"redis://svc:hunter2@127.0.0.1:{server.port}/0", retries=0) as guarded:
+            with pytest.raises(RedisConnectionError) as refused:
+                await guarded.execute("PING")
+            assert "hunter2" not in str(refused.value)
         server.start()
         assert await redis.execute("PING") == b"PONG"
 
