@@ -237,4 +237,10 @@ class PipelinedRedis:
             setup.append(("SELECT", options["db"]))
         if self._client_name:
             setup.append(("CLIENT", "SETNAME", self._client_name))
-        await asyncio.gather(*(connection.request(_pack(command)) for command in setup))
+        # Every reply is awaited before the first error is raised, so none is left unretrieved.
+        replies = await asyncio.gather(
+            *(connection.request(_pack(command)) for command in setup), return_exceptions=True
+        )
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
