@@ -3,12 +3,14 @@
 (a) position updates/s through geolocation (owner check + Redis script + JetStream publish) beside
     redis-py writing the same data (GEOADD + last-seen ZADD) straight to Redis;
 (b) nearby (nearest 20 within 5 km, 10,000 active vendors, about 4,500 inside 5 km) at 32 connections
-    and at 1, beside the same service's /health/live through the same HTTP stack;
+    and at 1, beside the same service's /health/live through the same HTTP stack, in alternating
+    rounds (the ratio is the median of the rounds' ratios; this shared machine's speed swings);
 (c) real-time fan-out to 200 WebSocket clients at 100 and 200 updates/s posted through geolocation:
     p50/p99 from the update's fix time (stamped just before the POST) to its arrival, and losses.
 
 Cores: the services (geolocation, real-time; uvicorn + uvloop + httptools, one process each) are
 pinned to CPU 0; the load side (wrk, the WebSocket clients, Redis, NATS, this script) to CPU 1.
+Each wrk row also gives wrk's and Redis's CPU per request, the load core's share of the work.
 
     .venv/bin/python bench/location.py [--seconds 4] [--rounds 5] [--fanout-seconds 5]
         [--parts nearby,updates,fanout]
