@@ -117,9 +117,10 @@ def seed_data(user_url: str, vendor_url: str) -> tuple[str, str]:
         login = {"email": body["email"], "password": body["password"]}
         token = client.post(f"{user_url}/users/login", json=login).json()["access_token"]
         vendor = client.post(
-            f"{vendor_url}/vendors", json={"name": "Bench Bites", "category": "food"},
+            f"{vendor_url}/vendors",
+            json={"name": "Bench Bites", "category": "food"},
             headers={"Authorization": f"Bearer {token}"},
-        )  # fmt: skip
+        )
         return token, vendor.json()["id"]
 
 
@@ -169,8 +170,10 @@ def main() -> int:
             wrk(gateway_url, 8, 2, tok)
         load = os.getloadavg()[0]
         placement = "1 conn: wrk on the last core, services on the rest" if args.pin else "nothing pinned"
-        print(f"cpus={os.cpu_count()} load(1m) at start={load:.1f}; {args.rounds} rounds of {args.duration}s,"
-              f" wrk -t1; {placement}")  # fmt: skip
+        print(
+            f"cpus={os.cpu_count()} load(1m) at start={load:.1f}; {args.rounds} rounds of {args.duration}s,"
+            f" wrk -t1; {placement}"
+        )
         header = f"{'case':<24}{'conns':>6}{'direct rps':>12}{'gw rps':>10}{'ratio':>7}"
         header += f"{'direct p50':>12}{'gw p50':>9}{'+p50 ms':>9}{'direct p99':>12}{'gw p99':>9}"
         header += f"{'svc cpu':>9}{'gw cpu':>8}  target"
@@ -206,10 +209,12 @@ def main() -> int:
                 else:
                     verdict = f"+p50 < 1 ms: {'met' if added < 1.0 else 'MISSED'}"
                     failures += added >= 1.0
-                print(f"{label:<24}{connections:>6}{direct.rps:>12.0f}{through.rps:>10.0f}{ratio:>7.2f}"
-                      f"{direct.p50_ms:>12.2f}{through.p50_ms:>9.2f}{added:>9.2f}"
-                      f"{direct.p99_ms:>12.2f}{through.p99_ms:>9.2f}{svc_cpu:>9.3f}{gw_cpu:>8.3f}  {verdict}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{label:<24}{connections:>6}{direct.rps:>12.0f}{through.rps:>10.0f}{ratio:>7.2f}"
+                    f"{direct.p50_ms:>12.2f}{through.p50_ms:>9.2f}{added:>9.2f}"
+                    f"{direct.p99_ms:>12.2f}{through.p99_ms:>9.2f}{svc_cpu:>9.3f}{gw_cpu:>8.3f}  {verdict}",
+                    flush=True,
+                )
     return 1 if failures else 0
 
 

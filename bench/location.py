@@ -193,14 +193,27 @@ def combined(runs: list[WrkResult]) -> WrkResult:
         return sum(getattr(r, field) * r.requests for r in runs) / max(1, total)
 
     return WrkResult(
-        statistics.fmean(r.rps for r in runs), statistics.median(r.p50_ms for r in runs),
-        max(r.p99_ms for r in runs), sum(r.errors for r in runs), total,
-        per_request("cpu_us"), per_request("wrk_us"), per_request("redis_us"),
-    )  # fmt: skip
+        statistics.fmean(r.rps for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        max(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+        total,
+        per_request("cpu_us"),
+        per_request("wrk_us"),
+        per_request("redis_us"),
+    )
 
 
-def wrk_on(svc: Service, path: str, connections: int, seconds: int, headers: dict[str, str],
-           script: str | None = None, *, redis_pid: int) -> WrkResult:  # fmt: skip
+def wrk_on(
+    svc: Service,
+    path: str,
+    connections: int,
+    seconds: int,
+    headers: dict[str, str],
+    script: str | None = None,
+    *,
+    redis_pid: int,
+) -> WrkResult:
     before = svc.cpu_seconds(), children_cpu_seconds(), cpu_seconds(redis_pid)
     result = wrk(svc.url + path, connections, seconds, headers, script)
     after = svc.cpu_seconds(), children_cpu_seconds(), cpu_seconds(redis_pid)
@@ -378,8 +391,16 @@ class Phase:
     client_busy: float = 0.0  # share of a core the load side (clients + sender) used
 
 
-async def fanout(geo_url: str, rt_port: int, rt: Service, redis: Redis, issuer: TokenIssuer, clients: int,
-                 seconds: float, rates: tuple[int, ...]) -> list[tuple[int, Phase]]:  # fmt: skip
+async def fanout(
+    geo_url: str,
+    rt_port: int,
+    rt: Service,
+    redis: Redis,
+    issuer: TokenIssuer,
+    clients: int,
+    seconds: float,
+    rates: tuple[int, ...],
+) -> list[tuple[int, Phase]]:
     owner = "fan-owner"
     vendor_ids = [f"fan-{rate}-{i}" for rate in rates for i in range(int(rate * seconds) + 10)]
     vendor_ids += [f"fan-warm-{i}" for i in range(WARM_UPDATES)]
@@ -400,8 +421,10 @@ async def fanout(geo_url: str, rt_port: int, rt: Service, redis: Redis, issuer: 
 
         return on_updates
 
-    conns = [await ws_connect(rt_port, issuer.issue(f"viewer-{i}", "customer"), on_updates_for(i))
-             for i in range(clients)]  # fmt: skip
+    conns = [
+        await ws_connect(rt_port, issuer.issue(f"viewer-{i}", "customer"), on_updates_for(i))
+        for i in range(clients)
+    ]
     results = []
     headers = {"Authorization": f"Bearer {issuer.issue(owner, 'vendor')}"}
     async with aiohttp.ClientSession(base_url=geo_url, headers=headers) as http:
@@ -460,8 +483,9 @@ async def _quiet(phase: Phase, still_s: float = 3.0, limit_s: float = 60.0) -> N
             seen, since = len(phase.latencies), time.monotonic()
 
 
-async def _put(http: aiohttp.ClientSession, vendor: str, body: dict[str, object], accepted: dict[str, float],
-               fix: float) -> None:  # fmt: skip
+async def _put(
+    http: aiohttp.ClientSession, vendor: str, body: dict[str, object], accepted: dict[str, float], fix: float
+) -> None:
     async with http.put(f"/api/locations/vendors/{vendor}", json=body) as resp:
         if resp.status == 200:
             accepted[vendor] = fix
@@ -505,17 +529,29 @@ async def bench_nearby(
         print(combined(nears).row(f"nearby, {conns} connection(s)"))
         print(combined(lives).row(f"/health/live, {conns} connection(s)"))
         near, live = combined(nears), combined(lives)
-        print(f"  -> nearby keeps {statistics.median(ratios):.0%} of /health/live's throughput (median of"
-              f" {rounds} rounds, {ratios[0]:.0%}-{ratios[-1]:.0%}; target >= 70%);"
-              f" by service CPU per request {live.cpu_us / near.cpu_us:.0%}")  # fmt: skip
+        print(
+            f"  -> nearby keeps {statistics.median(ratios):.0%} of /health/live's throughput (median of"
+            f" {rounds} rounds, {ratios[0]:.0%}-{ratios[-1]:.0%}; target >= 70%);"
+            f" by service CPU per request {live.cpu_us / near.cpu_us:.0%}"
+        )
     script_us = await redis_usec_per_call(redis, "evalsha")
     await redis.config_resetstat()
     for _ in range(300):
-        await redis.geosearch(KEYS.positions, longitude=CENTER[1], latitude=CENTER[0], radius=5000, unit="m",
-                              sort="ASC", count=20, withdist=True)  # fmt: skip
+        await redis.geosearch(
+            KEYS.positions,
+            longitude=CENTER[1],
+            latitude=CENTER[0],
+            radius=5000,
+            unit="m",
+            sort="ASC",
+            count=20,
+            withdist=True,
+        )
     sorted_us = await redis_usec_per_call(redis, "geosearch")
-    print(f"  Redis time per query: expanding-radius script {script_us:.0f} us (inner searches included)"
-          f" vs one sorted 5 km GEOSEARCH {sorted_us:.0f} us: {sorted_us / script_us:.1f}x")  # fmt: skip
+    print(
+        f"  Redis time per query: expanding-radius script {script_us:.0f} us (inner searches included)"
+        f" vs one sorted 5 km GEOSEARCH {sorted_us:.0f} us: {sorted_us / script_us:.1f}x"
+    )
 
 
 async def bench_updates(
@@ -528,10 +564,14 @@ async def bench_updates(
     base1 = await redis_py_write_rate(redis_url, 1, seconds)
     print("\n(a) position updates (owner check + Lua write + JetStream publish with ack)")
     print(upd.row("through geolocation, 32 conns"))
-    print(f"  redis-py, same writes (GEOADD + ZADD pipelined), 32 tasks: {base32:7.0f} writes/s"
-          f"  -> service at {upd.rps / base32:.0%} of it")  # fmt: skip
-    print(f"  redis-py, same writes, 1 connection, one round trip each: {base1:7.0f} writes/s"
-          f"  -> service at {upd.rps / base1:.0%} of it")  # fmt: skip
+    print(
+        f"  redis-py, same writes (GEOADD + ZADD pipelined), 32 tasks: {base32:7.0f} writes/s"
+        f"  -> service at {upd.rps / base32:.0%} of it"
+    )
+    print(
+        f"  redis-py, same writes, 1 connection, one round trip each: {base1:7.0f} writes/s"
+        f"  -> service at {upd.rps / base1:.0%} of it"
+    )
 
 
 async def bench_fanout(
@@ -547,24 +587,31 @@ async def bench_fanout(
         expected = len(phase.sent) * args.clients
         lost = expected - sum(len(got & phase.sent.keys()) for got in phase.received)
         target = 50 if rate == 100 else 100
-        print(f"  {rate} updates/s: {len(phase.sent)} accepted, {expected} deliveries expected;"
-              f" p50 {pct(phase.latencies, 50):.1f} ms  p99 {pct(phase.latencies, 99):.1f} ms"
-              f" (target < {target} ms)  lost {lost}; from the client's fix time p50"
-              f" {pct(phase.from_fix, 50):.1f} ms p99 {pct(phase.from_fix, 99):.1f} ms;"
-              f" real-time CPU {phase.cpu_s / max(1, expected) * 1e6:.0f} us per delivery;"
-              f" load side busy {phase.client_busy:.0%} of a core")  # fmt: skip
+        print(
+            f"  {rate} updates/s: {len(phase.sent)} accepted, {expected} deliveries expected;"
+            f" p50 {pct(phase.latencies, 50):.1f} ms  p99 {pct(phase.latencies, 99):.1f} ms"
+            f" (target < {target} ms)  lost {lost}; from the client's fix time p50"
+            f" {pct(phase.from_fix, 50):.1f} ms p99 {pct(phase.from_fix, 99):.1f} ms;"
+            f" real-time CPU {phase.cpu_s / max(1, expected) * 1e6:.0f} us per delivery;"
+            f" load side busy {phase.client_busy:.0%} of a core"
+        )
 
 
 async def main_async(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, LOAD_CPU)  # Redis and NATS below inherit this CPU
     seed = generate_seed()
     issuer = TokenIssuer(seed, 3600)
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
-          " (other work was running on the same cores)")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"
+        " (other work was running on the same cores)"
+    )
     with running("redis") as redis_server, running("nats") as nats_server:
         redis = Redis.from_url(redis_server.url)
-        env = {"REDIS_URL": redis_server.url, "NATS_SERVERS": nats_server.url,
-               "JWT_PUBLIC_KEY": public_pem_from_seed(seed)}  # fmt: skip
+        env = {
+            "REDIS_URL": redis_server.url,
+            "NATS_SERVERS": nats_server.url,
+            "JWT_PUBLIC_KEY": public_pem_from_seed(seed),
+        }
         with service("geolocation", env) as geo, service("real-time", env) as rt:
             assert redis_server.proc is not None
             redis_pid = redis_server.proc.pid
@@ -588,8 +635,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating nearby / live runs per setting")
     parser.add_argument("--fanout-seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--parts", type=lambda v: set(v.split(",")), default=set(PARTS),
-                        help="comma-separated subset of " + ",".join(PARTS))  # fmt: skip
+    parser.add_argument(
+        "--parts",
+        type=lambda v: set(v.split(",")),
+        default=set(PARTS),
+        help="comma-separated subset of " + ",".join(PARTS),
+    )
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -25,9 +25,16 @@ class _QuietServer(uvicorn.Server):
 async def serving(app: ASGIApp, port: int = 0, graceful_seconds: int = 5) -> AsyncIterator[str]:
     """Yield the base URL while ``app`` serves; shut it down (lifespan included) on exit."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http="httptools", lifespan="on", log_config=None,
-        access_log=False, timeout_graceful_shutdown=graceful_seconds, timeout_keep_alive=30,
-    )  # fmt: skip
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+        timeout_keep_alive=30,
+    )
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -124,9 +124,19 @@ class RedisServer(Server):
     def _command(self) -> list[str]:
         return [
             shutil.which("redis-server") or "redis-server",
-            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--save", "", "--appendonly", "no", "--protected-mode", "no",
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ]
 
 
 class NatsServer(Server):
@@ -140,8 +150,14 @@ class NatsServer(Server):
         # JetStream state lives in the temp dir, so a restart keeps streams and durable consumers.
         return [
             shutil.which("nats-server") or "nats-server",
-            "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.dir / "js"),
-        ]  # fmt: skip
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.dir / "js"),
+        ]
 
 
 def _pg_bin(tool: str) -> str:
@@ -173,11 +189,27 @@ class PostgresServer(Server):
             os.chown(self.dir / "server.log", uid, gid)
             self._as_user = {"user": uid, "group": gid, "extra_groups": []}
         subprocess.run(
-            [_pg_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
-             "--no-sync", "-E", "UTF8", "--locale=C"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent,
-            user=uid, group=gid, extra_groups=[] if uid is not None else None,
-        )  # fmt: skip
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
+            user=uid,
+            group=gid,
+            extra_groups=[] if uid is not None else None,
+        )
 
     @property
     def data_dir(self) -> Path:
@@ -195,10 +227,24 @@ class PostgresServer(Server):
 
     def _command(self) -> list[str]:
         return [
-            _pg_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", "127.0.0.1",
-            "-k", str(self.dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=300",
-        ]  # fmt: skip
+            _pg_bin("postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.dir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
+        ]
 
     def _ready(self) -> None:
         # The port opens before recovery ends; pg_isready says when connections are accepted.
@@ -206,8 +252,10 @@ class PostgresServer(Server):
         while time.monotonic() < deadline:
             done = subprocess.run(
                 [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-            )  # fmt: skip
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
             if done.returncode == 0:
                 return
             time.sleep(0.05)
@@ -216,10 +264,24 @@ class PostgresServer(Server):
     def create_database(self, name: str) -> str:
         """Create an empty database and return its URL."""
         subprocess.run(
-            [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-q",
-             "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"'],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                _pg_bin("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                f'CREATE DATABASE "{name}"',
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         return self.url_for(name)
 
 

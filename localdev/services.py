@@ -48,9 +48,13 @@ def settings_class(entry: ServiceEntry) -> type[ServiceSettings]:
 
 
 def service_env(
-    entry: ServiceEntry, cls: type[ServiceSettings], urls: dict[str, str], ports: dict[str, int], seed: str,
+    entry: ServiceEntry,
+    cls: type[ServiceSettings],
+    urls: dict[str, str],
+    ports: dict[str, int],
+    seed: str,
     scratch: Path,
-) -> dict[str, str]:  # fmt: skip
+) -> dict[str, str]:
     """The environment of one service, derived from the mixins of its Settings class."""
     env = {
         "SERVICE_NAME": entry.name,
@@ -128,9 +132,11 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
 
 def start_service(entry: ServiceEntry, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services", entry.name], cwd=ROOT, env={**os.environ, **env},
+        [sys.executable, "-m", "services", entry.name],
+        cwd=ROOT,
+        env={**os.environ, **env},
         preexec_fn=die_with_parent,
-    )  # fmt: skip
+    )
 
 
 def prepare_databases(admin_url: str, entries: list[ServiceEntry]) -> dict[str, str]:

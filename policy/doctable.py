@@ -21,15 +21,25 @@ def _settings(rule: Rule) -> str:
 
 
 def _row(rule: Rule) -> str:
-    cells = [f"`{rule.name}`", rule.category, rule.scope, rule.description, _settings(rule),
-             _level(rule, "prod"), _level(rule, "dev")]
+    cells = [
+        f"`{rule.name}`",
+        rule.category,
+        rule.scope,
+        rule.description,
+        _settings(rule),
+        _level(rule, "prod"),
+        _level(rule, "dev"),
+    ]
     return "| " + " | ".join(cells) + " |"
 
 
 def rule_table() -> str:
-    header = ["| rule | area | scope | what it checks | settings | prod | dev |",
-              "|---|---|---|---|---|---|---|"]
+    header = [
+        "| rule | area | scope | what it checks | settings | prod | dev |",
+        "|---|---|---|---|---|---|---|",
+    ]
     return "\n".join([BEGIN, *header, *(_row(r) for r in RULES), END])
+
 
 if __name__ == "__main__":
     print(rule_table())

@@ -28,7 +28,12 @@ from policy.registry import RULES_BY_NAME
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 LEVELS = ("advisory", "mandatory", "disabled")
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "integer": int, "number": (int, float), "string": str, "array": list, "object": dict, "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+    "string": str,
+    "array": list,
+    "object": dict,
+    "boolean": bool,
 }
 
 
@@ -66,16 +71,21 @@ def _check_entry(path: str, name: str, value: Any) -> None:
         if key == "enforcementLevel":
             continue
         if key not in schema:
-            raise PolicyConfigError(f"{path}: {name}.{key} is not a setting of this policy; allowed: "
-                                    f"{', '.join(schema) or 'none'}")
+            raise PolicyConfigError(
+                f"{path}: {name}.{key} is not a setting of this policy; allowed: "
+                f"{', '.join(schema) or 'none'}"
+            )
         expected = _JSON_TYPES[schema[key]["type"]]
         if not isinstance(given, expected) or isinstance(given, bool) != (schema[key]["type"] == "boolean"):
-            raise PolicyConfigError(f"{path}: {name}.{key} must be a JSON {schema[key]['type']}, "
-                                    f"got {given!r}")
+            raise PolicyConfigError(
+                f"{path}: {name}.{key} must be a JSON {schema[key]['type']}, got {given!r}"
+            )
     for target, reason in as_map(settings.get("exceptions")).items():
         if target.count("/") != 2 or not isinstance(reason, str) or len(reason.strip()) < 10:
-            raise PolicyConfigError(f"{path}: {name}.exceptions[{target!r}] must map Kind/namespace/name "
-                                    "to a reason of at least 10 characters")
+            raise PolicyConfigError(
+                f"{path}: {name}.exceptions[{target!r}] must map Kind/namespace/name "
+                "to a reason of at least 10 characters"
+            )
 
 
 def stack_config(stack: str) -> dict[str, Any]:
@@ -114,8 +124,9 @@ def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = N
     """Every violation the pack reports over these resources, with the level the config gives it."""
     config = config or {}
     findings: list[Finding] = []
-    stack = [PolicyResource(r.type, r.props, r.urn, r.name, _options(), None, None, [], {})
-             for r in resources]
+    stack = [
+        PolicyResource(r.type, r.props, r.urn, r.name, _options(), None, None, [], {}) for r in resources
+    ]
     for policy in build_policies():
         level = _level(policy, config)
         if level == "disabled":

@@ -66,12 +66,20 @@ def to_policy(rule: Rule) -> Policy:
     level = EnforcementLevel(rule.level)
     schema = PolicyConfigSchema(properties={k: dict(v) for k, v in rule.schema().items()})
     if rule.stack_check is not None:
-        return StackValidationPolicy(name=rule.name, description=rule.description,
-                                     validate=_stack_validation(rule), enforcement_level=level,
-                                     config_schema=schema)
-    return ResourceValidationPolicy(name=rule.name, description=rule.description,
-                                    validate=_resource_validation(rule), enforcement_level=level,
-                                    config_schema=schema)
+        return StackValidationPolicy(
+            name=rule.name,
+            description=rule.description,
+            validate=_stack_validation(rule),
+            enforcement_level=level,
+            config_schema=schema,
+        )
+    return ResourceValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        validate=_resource_validation(rule),
+        enforcement_level=level,
+        config_schema=schema,
+    )
 
 
 def build_policies() -> list[Policy]:

@@ -33,8 +33,11 @@ def hpa_for(workload: Resource, resources: Sequence[Resource]) -> Resource | Non
     """The HPA whose scaleTargetRef names this workload in its namespace."""
     for hpa in _of_kind(resources, "HorizontalPodAutoscaler"):
         ref = as_map(dig(hpa.props, "spec", "scaleTargetRef"))
-        if (hpa.namespace == workload.namespace and ref.get("kind") == workload.kind
-                and ref.get("name") == workload.k8s_name):
+        if (
+            hpa.namespace == workload.namespace
+            and ref.get("kind") == workload.kind
+            and ref.get("name") == workload.k8s_name
+        ):
             return hpa
     return None
 
@@ -65,9 +68,11 @@ def check_spread_across_nodes(resource: Resource, config: Mapping[str, Any] = EM
         keys.add(dig(term, "podAffinityTerm", "topologyKey"))
     if HOSTNAME_TOPOLOGY_KEY in keys:
         return []
-    return [f"{resource.label}: {pod_spec_path(resource)}.topologySpreadConstraints has no constraint on "
-            f"{HOSTNAME_TOPOLOGY_KEY}; fix: add topologySpreadConstraints with topologyKey "
-            f"{HOSTNAME_TOPOLOGY_KEY} (maxSkew 1) so one node failure cannot take every replica"]
+    return [
+        f"{resource.label}: {pod_spec_path(resource)}.topologySpreadConstraints has no constraint on "
+        f"{HOSTNAME_TOPOLOGY_KEY}; fix: add topologySpreadConstraints with topologyKey "
+        f"{HOSTNAME_TOPOLOGY_KEY} (maxSkew 1) so one node failure cannot take every replica"
+    ]
 
 
 def check_hpa_valid(resource: Resource, config: Mapping[str, Any] = EMPTY) -> list[str]:
@@ -76,16 +81,20 @@ def check_hpa_valid(resource: Resource, config: Mapping[str, Any] = EMPTY) -> li
     where = resource.label
     out = []
     if resource.type != HPA_API:
-        out.append(f"{where}: uses {resource.type.split(':')[1]}; fix: declare it as autoscaling/v2 "
-                   "(CPU and memory targets need it)")
+        out.append(
+            f"{where}: uses {resource.type.split(':')[1]}; fix: declare it as autoscaling/v2 "
+            "(CPU and memory targets need it)"
+        )
     spec = as_map(resource.props.get("spec"))
     low, high = number(spec.get("minReplicas")), number(spec.get("maxReplicas"))
     low = 1.0 if low is None else low
     if high is None:
         out.append(f"{where}: spec.maxReplicas is unset; fix: set maxReplicas")
     elif not 1 <= low <= high:
-        out.append(f"{where}: spec.minReplicas {low:g} and spec.maxReplicas {high:g} are not "
-                   "1 <= min <= max; fix: set minReplicas between 1 and maxReplicas")
+        out.append(
+            f"{where}: spec.minReplicas {low:g} and spec.maxReplicas {high:g} are not "
+            "1 <= min <= max; fix: set minReplicas between 1 and maxReplicas"
+        )
     ref = as_map(spec.get("scaleTargetRef"))
     if not ref.get("kind") or not ref.get("name"):
         out.append(f"{where}: spec.scaleTargetRef needs kind and name; fix: name the Deployment it scales")
@@ -95,8 +104,10 @@ def check_hpa_valid(resource: Resource, config: Mapping[str, Any] = EMPTY) -> li
     for index, metric in enumerate(metrics):
         target = number(dig(metric, "resource", "target", "averageUtilization"))
         if dig(metric, "type") == "Resource" and target is not None and not 1 <= target <= 100:
-            out.append(f"{where}: spec.metrics[{index}].resource.target.averageUtilization is {target:g}; "
-                       "fix: use a percentage between 1 and 100")
+            out.append(
+                f"{where}: spec.metrics[{index}].resource.target.averageUtilization is {target:g}; "
+                "fix: use a percentage between 1 and 100"
+            )
     return out
 
 
@@ -107,11 +118,15 @@ def check_pdb_valid(resource: Resource, config: Mapping[str, Any] = EMPTY) -> li
     where = resource.label
     low, high = spec.get("minAvailable"), spec.get("maxUnavailable")
     if (low is None) == (high is None):
-        return [f"{where}: spec sets {'both' if low is not None else 'neither'} of minAvailable and "
-                "maxUnavailable; fix: set exactly one (maxUnavailable: 1 is a good default)"]
+        return [
+            f"{where}: spec sets {'both' if low is not None else 'neither'} of minAvailable and "
+            "maxUnavailable; fix: set exactly one (maxUnavailable: 1 is a good default)"
+        ]
     if high in (0, 0.0, "0%") or low == "100%":
-        return [f"{where}: spec {'maxUnavailable' if high is not None else 'minAvailable'} forbids every "
-                "eviction, so node drains hang; fix: allow at least one pod to be disrupted"]
+        return [
+            f"{where}: spec {'maxUnavailable' if high is not None else 'minAvailable'} forbids every "
+            "eviction, so node drains hang; fix: allow at least one pod to be disrupted"
+        ]
     if not as_map(spec.get("selector")):
         return [f"{where}: spec.selector is empty; fix: select the workload's pods by their stable labels"]
     return []
@@ -126,15 +141,21 @@ def check_zero_downtime_rollout(resource: Resource, config: Mapping[str, Any] = 
     out = []
     kind = strategy.get("type", "RollingUpdate")
     if kind != "RollingUpdate":
-        out.append(f"{resource.label}: spec.strategy.type is {kind}, which stops every pod before starting "
-                   "new ones; fix: use a RollingUpdate with maxSurge 1 and maxUnavailable 0")
+        out.append(
+            f"{resource.label}: spec.strategy.type is {kind}, which stops every pod before starting "
+            "new ones; fix: use a RollingUpdate with maxSurge 1 and maxUnavailable 0"
+        )
     elif max_unavailable not in (0, 0.0, "0%"):
-        out.append(f"{resource.label}: spec.strategy.rollingUpdate.maxUnavailable is "
-                   f"{max_unavailable if max_unavailable is not None else 'unset (25%)'}; fix: use a "
-                   "RollingUpdate with maxSurge 1 and maxUnavailable 0")
+        out.append(
+            f"{resource.label}: spec.strategy.rollingUpdate.maxUnavailable is "
+            f"{max_unavailable if max_unavailable is not None else 'unset (25%)'}; fix: use a "
+            "RollingUpdate with maxSurge 1 and maxUnavailable 0"
+        )
     if not number(spec.get("minReadySeconds")):
-        out.append(f"{resource.label}: spec.minReadySeconds is unset; fix: set minReadySeconds (10) so a "
-                   "pod must stay ready before the rollout moves on")
+        out.append(
+            f"{resource.label}: spec.minReadySeconds is unset; fix: set minReadySeconds (10) so a "
+            "pod must stay ready before the rollout moves on"
+        )
     return out
 
 
@@ -146,11 +167,14 @@ def check_min_replicas(resources: Sequence[Resource], config: Config = EMPTY) ->
         low, _ = replica_range(workload, resources)
         if low < wanted:
             hpa = hpa_for(workload, resources)
-            field = (f"HorizontalPodAutoscaler '{hpa.k8s_name}' spec.minReplicas" if hpa
-                     else "spec.replicas")
-            out.append(Violation(f"{workload.label}: {field} lets it run {low:g} pod(s); fix: run at least "
-                                 f"{wanted:g} (set {field.split()[-1]} to {wanted:g})",
-                                 hpa.urn if hpa else workload.urn))
+            field = f"HorizontalPodAutoscaler '{hpa.k8s_name}' spec.minReplicas" if hpa else "spec.replicas"
+            out.append(
+                Violation(
+                    f"{workload.label}: {field} lets it run {low:g} pod(s); fix: run at least "
+                    f"{wanted:g} (set {field.split()[-1]} to {wanted:g})",
+                    hpa.urn if hpa else workload.urn,
+                )
+            )
     return out
 
 
@@ -162,11 +186,19 @@ def check_pdb_per_workload(resources: Sequence[Resource], config: Config = EMPTY
         if high <= 1:
             continue
         labels = pod_labels(workload)
-        if not any(p.namespace == workload.namespace
-                   and selector_matches(as_map(dig(p.props, "spec", "selector")), labels) for p in pdbs):
-            out.append(Violation(f"{workload.label}: can run {high:g} pods but no PodDisruptionBudget "
-                                 "selects its pod labels; fix: add a PodDisruptionBudget (maxUnavailable: 1) "
-                                 "whose spec.selector matches spec.template.metadata.labels", workload.urn))
+        if not any(
+            p.namespace == workload.namespace
+            and selector_matches(as_map(dig(p.props, "spec", "selector")), labels)
+            for p in pdbs
+        ):
+            out.append(
+                Violation(
+                    f"{workload.label}: can run {high:g} pods but no PodDisruptionBudget "
+                    "selects its pod labels; fix: add a PodDisruptionBudget (maxUnavailable: 1) "
+                    "whose spec.selector matches spec.template.metadata.labels",
+                    workload.urn,
+                )
+            )
     return out
 
 
@@ -174,13 +206,19 @@ def check_hpa_target_exists(resources: Sequence[Resource], config: Config = EMPT
     out = []
     for hpa in _of_kind(resources, "HorizontalPodAutoscaler"):
         ref = as_map(dig(hpa.props, "spec", "scaleTargetRef"))
-        found = any(r.kind == ref.get("kind") and r.k8s_name == ref.get("name")
-                    and r.namespace == hpa.namespace for r in resources)
+        found = any(
+            r.kind == ref.get("kind") and r.k8s_name == ref.get("name") and r.namespace == hpa.namespace
+            for r in resources
+        )
         if not found:
-            out.append(Violation(f"{hpa.label}: spec.scaleTargetRef points at {ref.get('kind')} "
-                                 f"'{ref.get('name')}', which is not in the stack (namespace "
-                                 f"'{hpa.namespace}'); fix: point it at the workload's kind and name",
-                                 hpa.urn))
+            out.append(
+                Violation(
+                    f"{hpa.label}: spec.scaleTargetRef points at {ref.get('kind')} "
+                    f"'{ref.get('name')}', which is not in the stack (namespace "
+                    f"'{hpa.namespace}'); fix: point it at the workload's kind and name",
+                    hpa.urn,
+                )
+            )
     return out
 
 
@@ -189,7 +227,12 @@ def check_hpa_target_no_replicas(resources: Sequence[Resource], config: Config =
     for workload in _of_kind(resources, *SCALABLE):
         hpa = hpa_for(workload, resources)
         if hpa is not None and dig(workload.props, "spec", "replicas") is not None:
-            out.append(Violation(f"{workload.label}: spec.replicas is set although HorizontalPodAutoscaler "
-                                 f"'{hpa.k8s_name}' scales it (every apply would reset the HPA's count); "
-                                 "fix: remove spec.replicas", workload.urn))
+            out.append(
+                Violation(
+                    f"{workload.label}: spec.replicas is set although HorizontalPodAutoscaler "
+                    f"'{hpa.k8s_name}' scales it (every apply would reset the HPA's count); "
+                    "fix: remove spec.replicas",
+                    workload.urn,
+                )
+            )
     return out

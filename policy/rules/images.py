@@ -39,8 +39,9 @@ def check_image_tag_explicit(resource: Resource, config: Mapping[str, Any] = EMP
         elif ref.tag == "latest":
             out.append(f"{where} is '{image}' (the moving 'latest' tag); fix: use a version tag or a digest")
         elif ref.tag is None and ref.digest is None:
-            out.append(f"{where} is '{image}' with no tag (that means 'latest'); fix: add a version tag "
-                       "or a digest")
+            out.append(
+                f"{where} is '{image}' with no tag (that means 'latest'); fix: add a version tag or a digest"
+            )
     return out
 
 
@@ -50,6 +51,8 @@ def check_image_pinned_by_digest(resource: Resource, config: Mapping[str, Any] =
         image = str(c.spec.get("image") or "")
         digest = parse_image(image).digest
         if digest is None or not DIGEST.match(digest):
-            out.append(f"{container_label(resource, c)}: {c.path}.image is '{image}', not pinned by digest; "
-                       "fix: deploy the image as <repository>@sha256:<digest> (the build's repo digest)")
+            out.append(
+                f"{container_label(resource, c)}: {c.path}.image is '{image}', not pinned by digest; "
+                "fix: deploy the image as <repository>@sha256:<digest> (the build's repo digest)"
+            )
     return out

@@ -8,11 +8,24 @@ from typing import Any
 from policy.constants import RECOMMENDED_LABELS, WORKLOAD_LABELS
 from policy.model import EMPTY, Resource, as_list, as_map, dig, pod_template, pod_template_path
 
-LABELLED_KINDS = frozenset({
-    "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service", "ConfigMap", "Secret",
-    "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "Ingress",
-    "PersistentVolumeClaim",
-})
+LABELLED_KINDS = frozenset(
+    {
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ServiceAccount",
+        "Ingress",
+        "PersistentVolumeClaim",
+    }
+)
 
 
 def check_recommended_labels(resource: Resource, config: Mapping[str, Any] = EMPTY) -> list[str]:
@@ -29,6 +42,8 @@ def check_recommended_labels(resource: Resource, config: Mapping[str, Any] = EMP
     for path, labels in places:
         missing = [key for key in required if not labels.get(key)]
         if missing:
-            out.append(f"{resource.label}: {path} lacks {', '.join(missing)}; fix: add the recommended "
-                       "app.kubernetes.io labels")
+            out.append(
+                f"{resource.label}: {path} lacks {', '.join(missing)}; fix: add the recommended "
+                "app.kubernetes.io labels"
+            )
     return out

@@ -63,11 +63,20 @@ def check_references_exist(resources: Sequence[Resource], config: Config = EMPTY
         for kind, name, key, where in _references(workload):
             target = objects.get((kind, workload.namespace, name))
             if target is None:
-                out.append(Violation(f"{where} names {kind} '{name}', which the stack does not create in "
-                                     f"namespace '{workload.namespace}'; fix: create it or correct the name",
-                                     workload.urn))
+                out.append(
+                    Violation(
+                        f"{where} names {kind} '{name}', which the stack does not create in "
+                        f"namespace '{workload.namespace}'; fix: create it or correct the name",
+                        workload.urn,
+                    )
+                )
             elif key is not None and key not in _keys(target):
-                out.append(Violation(f"{where} reads key '{key}' that {kind} '{name}' does not have "
-                                     f"(it has {', '.join(sorted(_keys(target))) or 'none'}); fix: correct "
-                                     "the key or add it", workload.urn))
+                out.append(
+                    Violation(
+                        f"{where} reads key '{key}' that {kind} '{name}' does not have "
+                        f"(it has {', '.join(sorted(_keys(target))) or 'none'}); fix: correct "
+                        "the key or add it",
+                        workload.urn,
+                    )
+                )
     return out

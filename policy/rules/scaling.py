@@ -34,21 +34,32 @@ def check_scaling_table(resources: Sequence[Resource], config: Config = EMPTY) -
         row = as_map(row)
         workload = _workload_named(service, resources)
         if workload is None:
-            out.append(Violation(f"service '{service}' from the scaling table has no Deployment in the "
-                                 "stack; fix: deploy it or remove it from the policy's scaling table", None))
+            out.append(
+                Violation(
+                    f"service '{service}' from the scaling table has no Deployment in the "
+                    "stack; fix: deploy it or remove it from the policy's scaling table",
+                    None,
+                )
+            )
             continue
         out.extend(_check_row(service, row, workload, resources))
     return out
 
 
-def _check_row(service: str, row: Mapping[str, Any], workload: Resource,
-               resources: Sequence[Resource]) -> list[Violation]:
+def _check_row(
+    service: str, row: Mapping[str, Any], workload: Resource, resources: Sequence[Resource]
+) -> list[Violation]:
     hpa = hpa_for(workload, resources)
     low, high = replica_range(workload, resources)
     wants_hpa = any(key in row for key in ("max", "cpu", "memory"))
     if hpa is None and wants_hpa:
-        return [Violation(f"{workload.label}: has no HorizontalPodAutoscaler but the scaling table sets "
-                          f"{dict(row)}; fix: add an autoscaling/v2 HPA that targets it", workload.urn)]
+        return [
+            Violation(
+                f"{workload.label}: has no HorizontalPodAutoscaler but the scaling table sets "
+                f"{dict(row)}; fix: add an autoscaling/v2 HPA that targets it",
+                workload.urn,
+            )
+        ]
     where, urn = (workload.label, workload.urn)
     if hpa is not None:
         where, urn = f"HorizontalPodAutoscaler '{hpa.k8s_name}'", hpa.urn
@@ -56,9 +67,12 @@ def _check_row(service: str, row: Mapping[str, Any], workload: Resource,
     if hpa is not None:
         targets = _targets(hpa)
         got.update(cpu=targets.get("cpu"), memory=targets.get("memory"))
-    fields = {"min": "spec.minReplicas" if hpa else "spec.replicas", "max": "spec.maxReplicas",
-              "cpu": "spec.metrics[cpu].target.averageUtilization",
-              "memory": "spec.metrics[memory].target.averageUtilization"}
+    fields = {
+        "min": "spec.minReplicas" if hpa else "spec.replicas",
+        "max": "spec.maxReplicas",
+        "cpu": "spec.metrics[cpu].target.averageUtilization",
+        "memory": "spec.metrics[memory].target.averageUtilization",
+    }
     out = []
     for key, wanted in row.items():
         actual = got.get(key)
@@ -66,6 +80,11 @@ def _check_row(service: str, row: Mapping[str, Any], workload: Resource,
         if wrong:
             shown = "unset" if actual is None else f"{actual:g}"
             need = f"at least {wanted}" if key == "min" else str(wanted)
-            out.append(Violation(f"{where} for {service}: {fields[key]} is {shown}, the scaling table says "
-                                 f"{need}; fix: set it to {wanted}", urn))
+            out.append(
+                Violation(
+                    f"{where} for {service}: {fields[key]} is {shown}, the scaling table says "
+                    f"{need}; fix: set it to {wanted}",
+                    urn,
+                )
+            )
     return out

@@ -26,9 +26,11 @@ def check_no_secret_env_literals(resource: Resource, config: Mapping[str, Any] =
             env = as_map(env)
             name = str(env.get("name", ""))
             if "value" in env and looks_secret(name, env.get("value")):
-                out.append(f"{container_label(resource, c)}: {c.path}.env[{index}] ({name}) carries a "
-                           "secret-looking literal value; fix: move it into a Secret and use "
-                           "valueFrom.secretKeyRef (or envFrom.secretRef)")
+                out.append(
+                    f"{container_label(resource, c)}: {c.path}.env[{index}] ({name}) carries a "
+                    "secret-looking literal value; fix: move it into a Secret and use "
+                    "valueFrom.secretKeyRef (or envFrom.secretRef)"
+                )
     return out
 
 

@@ -25,11 +25,15 @@ def check_run_as_non_root(resource: Resource, config: Mapping[str, Any] = EMPTY)
     for c in containers(resource):
         where = container_label(resource, c)
         if effective(resource, c, "runAsNonRoot") is not True:
-            out.append(f"{where}: {c.path}.securityContext.runAsNonRoot is not true; fix: set runAsNonRoot: "
-                       "true on the container or the pod securityContext")
+            out.append(
+                f"{where}: {c.path}.securityContext.runAsNonRoot is not true; fix: set runAsNonRoot: "
+                "true on the container or the pod securityContext"
+            )
         if effective(resource, c, "runAsUser") in (0, 0.0):
-            out.append(f"{where}: {c.path}.securityContext.runAsUser is 0 (root); fix: run as a non-zero uid "
-                       "such as 10001")
+            out.append(
+                f"{where}: {c.path}.securityContext.runAsUser is 0 (root); fix: run as a non-zero uid "
+                "such as 10001"
+            )
     return out
 
 
@@ -67,11 +71,15 @@ def check_drop_all_capabilities(resource: Resource, config: Mapping[str, Any] = 
         dropped = {str(x).upper() for x in as_list(dig(caps, "drop"))}
         added = [str(x) for x in as_list(dig(caps, "add"))]
         if "ALL" not in dropped:
-            out.append(f"{container_label(resource, c)}: {c.path}.securityContext.capabilities.drop does not "
-                       "contain ALL; fix: set capabilities: {drop: [ALL]}")
+            out.append(
+                f"{container_label(resource, c)}: {c.path}.securityContext.capabilities.drop does not "
+                "contain ALL; fix: set capabilities: {drop: [ALL]}"
+            )
         if added:
-            out.append(f"{container_label(resource, c)}: {c.path}.securityContext.capabilities.add grants "
-                       f"{', '.join(added)}; fix: remove the added capabilities")
+            out.append(
+                f"{container_label(resource, c)}: {c.path}.securityContext.capabilities.add grants "
+                f"{', '.join(added)}; fix: remove the added capabilities"
+            )
     return out
 
 
@@ -80,9 +88,11 @@ def check_seccomp_runtime_default(resource: Resource, config: Mapping[str, Any] 
     for c in containers(resource):
         profile = dig(effective(resource, c, "seccompProfile"), "type")
         if profile not in ("RuntimeDefault", "Localhost"):
-            out.append(f"{container_label(resource, c)}: seccompProfile.type is {profile or 'unset'} in "
-                       f"{c.path}.securityContext and {pod_spec_path(resource)}.securityContext; fix: set "
-                       "seccompProfile: {type: RuntimeDefault} on the pod securityContext")
+            out.append(
+                f"{container_label(resource, c)}: seccompProfile.type is {profile or 'unset'} in "
+                f"{c.path}.securityContext and {pod_spec_path(resource)}.securityContext; fix: set "
+                "seccompProfile: {type: RuntimeDefault} on the pod securityContext"
+            )
     return out
 
 
@@ -104,8 +114,10 @@ def check_no_host_ports(resource: Resource, config: Mapping[str, Any] = EMPTY) -
         for index, port in enumerate(as_list(c.spec.get("ports"))):
             host_port = dig(port, "hostPort")
             if host_port not in (None, 0, 0.0):
-                out.append(f"{container_label(resource, c)}: {c.path}.ports[{index}].hostPort is "
-                           f"{int(host_port)}; fix: remove hostPort and reach the pod through a Service")
+                out.append(
+                    f"{container_label(resource, c)}: {c.path}.ports[{index}].hostPort is "
+                    f"{int(host_port)}; fix: remove hostPort and reach the pod through a Service"
+                )
     return out
 
 
@@ -116,9 +128,11 @@ def check_no_service_account_token(resource: Resource, config: Mapping[str, Any]
     if as_map(resource.metadata.get("annotations")).get(API_ACCESS_ANNOTATION):
         return []
     if spec.get("automountServiceAccountToken") is not False:
-        return [f"{resource.label}: {pod_spec_path(resource)}.automountServiceAccountToken is not false; "
-                "fix: set it to false, or annotate the workload with "
-                f"{API_ACCESS_ANNOTATION}: <why it needs the Kubernetes API>"]
+        return [
+            f"{resource.label}: {pod_spec_path(resource)}.automountServiceAccountToken is not false; "
+            "fix: set it to false, or annotate the workload with "
+            f"{API_ACCESS_ANNOTATION}: <why it needs the Kubernetes API>"
+        ]
     return []
 
 
@@ -128,7 +142,9 @@ def check_dedicated_service_account(resource: Resource, config: Mapping[str, Any
         return []
     account = spec.get("serviceAccountName") or spec.get("serviceAccount")
     if not account or account == "default":
-        return [f"{resource.label}: {pod_spec_path(resource)}.serviceAccountName is "
-                f"{account or 'unset'} (the namespace's default account); fix: create a ServiceAccount for "
-                "this workload and set serviceAccountName"]
+        return [
+            f"{resource.label}: {pod_spec_path(resource)}.serviceAccountName is "
+            f"{account or 'unset'} (the namespace's default account); fix: create a ServiceAccount for "
+            "this workload and set serviceAccountName"
+        ]
     return []

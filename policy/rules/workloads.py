@@ -14,8 +14,10 @@ def check_resource_requests(resource: Resource, config: Mapping[str, Any] = EMPT
         requests = as_map(dig(c.spec, "resources", "requests"))
         missing = [key for key in ("cpu", "memory") if not requests.get(key)]
         if missing:
-            out.append(f"{container_label(resource, c)}: {c.path}.resources.requests has no "
-                       f"{' or '.join(missing)}; fix: request the CPU and memory the container needs")
+            out.append(
+                f"{container_label(resource, c)}: {c.path}.resources.requests has no "
+                f"{' or '.join(missing)}; fix: request the CPU and memory the container needs"
+            )
     return out
 
 
@@ -40,8 +42,10 @@ def check_probes_present(resource: Resource, config: Mapping[str, Any] = EMPTY) 
     for c in _app_containers(resource):
         for probe in ("readinessProbe", "livenessProbe"):
             if not c.spec.get(probe):
-                out.append(f"{container_label(resource, c)}: {c.path}.{probe} is unset; fix: add a "
-                           f"{probe} ({'/health/ready' if probe == 'readinessProbe' else '/health/live'})")
+                out.append(
+                    f"{container_label(resource, c)}: {c.path}.{probe} is unset; fix: add a "
+                    f"{probe} ({'/health/ready' if probe == 'readinessProbe' else '/health/live'})"
+                )
     return out
 
 
@@ -58,7 +62,9 @@ def check_probes_distinct(resource: Resource, config: Mapping[str, Any] = EMPTY)
     for c in _app_containers(resource):
         ready, live = as_map(c.spec.get("readinessProbe")), as_map(c.spec.get("livenessProbe"))
         if ready and live and _probe_check(ready) == _probe_check(live):
-            out.append(f"{container_label(resource, c)}: {c.path}.livenessProbe runs the same check as the "
-                       "readinessProbe; fix: let liveness check the process alone and readiness whether it "
-                       "can serve (the services: /health/live and /health/ready)")
+            out.append(
+                f"{container_label(resource, c)}: {c.path}.livenessProbe runs the same check as the "
+                "readinessProbe; fix: let liveness check the process alone and readiness whether it "
+                "can serve (the services: /health/live and /health/ready)"
+            )
     return out

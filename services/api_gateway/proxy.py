@@ -34,11 +34,25 @@ log = logging.getLogger("venta.gateway")
 UPSTREAM = Counter("gateway_upstream_requests_total", "Requests forwarded", ["upstream", "outcome"])
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length", "x-request-id", "x-forwarded-for",
-    "x-forwarded-proto", "x-forwarded-host",
-})  # fmt: skip
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "x-request-id",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    }
+)
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in _HOP_BY_HOP)
 _JSON = (b"content-type", b"application/json")
 GATEWAY_AGENT = "venta-api-gateway"
@@ -59,10 +73,13 @@ async def send_json(
     send: Send, status: int, body: dict[str, object], headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
     payload = orjson.dumps(body)
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [_JSON, (b"content-length", str(len(payload)).encode()), *headers],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(payload)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -142,10 +159,11 @@ class Gateway:
             )
             session = aiohttp.ClientSession(
                 timeout=self._default_timeout,
-                connector=connector, auto_decompress=False,
+                connector=connector,
+                auto_decompress=False,
                 # A shared session must not keep one client's cookies and send them with another's requests.
                 cookie_jar=aiohttp.DummyCookieJar(),
-            )  # fmt: skip
+            )
             base_url = self.settings.upstream_url(route.service)
             self.upstreams[route.service] = Upstream(route.service, base_url, session)
 
@@ -183,9 +201,11 @@ class Gateway:
         wait = await self.limiter.hit(client)
         if wait:
             await send_json(
-                send, 429, error_body(429, "rate limit exceeded; retry later", retry_after=wait),
+                send,
+                429,
+                error_body(429, "rate limit exceeded; retry later", retry_after=wait),
                 ((b"retry-after", str(wait).encode()),),
-            )  # fmt: skip
+            )
             return
         limit = self.settings.upload_max_bytes if route.uploads else self.settings.max_body_bytes
         try:
@@ -196,8 +216,14 @@ class Gateway:
         await self._forward(scope, send, route, method, headers, body)
 
     async def _forward(
-        self, scope: Scope, send: Send, route: Route, method: str, headers: CIMultiDict[str], body: bytes,
-    ) -> None:  # fmt: skip
+        self,
+        scope: Scope,
+        send: Send,
+        route: Route,
+        method: str,
+        headers: CIMultiDict[str],
+        body: bytes,
+    ) -> None:
         upstream = self.upstreams[route.service]
         # The raw (still percent-encoded) path goes on unchanged, so %2F and friends keep their meaning.
         raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -211,22 +237,34 @@ class Gateway:
         attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0)
         for attempt in range(1, attempts + 1):
             # The first attempt uses the session's timeout; a retry gets only what is left of it.
-            per_try = self._default_timeout if attempt == 1 else aiohttp.ClientTimeout(
-                total=deadline - time.monotonic(), connect=self.settings.upstream_connect_timeout_seconds
-            )  # fmt: skip
+            per_try = (
+                self._default_timeout
+                if attempt == 1
+                else aiohttp.ClientTimeout(
+                    total=deadline - time.monotonic(), connect=self.settings.upstream_connect_timeout_seconds
+                )
+            )
             try:
                 async with upstream.session.request(
-                    method, url, data=body or None, headers=headers, allow_redirects=False,
+                    method,
+                    url,
+                    data=body or None,
+                    headers=headers,
+                    allow_redirects=False,
                     timeout=per_try,
-                ) as response:  # fmt: skip
+                ) as response:
                     payload = await response.read()
                     status = response.status
                     raw_headers = response.raw_headers
             except TimeoutError:
                 UPSTREAM.labels(route.service, "timeout").inc()
-                await send_json(send, 504, error_body(
-                    504, f"{route.service} did not answer within {timeout:g} s", upstream=route.service
-                ))  # fmt: skip
+                await send_json(
+                    send,
+                    504,
+                    error_body(
+                        504, f"{route.service} did not answer within {timeout:g} s", upstream=route.service
+                    ),
+                )
                 return
             except aiohttp.ClientError as exc:
                 if attempt < attempts and deadline - time.monotonic() > 0.05:
@@ -235,9 +273,9 @@ class Gateway:
                     continue
                 UPSTREAM.labels(route.service, "unavailable").inc()
                 log.warning("upstream failed", extra={"upstream": route.service, "error": repr(exc)})
-                await send_json(send, 502, error_body(
-                    502, f"{route.service} is unavailable", upstream=route.service
-                ))  # fmt: skip
+                await send_json(
+                    send, 502, error_body(502, f"{route.service} is unavailable", upstream=route.service)
+                )
                 return
             break
         response_headers = [(k, v) for k, v in raw_headers if k.lower() not in _HOP_BY_HOP_BYTES]

@@ -73,9 +73,14 @@ class TokenIssuer:
     def issue(self, user_id: str, role: Role) -> str:
         now = int(time.time())
         claims = {
-            "iss": ISSUER, "aud": AUDIENCE, "sub": user_id, "role": role,
-            "iat": now, "exp": now + self.ttl_seconds, "jti": uuid.uuid4().hex,
-        }  # fmt: skip
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user_id,
+            "role": role,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -108,9 +113,13 @@ class TokenVerifier:
     def _decode(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
-                token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )  # fmt: skip
+            )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("token expired") from None
         except jwt.PyJWTError:

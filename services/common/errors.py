@@ -19,11 +19,20 @@ from services.common.logs import request_id_var
 log = logging.getLogger("venta.errors")
 
 _CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-    422: "invalid_request", 429: "rate_limited", 502: "bad_gateway", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    502: "bad_gateway",
+    503: "unavailable",
     504: "gateway_timeout",
-}  # fmt: skip
+}
 
 
 def error_body(status: int, detail: Any, **extra: Any) -> dict[str, Any]:
@@ -40,8 +49,13 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     for error in exc.errors():
         # Location minus the leading "body"/"query" part reads as the field name; never echo the input.
         loc = [str(part) for part in error.get("loc", ())]
-        fields.append({"field": ".".join(loc[1:]) or ".".join(loc), "in": loc[0] if loc else "",
-                       "reason": error.get("msg", "invalid")})  # fmt: skip
+        fields.append(
+            {
+                "field": ".".join(loc[1:]) or ".".join(loc),
+                "in": loc[0] if loc else "",
+                "reason": error.get("msg", "invalid"),
+            }
+        )
     return fields
 
 

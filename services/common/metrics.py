@@ -87,9 +87,13 @@ class RequestContextMiddleware:
             if _access_log.isEnabledFor(logging.INFO):
                 _access_log.info(
                     "request",
-                    extra={"method": method, "path": label, "status": status,
-                           "duration_ms": round(elapsed * 1000, 2)},
-                )  # fmt: skip
+                    extra={
+                        "method": method,
+                        "path": label,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
 
 

@@ -88,8 +88,11 @@ async def apply_migrations(conn: asyncpg.Connection, service: str, directory: Pa
                 await conn.execute(
                     "INSERT INTO schema_migrations (service, version, name, checksum)"
                     " VALUES ($1, $2, $3, $4)",
-                    service, migration.version, migration.name, migration.checksum,
-                )  # fmt: skip
+                    service,
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
             applied_now.append(migration.version)
             log.info("applied migration", extra={"version": migration.version, "migration": migration.name})
     finally:

@@ -94,7 +94,10 @@ def new_event(subject: str, data: dict[str, Any], event_id: str | None = None) -
 
 
 async def publish_event(
-    js: JetStreamContext, event: dict[str, Any], *, timeout: float = 5.0  # noqa: ASYNC109 (nats-py's own ack wait)
+    js: JetStreamContext,
+    event: dict[str, Any],
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109 (nats-py's own ack wait)
 ) -> None:
     headers = {"Nats-Msg-Id": str(event["id"])}
     request_id = request_id_var.get()

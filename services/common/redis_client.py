@@ -47,6 +47,9 @@ def open_pipelined_redis(settings: RedisSettings) -> PipelinedRedis:
     """The shared-connection client for hot commands, with the same retry budget as ``open_redis``."""
     per_attempt, connect_timeout = attempt_timeouts(settings)
     return PipelinedRedis(
-        settings.redis_url, timeout=per_attempt, connect_timeout=connect_timeout,
-        retries=settings.redis_max_retries, client_name=f"{settings.service_name}-pipelined",
-    )  # fmt: skip
+        settings.redis_url,
+        timeout=per_attempt,
+        connect_timeout=connect_timeout,
+        retries=settings.redis_max_retries,
+        client_name=f"{settings.service_name}-pipelined",
+    )

@@ -76,15 +76,30 @@ class LocationStore:
         self.keys = keys or Keys()
 
     async def update(
-        self, vendor_id: str, caller: str, lon: float, lat: float, ts: float,
-        accuracy_m: float | None, now: float,
+        self,
+        vendor_id: str,
+        caller: str,
+        lon: float,
+        lat: float,
+        ts: float,
+        accuracy_m: float | None,
+        now: float,
     ) -> UpdateStatus:
         k = self.keys
         status = await self._scripts.evalsha(
-            _UPDATE, (k.positions, k.last_seen, k.vendor(vendor_id)),
-            (vendor_id, caller, lon, lat, ts, now - self._stale_after_s, _PRUNE_PER_WRITE,
-             "" if accuracy_m is None else accuracy_m),
-        )  # fmt: skip
+            _UPDATE,
+            (k.positions, k.last_seen, k.vendor(vendor_id)),
+            (
+                vendor_id,
+                caller,
+                lon,
+                lat,
+                ts,
+                now - self._stale_after_s,
+                _PRUNE_PER_WRITE,
+                "" if accuracy_m is None else accuracy_m,
+            ),
+        )
         return UpdateStatus(int(status))
 
     async def nearby(
@@ -92,7 +107,8 @@ class LocationStore:
     ) -> list[NearbyRow]:
         """The nearest fresh vendors within radius_m, nearest first, at most ``limit``."""
         raw = await self._scripts.evalsha(
-            _NEARBY, (self.keys.positions, self.keys.last_seen),
+            _NEARBY,
+            (self.keys.positions, self.keys.last_seen),
             (lon, lat, radius_m, limit, now - self._stale_after_s, _START_RADIUS_M),
         )
         rows: list[NearbyRow] = orjson.loads(raw)

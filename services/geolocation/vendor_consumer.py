@@ -33,9 +33,11 @@ async def apply_vendor_message(store: LocationStore, payload: bytes) -> None:
 
 async def consume(js: JetStreamContext, store: LocationStore, durable: str) -> None:
     sub = await js.pull_subscribe(
-        "vendor.*", durable=durable, stream=VENDORS_STREAM.name,
+        "vendor.*",
+        durable=durable,
+        stream=VENDORS_STREAM.name,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30),
-    )  # fmt: skip
+    )
     while True:
         try:
             messages = await sub.fetch(_BATCH, timeout=1.0)
@@ -55,5 +57,3 @@ async def consume(js: JetStreamContext, store: LocationStore, durable: str) -> N
                 await msg.nak(delay=_RETRY_DELAY_S)
                 continue
             await msg.ack()
-
-

@@ -57,10 +57,13 @@ class LocationUpdate:
         if not isinstance(vendor_id, str) or not numbers:
             raise ValueError("location event without vendor_id, lat, lon")
         payload = {
-            "vendor_id": vendor_id, "lat": lat, "lon": lon,
-            "accuracy_m": data.get("accuracy_m"), "recorded_at": event.get("occurred_at"),
+            "vendor_id": vendor_id,
+            "lat": lat,
+            "lon": lon,
+            "accuracy_m": data.get("accuracy_m"),
+            "recorded_at": event.get("occurred_at"),
             "accepted_at": data.get("accepted_at"),
-        }  # fmt: skip
+        }
         return cls(vendor_id, float(lat), float(lon), orjson.dumps(payload))  # type: ignore[arg-type]
 
 

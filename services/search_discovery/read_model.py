@@ -41,8 +41,16 @@ def _fields(event: dict[str, Any]) -> tuple[Any, ...]:
     if event["type"] not in ("vendor.created", "vendor.updated"):
         raise BadEvent(f"unexpected event type {event['type']!r}")
     try:
-        return (vendor_id, str(data["name"]), str(data["category"]), str(data.get("description") or ""),
-                bool(data.get("active", True)), False, version, event_id)  # fmt: skip
+        return (
+            vendor_id,
+            str(data["name"]),
+            str(data["category"]),
+            str(data.get("description") or ""),
+            bool(data.get("active", True)),
+            False,
+            version,
+            event_id,
+        )
     except KeyError as exc:
         raise BadEvent(f"vendor event lacks {exc}") from None
 

@@ -20,7 +20,10 @@ async def search(
                         ELSE ts_rank_cd(d.document, websearch_to_tsquery('english', $1)) END AS rank
             FROM vendor_documents d WHERE {_MATCH}
             ORDER BY rank DESC, d.name, d.vendor_id LIMIT $3 OFFSET $4""",
-        text, category, limit, offset,
-    )  # fmt: skip
+        text,
+        category,
+        limit,
+        offset,
+    )
     total = await pool.fetchval(f"SELECT count(*) FROM vendor_documents d WHERE {_MATCH}", text, category)
     return rows, int(total)

@@ -27,8 +27,12 @@ async def create_user(
         row: asyncpg.Record = await pool.fetchrow(
             "INSERT INTO users (id, email, password_hash, role, display_name) VALUES ($1, $2, $3, $4, $5)"
             " RETURNING id, email, role, display_name",
-            uuid.uuid4(), email, password_hash, role, display_name,
-        )  # fmt: skip
+            uuid.uuid4(),
+            email,
+            password_hash,
+            role,
+            display_name,
+        )
     except asyncpg.UniqueViolationError:
         raise DuplicateEmail(email) from None
     return row
@@ -52,8 +56,9 @@ async def update_display_name(pool: asyncpg.Pool, user_id: uuid.UUID, name: str)
     row: asyncpg.Record | None = await pool.fetchrow(
         "UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1"
         " RETURNING id, email, role, display_name",
-        user_id, name,
-    )  # fmt: skip
+        user_id,
+        name,
+    )
     return row
 
 
@@ -62,8 +67,10 @@ async def new_refresh_token(conn: asyncpg.Connection | asyncpg.Pool, user_id: uu
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
     await conn.execute(
         "INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
-        _token_hash(token), user_id, expires,
-    )  # fmt: skip
+        _token_hash(token),
+        user_id,
+        expires,
+    )
     return token
 
 

@@ -38,8 +38,11 @@ async def record_event(conn: asyncpg.Connection, subject: str, data: dict[str, A
     event = new_event(subject, data)
     await conn.execute(
         "INSERT INTO outbox (id, subject, payload, request_id) VALUES ($1, $2, $3, $4)",
-        event["id"], subject, orjson.dumps(event, default=str), request_id_var.get(),
-    )  # fmt: skip
+        event["id"],
+        subject,
+        orjson.dumps(event, default=str),
+        request_id_var.get(),
+    )
     return str(event["id"])
 
 

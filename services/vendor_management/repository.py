@@ -31,9 +31,13 @@ async def create_vendor(pool: asyncpg.Pool, owner_id: uuid.UUID, fields: dict[st
         row: asyncpg.Record = await conn.fetchrow(
             f"INSERT INTO vendors (id, owner_id, name, category, description, active)"
             f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}",
-            uuid.uuid4(), owner_id,
-            fields["name"], fields["category"], fields["description"], fields["active"],
-        )  # fmt: skip
+            uuid.uuid4(),
+            owner_id,
+            fields["name"],
+            fields["category"],
+            fields["description"],
+            fields["active"],
+        )
         await record_event(conn, "vendor.created", event_data(row))
     return row
 
@@ -56,8 +60,9 @@ async def update_vendor(
         row: asyncpg.Record = await conn.fetchrow(
             f"UPDATE vendors SET {assignments}, version = version + 1, updated_at = now()"
             f" WHERE id = $1 RETURNING {COLUMNS}",
-            vendor_id, *(changes[name] for name in columns),
-        )  # fmt: skip
+            vendor_id,
+            *(changes[name] for name in columns),
+        )
         await record_event(conn, "vendor.updated", event_data(row))
     return row
 
@@ -83,7 +88,10 @@ async def list_vendors(
     where = "($1::text IS NULL OR category = $1) AND ($2::uuid IS NULL OR owner_id = $2)"
     rows = await pool.fetch(
         f"SELECT {COLUMNS} FROM vendors WHERE {where} ORDER BY created_at, id LIMIT $3 OFFSET $4",
-        category, owner_id, limit, offset,
-    )  # fmt: skip
+        category,
+        owner_id,
+        limit,
+        offset,
+    )
     total = await pool.fetchval(f"SELECT count(*) FROM vendors WHERE {where}", category, owner_id)
     return rows, int(total)

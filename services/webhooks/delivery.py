@@ -149,4 +149,3 @@ class Deliverer:
                 attempted = 0
             if attempted < self._settings.webhook_batch_size:
                 await asyncio.sleep(self._settings.webhook_poll_seconds)
-

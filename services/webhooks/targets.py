@@ -69,9 +69,10 @@ async def resolve_checked(host: str, port: int, allow_private: bool) -> list[Res
         if reason and not allow_private:
             raise TargetRefused(f"target host {host!r} resolves to a refused address: {reason}")
         results.append(
-            ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
-                          flags=socket.AI_NUMERICHOST)
-        )  # fmt: skip
+            ResolveResult(
+                hostname=host, host=address, port=port, family=family, proto=0, flags=socket.AI_NUMERICHOST
+            )
+        )
     if not results:
         raise TargetRefused(f"target host {host!r} has no addresses")
     return results

@@ -45,9 +45,7 @@ def host(tmp_path: Path) -> Host:
 
 @pytest.fixture
 def dev_stack() -> RecordingStack:
-    return RecordingStack(
-        "dev", config={"venta:images.tag": "v1.0.0", "venta:images.build": "true"}
-    )
+    return RecordingStack("dev", config={"venta:images.tag": "v1.0.0", "venta:images.build": "true"})
 
 
 @pytest.fixture

@@ -11,9 +11,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 # docs/contracts.md, "Service names and code layout".
 CONTRACT_SERVICES = [
-    "api-gateway", "user-management", "vendor-management", "search-discovery",
-    "geolocation", "real-time", "webhooks", "file-management",
-]  # fmt: skip
+    "api-gateway",
+    "user-management",
+    "vendor-management",
+    "search-discovery",
+    "geolocation",
+    "real-time",
+    "webhooks",
+    "file-management",
+]
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
@@ -38,9 +44,7 @@ def readme_fresh_machine_commands() -> list[str]:
 def service_names() -> list[str]:
     """Every service package under services/ (the shared library aside), by its Kubernetes name."""
     packages = [
-        path.parent.name
-        for path in (ROOT / "services").glob("*/__init__.py")
-        if path.parent.name != "common"
+        path.parent.name for path in (ROOT / "services").glob("*/__init__.py") if path.parent.name != "common"
     ]
     return sorted(package.replace("_", "-") for package in packages)
 

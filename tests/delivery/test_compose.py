@@ -70,8 +70,11 @@ def test_each_database_the_services_use_is_created(compose: dict[str, Any]) -> N
         for service in compose["services"].values()
         if "DATABASE_URL" in service.get("environment", {})
     }
-    assert used == created == {"user_management", "vendor_management", "search_discovery", "webhooks",
-                               "file_management"}  # fmt: skip
+    assert (
+        used
+        == created
+        == {"user_management", "vendor_management", "search_discovery", "webhooks", "file_management"}
+    )
 
 
 def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:

@@ -21,8 +21,13 @@ def parse_env(text: str) -> dict[str, str]:
 
 def test_the_env_holds_fresh_passwords_and_a_matching_key_pair() -> None:
     first, second = parse_env(compose_env()), parse_env(compose_env())
-    assert set(first) == {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD", "JWT_SIGNING_SEED",
-                          "JWT_PUBLIC_KEY"}  # fmt: skip
+    assert set(first) == {
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "NATS_PASSWORD",
+        "JWT_SIGNING_SEED",
+        "JWT_PUBLIC_KEY",
+    }
     for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD", "JWT_SIGNING_SEED"):
         assert first[name] != second[name]
     for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD"):

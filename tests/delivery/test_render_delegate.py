@@ -12,8 +12,12 @@ from tests.delivery.repo_files import ROOT
 def test_venta_render_writes_the_stacks_manifests_from_any_folder(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "venta", "render", "dev", "--out", "manifests"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     written = sorted((tmp_path / "manifests").glob("*.yaml"))
     kinds = [yaml.safe_load(path.read_text())["kind"] for path in written]

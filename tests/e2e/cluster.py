@@ -37,8 +37,13 @@ from localdev.servers import Server, free_port
 from stacks.model import StackSettings
 
 BINARIES = (
-    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok",
-)  # fmt: skip
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+)
 CONTEXT = "venta-e2e"
 STORAGE_CLASS = "standard"
 # Prod asks for these by name (stacks: storage.className, storage.filesClassName).
@@ -105,11 +110,25 @@ class Etcd(Server):
     def _command(self) -> list[str]:
         peer = f"http://127.0.0.1:{self.peer_port}"
         return [
-            str(self.bin_dir / "etcd"), "--name", "e2e", "--data-dir", str(self.dir / "data"),
-            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"e2e={peer}", "--unsafe-no-fsync", "--log-level", "warn",
-        ]  # fmt: skip
+            str(self.bin_dir / "etcd"),
+            "--name",
+            "e2e",
+            "--data-dir",
+            str(self.dir / "data"),
+            "--listen-client-urls",
+            self.url,
+            "--advertise-client-urls",
+            self.url,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"e2e={peer}",
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+        ]
 
     def _ready(self) -> None:
         _wait_http(f"{self.url}/health", "etcd", self)
@@ -136,17 +155,34 @@ class ApiServer(Server):
 
     def _command(self) -> list[str]:
         return [
-            str(self.bin_dir / "kube-apiserver"), "--etcd-servers", self.etcd_url,
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(self.port), "--cert-dir", str(self.dir / "certs"),
-            "--token-auth-file", str(self.dir / "tokens.csv"), "--authorization-mode", "Node,RBAC",
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(self.sa_key),
-            "--service-account-signing-key-file", str(self.sa_key),
-            "--service-cluster-ip-range", SERVICE_CIDR, "--allow-privileged=true",  # as kubeadm sets it
+            str(self.bin_dir / "kube-apiserver"),
+            "--etcd-servers",
+            self.etcd_url,
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(self.port),
+            "--cert-dir",
+            str(self.dir / "certs"),
+            "--token-auth-file",
+            str(self.dir / "tokens.csv"),
+            "--authorization-mode",
+            "Node,RBAC",
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file",
+            str(self.sa_key),
+            "--service-account-signing-key-file",
+            str(self.sa_key),
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
+            "--allow-privileged=true",  # as kubeadm sets it
             # The "kubernetes" Service's endpoints would point at loopback, which validation refuses.
-            "--endpoint-reconciler-type", "none",
-        ]  # fmt: skip
+            "--endpoint-reconciler-type",
+            "none",
+        ]
 
     def _ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -181,8 +217,12 @@ class LocalCluster:
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
         done = subprocess.run(
             [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            input=input_text, capture_output=True, text=True, check=False, timeout=120,
-        )  # fmt: skip
+            input=input_text,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         if check and done.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
@@ -236,11 +276,20 @@ def kubeconfig_document(server: str, ca_pem: bytes, token: str, context: str = C
 def node_object(name: str, zone: str) -> dict[str, Any]:
     # kwok's node stage fills status (Ready, addresses, generous capacity) for nodes it manages.
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"}, "labels": {
-            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-            "topology.kubernetes.io/zone": zone, "type": "kwok"}},
-    }  # fmt: skip
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "topology.kubernetes.io/zone": zone,
+                "type": "kwok",
+            },
+        },
+    }
 
 
 def storage_objects(volumes_per_class: int, size: str = "500Gi") -> list[dict[str, Any]]:
@@ -252,20 +301,33 @@ def storage_objects(volumes_per_class: int, size: str = "500Gi") -> list[dict[st
     objects: list[dict[str, Any]] = []
     for name in STORAGE_CLASSES:
         default = "true" if name == STORAGE_CLASS else "false"
-        objects.append({
-            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": name,
-                         "annotations": {"storageclass.kubernetes.io/is-default-class": default}},
-            "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
-        })  # fmt: skip
+        objects.append(
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": name,
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": default},
+                },
+                "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "Immediate",
+            }
+        )
         objects += [
-            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{name}-{index}"},
-             "spec": {"capacity": {"storage": size}, "storageClassName": name,
-                      "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
-                      "persistentVolumeReclaimPolicy": "Retain",
-                      "hostPath": {"path": f"/tmp/venta-e2e-volumes/{name}-{index}"}}}
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"{name}-{index}"},
+                "spec": {
+                    "capacity": {"storage": size},
+                    "storageClassName": name,
+                    "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": f"/tmp/venta-e2e-volumes/{name}-{index}"},
+                },
+            }
             for index in range(volumes_per_class)
-        ]  # fmt: skip
+        ]
     return objects
 
 
@@ -299,21 +361,39 @@ def _component_commands(
     common = ["--kubeconfig", str(kubeconfig), "--bind-address", "127.0.0.1", "--secure-port", "{port}"]
     return {
         "kube-controller-manager": [
-            str(bin_dir / "kube-controller-manager"), *common, "--leader-elect=false",
-            "--service-account-private-key-file", str(sa_key), "--root-ca-file", str(ca_file),
-            "--use-service-account-credentials=false", "--cluster-cidr", POD_CIDR,
-            "--service-cluster-ip-range", SERVICE_CIDR,
+            str(bin_dir / "kube-controller-manager"),
+            *common,
+            "--leader-elect=false",
+            "--service-account-private-key-file",
+            str(sa_key),
+            "--root-ca-file",
+            str(ca_file),
+            "--use-service-account-credentials=false",
+            "--cluster-cidr",
+            POD_CIDR,
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
         ],
         "kube-scheduler": [str(bin_dir / "kube-scheduler"), *common, "--leader-elect=false"],
         "kwok": [
-            str(bin_dir / "kwok"), "--kubeconfig", str(kubeconfig), "--config", str(stage_file),
-            "--manage-all-nodes=true", "--cidr", "10.244.0.1/16", "--node-ip", "10.0.0.10",
-            "--server-address", "127.0.0.1:{port}",
+            str(bin_dir / "kwok"),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--config",
+            str(stage_file),
+            "--manage-all-nodes=true",
+            "--cidr",
+            "10.244.0.1/16",
+            "--node-ip",
+            "10.0.0.10",
+            "--server-address",
+            "127.0.0.1:{port}",
             # Without it kwok renews no node leases and heartbeats only every ~10 min, so the node
             # lifecycle controller marks the nodes NotReady after 40 s and evicts their pods.
-            "--node-lease-duration-seconds", "40",
+            "--node-lease-duration-seconds",
+            "40",
         ],
-    }  # fmt: skip
+    }
 
 
 def _wait_ready(cluster: LocalCluster, nodes: int, timeout: float = 60.0) -> None:

@@ -128,14 +128,24 @@ def deployed(
 
 def test_every_resource_in_the_state_is_the_live_object(deployed: ClusterStack) -> None:
     state = deployed.project.export_state(deployed.stack)["deployment"]["resources"]
-    objects = [r["outputs"] for r in state
-               if r["type"].startswith("kubernetes:") and not r["type"].startswith("pulumi:providers:")
-               and r.get("custom", True) and "metadata" in r.get("outputs", {})]  # fmt: skip
+    objects = [
+        r["outputs"]
+        for r in state
+        if r["type"].startswith("kubernetes:")
+        and not r["type"].startswith("pulumi:providers:")
+        and r.get("custom", True)
+        and "metadata" in r.get("outputs", {})
+    ]
     kinds = {o["kind"] for o in objects}
     assert {"Namespace", "Deployment", "StatefulSet", "Service", "ConfigMap", "Secret", "Ingress"} <= kinds
-    wanted = [{"apiVersion": o["apiVersion"], "kind": o["kind"],
-               "metadata": {k: o["metadata"][k] for k in ("name", "namespace") if k in o["metadata"]}}
-              for o in objects]  # fmt: skip
+    wanted = [
+        {
+            "apiVersion": o["apiVersion"],
+            "kind": o["kind"],
+            "metadata": {k: o["metadata"][k] for k in ("name", "namespace") if k in o["metadata"]},
+        }
+        for o in objects
+    ]
     listing = json.dumps({"apiVersion": "v1", "kind": "List", "items": wanted})
     live = json.loads(deployed.cluster.kubectl("get", "-f", "-", "-o", "json", input_text=listing))["items"]
     assert len(live) == len(objects)
@@ -179,14 +189,18 @@ def _hpas_at_minimum(stack: ClusterStack, scaled: Mapping[str, Autoscaling]) -> 
             c["type"] == "AbleToScale" and c["status"] == "True" for c in status[name].get("conditions", [])
         )
 
-    return all(status[name].get("currentReplicas", 0) >= want.min_replicas and processed(name)
-               for name, want in scaled.items())  # fmt: skip
+    return all(
+        status[name].get("currentReplicas", 0) >= want.min_replicas and processed(name)
+        for name, want in scaled.items()
+    )
 
 
 def test_version_b_then_rollback_to_a_runs_a_images_again(deployed: ClusterStack) -> None:
     version_a = deployed.settings.images.tag
-    assert all(images == {f"{deployed.settings.images.registry}/{name}:{version_a}"}
-               for name, images in deployed.service_images().items())  # fmt: skip
+    assert all(
+        images == {f"{deployed.settings.images.registry}/{name}:{version_a}"}
+        for name, images in deployed.service_images().items()
+    )
     deployed.set_config("venta:images.tag", VERSION_B)
     deployed.up("up version B")
     images_b = wait_for("only version B pods", lambda: _only_tag(deployed, VERSION_B))
@@ -237,18 +251,26 @@ def _rolled(stack: ClusterStack, before: dict[str, str]) -> set[str] | None:
 def test_refresh_then_preview_shows_no_drift(deployed: ClusterStack) -> None:
     deployed.project.run("refresh", "--stack", deployed.stack, "--yes", "--skip-preview", label="refresh")
     preview = deployed.project.preview(deployed.stack, label="preview after refresh")
-    changed = [(s["op"], s["urn"].split("::")[-1], s.get("diffReasons")) for s in planned_steps(preview)
-               if s["op"] != "same"]  # fmt: skip
+    changed = [
+        (s["op"], s["urn"].split("::")[-1], s.get("diffReasons"))
+        for s in planned_steps(preview)
+        if s["op"] != "same"
+    ]
     assert changed == []
 
 
 def test_destroy_leaves_nothing_in_the_namespace(deployed: ClusterStack) -> None:
     deployed.project.run("destroy", "--stack", deployed.stack, "--yes", "--skip-preview", label="destroy")
     left = deployed.cluster.kubectl(
-        "get", "all,configmaps,secrets,pvc,ingresses,networkpolicies,poddisruptionbudgets,"
+        "get",
+        "all,configmaps,secrets,pvc,ingresses,networkpolicies,poddisruptionbudgets,"
         "horizontalpodautoscalers,serviceaccounts,resourcequotas,limitranges",
-        "-n", deployed.namespace, "-o", "name", check=False,
-    )  # fmt: skip
+        "-n",
+        deployed.namespace,
+        "-o",
+        "name",
+        check=False,
+    )
     assert left.strip() == ""
     gone = deployed.cluster.kubectl("get", "namespace", deployed.namespace, check=False)
     assert gone == "", f"namespace {deployed.namespace} still exists"

@@ -105,9 +105,10 @@ def test_a_threshold_override_reaches_the_rules(captured_stack: Callable[..., Ca
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_dashboards_ship_as_sidecar_configmaps(stack: str, watched: dict[str, CapturedStack]) -> None:
     boards = [
-        r.inputs for r in watched[stack].of_type("kubernetes:core/v1:ConfigMap")
+        r.inputs
+        for r in watched[stack].of_type("kubernetes:core/v1:ConfigMap")
         if r.inputs["metadata"]["labels"].get("grafana_dashboard") == "1"
-    ]  # fmt: skip
+    ]
     titles = {json.loads(body)["title"] for cm in boards for body in cm["data"].values()}
     assert titles == {"Venta / Overview", "Venta / Marketplace", "Venta / Location", "Venta / Communication"}
 
@@ -196,9 +197,10 @@ def test_the_policy_pack_finds_nothing_mandatory_in_the_observability_objects(
     config = {**pinned_images_config(watched["prod"]), **_operator_on(exporters=images)}
     for stack, captured in (("dev", watched["dev"]), ("prod", captured_stack("prod", config))):
         findings = [
-            f for f in mandatory(evaluate(policy_resources(captured), stack_config(stack)))
+            f
+            for f in mandatory(evaluate(policy_resources(captured), stack_config(stack)))
             if "venta:observability" in (f.urn or "") or "exporter" in f.message
-        ]  # fmt: skip
+        ]
         assert findings == [], "\n".join(f"[{f.policy}] {f.message}" for f in findings)
 
 

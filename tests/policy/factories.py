@@ -60,11 +60,19 @@ def pod_template(name: str) -> dict[str, Any]:
         "spec": {
             "serviceAccountName": name,
             "automountServiceAccountToken": False,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001.0,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "topologySpreadConstraints": [{"maxSkew": 1.0, "topologyKey": "kubernetes.io/hostname",
-                                           "whenUnsatisfiable": "ScheduleAnyway",
-                                           "labelSelector": {"matchLabels": selector(name)}}],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001.0,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1.0,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": selector(name)},
+                }
+            ],
             "containers": [container(secret=name)],
         },
     }
@@ -85,22 +93,35 @@ def deployment(name: str = "user-management", **spec: Any) -> Resource:
 
 
 def statefulset(name: str = "postgres", replicas: float = 1.0) -> Resource:
-    props = {"metadata": meta(name, "database"),
-             "spec": {"serviceName": name, "replicas": replicas, "selector": {"matchLabels": selector(name)},
-                      "template": pod_template(name)}}
+    props = {
+        "metadata": meta(name, "database"),
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "selector": {"matchLabels": selector(name)},
+            "template": pod_template(name),
+        },
+    }
     return Resource("kubernetes:apps/v1:StatefulSet", name, props, urn(name, "apps/v1:StatefulSet"))
 
 
 def cronjob(name: str = "backup") -> Resource:
     template = pod_template(name)
     template["spec"]["restartPolicy"] = "OnFailure"
-    props = {"metadata": meta(name, "backup"),
-             "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}}}
+    props = {
+        "metadata": meta(name, "backup"),
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": template}}},
+    }
     return Resource("kubernetes:batch/v1:CronJob", name, props, urn(name, "batch/v1:CronJob"))
 
 
-def hpa(name: str = "user-management", low: float = 2.0, high: float = 5.0, cpu: float = 70.0,
-        memory: float = 80.0) -> Resource:
+def hpa(
+    name: str = "user-management",
+    low: float = 2.0,
+    high: float = 5.0,
+    cpu: float = 70.0,
+    memory: float = 80.0,
+) -> Resource:
     props = {
         "metadata": meta(name),
         "spec": {
@@ -126,31 +147,47 @@ def pdb(name: str = "user-management") -> Resource:
 
 
 def service(name: str = "user-management", type_: str = "ClusterIP") -> Resource:
-    props = {"metadata": meta(name),
-             "spec": {"type": type_, "selector": selector(name),
-                      "ports": [{"name": "http", "port": 80.0, "targetPort": "http"}]}}
+    props = {
+        "metadata": meta(name),
+        "spec": {
+            "type": type_,
+            "selector": selector(name),
+            "ports": [{"name": "http", "port": 80.0, "targetPort": "http"}],
+        },
+    }
     return Resource("kubernetes:core/v1:Service", name, props, urn(name, "core/v1:Service"))
 
 
 def network_policy(name: str = "user-management", pod_selector: dict[str, Any] | None = None) -> Resource:
     chosen = {"matchLabels": selector(name)} if pod_selector is None else pod_selector
-    props = {"metadata": meta(name),
-             "spec": {"podSelector": chosen,
-                      "policyTypes": ["Ingress"],
-                      "ingress": [{"ports": [{"port": "http"}]}]}}
+    props = {
+        "metadata": meta(name),
+        "spec": {
+            "podSelector": chosen,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": "http"}]}],
+        },
+    }
     return Resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", name, props, urn(name, "NetworkPolicy"))
 
 
 def config_map(name: str = "user-management", **data: str) -> Resource:
-    base = {"SERVICE_NAME": name, "PORT": "8000", "NATS_SERVERS": "nats://nats:4222",
-            "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n"}
+    base = {
+        "SERVICE_NAME": name,
+        "PORT": "8000",
+        "NATS_SERVERS": "nats://nats:4222",
+        "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n",
+    }
     props = {"metadata": meta(name), "data": {**base, **data}}
     return Resource("kubernetes:core/v1:ConfigMap", name, props, urn(name, "core/v1:ConfigMap"))
 
 
 def secret(name: str = "user-management") -> Resource:
-    props = {"metadata": meta(name), "type": "Opaque",
-             "stringData": {"DATABASE_URL": "postgresql://um:s3cr3t@postgres:5432/um"}}
+    props = {
+        "metadata": meta(name),
+        "type": "Opaque",
+        "stringData": {"DATABASE_URL": "postgresql://um:s3cr3t@postgres:5432/um"},
+    }
     return Resource("kubernetes:core/v1:Secret", name, props, urn(name, "core/v1:Secret"))
 
 
@@ -160,9 +197,23 @@ def urn(name: str, kind: str) -> str:
 
 def compliant_stack() -> list[Resource]:
     """A small stack that every rule accepts: one HPA-scaled service, its data store and a backup job."""
-    return [deployment(), hpa(), pdb(), service(), network_policy(), config_map(), secret(),
-            statefulset("nats", 3.0), service("nats"), network_policy("nats"), pdb("nats"), secret("nats"),
-            cronjob(), network_policy("backup"), secret("backup")]
+    return [
+        deployment(),
+        hpa(),
+        pdb(),
+        service(),
+        network_policy(),
+        config_map(),
+        secret(),
+        statefulset("nats", 3.0),
+        service("nats"),
+        network_policy("nats"),
+        pdb("nats"),
+        secret("nats"),
+        cronjob(),
+        network_policy("backup"),
+        secret("backup"),
+    ]
 
 
 def with_props(resource: Resource, edit: Any) -> Resource:

@@ -18,8 +18,9 @@ Break = Callable[[list[Resource]], list[Resource]]
 
 
 @pytest.fixture(scope="module")
-def stacks(dev_stack: CapturedStack, prod_stack: CapturedStack,
-           captured_stack: Callable[..., CapturedStack]) -> dict[str, list[Resource]]:
+def stacks(
+    dev_stack: CapturedStack, prod_stack: CapturedStack, captured_stack: Callable[..., CapturedStack]
+) -> dict[str, list[Resource]]:
     prod_release = captured_stack("prod", pinned_images_config(prod_stack))
     return {"dev": policy_resources(dev_stack), "prod": policy_resources(prod_release)}
 
@@ -29,8 +30,9 @@ def _shown(findings: list[Finding]) -> str:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_pack_passes_the_stack_with_no_mandatory_violation(stacks: dict[str, list[Resource]],
-                                                           stack: str) -> None:
+def test_pack_passes_the_stack_with_no_mandatory_violation(
+    stacks: dict[str, list[Resource]], stack: str
+) -> None:
     resources = stacks[stack]
     kinds = {r.kind for r in resources}
     assert {"Deployment", "StatefulSet", "Service", "NetworkPolicy", "ConfigMap", "Secret"} <= kinds
@@ -42,8 +44,11 @@ def test_prod_carries_the_scaling_table(stacks: dict[str, list[Resource]]) -> No
     # The rule itself is tested elsewhere; here: prod has the HPAs it judges, and dev is not held to it.
     hpas = {r.k8s_name for r in stacks["prod"] if r.kind == "HorizontalPodAutoscaler"}
     assert {"user-management", "vendor-management", "geolocation", "real-time"} <= hpas
-    dev = [f for f in evaluate(stacks["dev"], {**stack_config("dev"), "scaling-table": "mandatory"})
-           if f.policy == "scaling-table"]
+    dev = [
+        f
+        for f in evaluate(stacks["dev"], {**stack_config("dev"), "scaling-table": "mandatory"})
+        if f.policy == "scaling-table"
+    ]
     assert dev, "dev runs one replica per service, so the prod table must not hold there"
 
 
@@ -114,8 +119,14 @@ def _set(*path_and_value: Any) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
-def _case(stack: str, what: str, rule: str, kind: str, name: str | None,
-          edit: Callable[[dict[str, Any]], None] | None = None) -> Any:
+def _case(
+    stack: str,
+    what: str,
+    rule: str,
+    kind: str,
+    name: str | None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
     """One break: edit the named object (or drop it when there is no edit); `rule` must fire for it."""
     breaker = _drop(kind, name) if edit is None else _edit(kind, str(name), edit)
     return pytest.param(stack, breaker, rule, name, id=f"{stack}-{what}")
@@ -129,31 +140,86 @@ BREAKS = [
     _case("prod", "image tag latest", "image-tag-explicit", DEPLOY, "geolocation", _image_latest),
     _case("dev", "privileged sidecar", PRIV, DEPLOY, "api-gateway", _privileged_sidecar),
     _case("prod", "privileged sidecar", PRIV, DEPLOY, "real-time", _privileged_sidecar),
-    _case("dev", "password in a ConfigMap", "no-credentials-in-configmap", CM, "user-management-config",
-          _password_in_configmap),
-    _case("prod", "password in a ConfigMap", "no-credentials-in-configmap", CM, "webhooks-config",
-          _password_in_configmap),
-    _case("prod", "password as an env literal", "no-secret-env-literals", DEPLOY, "search-discovery",
-          _literal_secret_env),
-    _case("prod", "replicas beside an HPA", "hpa-target-no-replicas", DEPLOY, "user-management",
-          _set("spec", "replicas", 3.0)),
-    _case("prod", "HPA off the scaling table", "scaling-table", HPA, "geolocation",
-          _set("spec", "maxReplicas", 12.0)),
-    _case("prod", "HPA targets a missing Deployment", "hpa-target-exists", HPA, "real-time",
-          _set("spec", "scaleTargetRef", "name", "realtime")),
-    _case("dev", "an internal Service as LoadBalancer", "service-type-restricted", SVC, "user-management",
-          _set("spec", "type", "LoadBalancer")),
+    _case(
+        "dev",
+        "password in a ConfigMap",
+        "no-credentials-in-configmap",
+        CM,
+        "user-management-config",
+        _password_in_configmap,
+    ),
+    _case(
+        "prod",
+        "password in a ConfigMap",
+        "no-credentials-in-configmap",
+        CM,
+        "webhooks-config",
+        _password_in_configmap,
+    ),
+    _case(
+        "prod",
+        "password as an env literal",
+        "no-secret-env-literals",
+        DEPLOY,
+        "search-discovery",
+        _literal_secret_env,
+    ),
+    _case(
+        "prod",
+        "replicas beside an HPA",
+        "hpa-target-no-replicas",
+        DEPLOY,
+        "user-management",
+        _set("spec", "replicas", 3.0),
+    ),
+    _case(
+        "prod",
+        "HPA off the scaling table",
+        "scaling-table",
+        HPA,
+        "geolocation",
+        _set("spec", "maxReplicas", 12.0),
+    ),
+    _case(
+        "prod",
+        "HPA targets a missing Deployment",
+        "hpa-target-exists",
+        HPA,
+        "real-time",
+        _set("spec", "scaleTargetRef", "name", "realtime"),
+    ),
+    _case(
+        "dev",
+        "an internal Service as LoadBalancer",
+        "service-type-restricted",
+        SVC,
+        "user-management",
+        _set("spec", "type", "LoadBalancer"),
+    ),
     _case("dev", "no NetworkPolicy at all", "network-policy-coverage", "NetworkPolicy", None),
-    _case("prod", "hostNetwork", "no-host-namespaces", DEPLOY, "webhooks",
-          _set("spec", "template", "spec", "hostNetwork", True)),
-    _case("prod", "Service selector typo", "service-selector-matches", SVC, "vendor-management",
-          _set("spec", "selector", {"app.kubernetes.io/name": "vendor-mgmt"})),
+    _case(
+        "prod",
+        "hostNetwork",
+        "no-host-namespaces",
+        DEPLOY,
+        "webhooks",
+        _set("spec", "template", "spec", "hostNetwork", True),
+    ),
+    _case(
+        "prod",
+        "Service selector typo",
+        "service-selector-matches",
+        SVC,
+        "vendor-management",
+        _set("spec", "selector", {"app.kubernetes.io/name": "vendor-mgmt"}),
+    ),
 ]
 
 
 @pytest.mark.parametrize(("stack", "breaker", "rule", "name"), BREAKS)
-def test_break_fires_the_right_rule(stacks: dict[str, list[Resource]], stack: str, breaker: Break, rule: str,
-                                    name: str | None) -> None:
+def test_break_fires_the_right_rule(
+    stacks: dict[str, list[Resource]], stack: str, breaker: Break, rule: str, name: str | None
+) -> None:
     config = stack_config(stack)
     before = {(f.policy, f.message) for f in mandatory(evaluate(stacks[stack], config))}
     after = mandatory(evaluate(breaker(stacks[stack]), config))

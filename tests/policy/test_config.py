@@ -28,7 +28,7 @@ def test_prod_config_spells_out_the_pack_defaults() -> None:
     for rule in RULES:
         assert _level(prod, rule.name, "?") == rule.level, rule.name
         entry = prod[rule.name]
-        for key, value in (entry.items() if isinstance(entry, dict) else ()):
+        for key, value in entry.items() if isinstance(entry, dict) else ():
             if key not in ("enforcementLevel", "exceptions"):
                 assert value == rule.defaults()[key], (rule.name, key)
 
@@ -56,13 +56,16 @@ def test_the_same_stack_passes_dev_and_fails_prod() -> None:
     assert {x.policy for x in prod if x.level == "mandatory"} == {"image-pinned-by-digest"}
 
 
-@pytest.mark.parametrize(("content", "named"), [
-    ({"no-such-rule": "mandatory"}, "unknown policy 'no-such-rule'"),
-    ({"memory-limit": "loud"}, "memory-limit.enforcementLevel is 'loud'"),
-    ({"min-replicas": {"minReplicas": "two"}}, "min-replicas.minReplicas must be a JSON integer"),
-    ({"min-replicas": {"minReplica": 2}}, "min-replicas.minReplica is not a setting"),
-    ({"memory-limit": {"exceptions": {"Deployment/venta/x": "ok"}}}, "reason of at least 10 characters"),
-])
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ({"no-such-rule": "mandatory"}, "unknown policy 'no-such-rule'"),
+        ({"memory-limit": "loud"}, "memory-limit.enforcementLevel is 'loud'"),
+        ({"min-replicas": {"minReplicas": "two"}}, "min-replicas.minReplicas must be a JSON integer"),
+        ({"min-replicas": {"minReplica": 2}}, "min-replicas.minReplica is not a setting"),
+        ({"memory-limit": {"exceptions": {"Deployment/venta/x": "ok"}}}, "reason of at least 10 characters"),
+    ],
+)
 def test_bad_config_fails_naming_the_key(tmp_path: Path, content: dict[str, object], named: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(content))
@@ -75,8 +78,10 @@ def test_exception_in_config_silences_one_object_only() -> None:
     extra = [f.service("postgres"), f.network_policy("postgres"), f.secret("postgres")]
     stack = [*f.compliant_stack(), one, *extra]
     reason = "single-writer primary; reads go to the replica"
-    config = {"min-replicas": {"exceptions": {"StatefulSet/venta/postgres": reason}},
-              "scaling-table": "disabled"}
+    config = {
+        "min-replicas": {"exceptions": {"StatefulSet/venta/postgres": reason}},
+        "scaling-table": "disabled",
+    }
     assert [x for x in evaluate(stack, config) if x.level == "mandatory"] == []
     config["min-replicas"]["exceptions"] = {"StatefulSet/venta/redis": reason}  # type: ignore[index]
     assert {x.policy for x in evaluate(stack, config) if x.level == "mandatory"} == {"min-replicas"}

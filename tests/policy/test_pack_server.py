@@ -27,8 +27,13 @@ LEVELS = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": 
 @pytest.fixture(scope="module")
 def analyzer() -> Iterator[Any]:
     # The pack prints its port, then serves until killed; run it from its own folder like the engine.
-    server = subprocess.Popen([sys.executable, "-u", "__main__.py"], cwd=POLICY_DIR, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-u", "__main__.py"],
+        cwd=POLICY_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.stdout is not None
         port = server.stdout.readline().strip()
@@ -51,7 +56,8 @@ def configure(stub: Any, stack: str) -> None:
         properties = struct_pb2.Struct()
         properties.update({k: v for k, v in settings.items() if k != "enforcementLevel"})
         request.policyConfig[name].CopyFrom(
-            proto.PolicyConfig(enforcementLevel=LEVELS[settings["enforcementLevel"]], properties=properties))
+            proto.PolicyConfig(enforcementLevel=LEVELS[settings["enforcementLevel"]], properties=properties)
+        )
     stub.Configure(request)
 
 
@@ -60,14 +66,17 @@ def _struct(props: Any) -> struct_pb2.Struct:
 
 
 def analyze(stub: Any, resource: Resource) -> list[Any]:
-    request = proto.AnalyzeRequest(type=resource.type, properties=_struct(resource.props), urn=resource.urn,
-                                   name=resource.name)
+    request = proto.AnalyzeRequest(
+        type=resource.type, properties=_struct(resource.props), urn=resource.urn, name=resource.name
+    )
     return list(stub.Analyze(request).diagnostics)
 
 
 def analyze_stack(stub: Any, resources: list[Resource]) -> list[Any]:
-    items = [proto.AnalyzerResource(type=r.type, properties=_struct(r.props), urn=r.urn, name=r.name)
-             for r in resources]
+    items = [
+        proto.AnalyzerResource(type=r.type, properties=_struct(r.props), urn=r.urn, name=r.name)
+        for r in resources
+    ]
     return list(stub.AnalyzeStack(proto.AnalyzeStackRequest(resources=items)).diagnostics)
 
 
@@ -107,8 +116,10 @@ def test_stack_config_decides_the_level(analyzer: Any) -> None:
     for stack in ("dev", "prod"):
         configure(analyzer, stack)
         levels[stack] = [(d.policyName, d.enforcementLevel) for d in analyze(analyzer, deployment)]
-    assert levels == {"dev": [("image-pinned-by-digest", proto.ADVISORY)],
-                      "prod": [("image-pinned-by-digest", proto.MANDATORY)]}
+    assert levels == {
+        "dev": [("image-pinned-by-digest", proto.ADVISORY)],
+        "prod": [("image-pinned-by-digest", proto.MANDATORY)],
+    }
 
 
 def test_stack_rules_see_across_objects(analyzer: Any) -> None:

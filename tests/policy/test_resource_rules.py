@@ -57,67 +57,147 @@ def pod_sc(props: dict[str, Any]) -> dict[str, Any]:
 
 # (rule, compliant object, how to break it, the field the message must name)
 CASES: list[tuple[str, Callable[[], Resource], Edit, str]] = [
-    ("run-as-non-root", f.deployment, _set("runAsNonRoot", False, pod_sc),
-     "securityContext.runAsNonRoot"),
+    ("run-as-non-root", f.deployment, _set("runAsNonRoot", False, pod_sc), "securityContext.runAsNonRoot"),
     ("run-as-non-root", f.deployment, _set("securityContext.runAsUser", 0.0), "securityContext.runAsUser"),
-    ("no-privilege-escalation", f.deployment, _drop("securityContext.allowPrivilegeEscalation"),
-     "securityContext.allowPrivilegeEscalation"),
-    ("no-privileged-containers", f.deployment, _set("securityContext.privileged", True),
-     "securityContext.privileged"),
-    ("no-privileged-containers", f.cronjob, _set("securityContext.privileged", True),
-     "spec.jobTemplate.spec.template.spec.containers[0].securityContext.privileged"),
-    ("read-only-root-filesystem", f.statefulset, _set("securityContext.readOnlyRootFilesystem", False),
-     "securityContext.readOnlyRootFilesystem"),
-    ("drop-all-capabilities", f.deployment, _set("securityContext.capabilities.drop", ["NET_RAW"]),
-     "capabilities.drop"),
-    ("drop-all-capabilities", f.deployment, _set("securityContext.capabilities.add", ["SYS_ADMIN"]),
-     "capabilities.add"),
+    (
+        "no-privilege-escalation",
+        f.deployment,
+        _drop("securityContext.allowPrivilegeEscalation"),
+        "securityContext.allowPrivilegeEscalation",
+    ),
+    (
+        "no-privileged-containers",
+        f.deployment,
+        _set("securityContext.privileged", True),
+        "securityContext.privileged",
+    ),
+    (
+        "no-privileged-containers",
+        f.cronjob,
+        _set("securityContext.privileged", True),
+        "spec.jobTemplate.spec.template.spec.containers[0].securityContext.privileged",
+    ),
+    (
+        "read-only-root-filesystem",
+        f.statefulset,
+        _set("securityContext.readOnlyRootFilesystem", False),
+        "securityContext.readOnlyRootFilesystem",
+    ),
+    (
+        "drop-all-capabilities",
+        f.deployment,
+        _set("securityContext.capabilities.drop", ["NET_RAW"]),
+        "capabilities.drop",
+    ),
+    (
+        "drop-all-capabilities",
+        f.deployment,
+        _set("securityContext.capabilities.add", ["SYS_ADMIN"]),
+        "capabilities.add",
+    ),
     ("seccomp-runtime-default", f.deployment, _drop("seccompProfile", pod_sc), "seccompProfile"),
     ("no-host-namespaces", f.deployment, _set("hostNetwork", True, pod), "spec.template.spec.hostNetwork"),
     ("no-host-namespaces", f.deployment, _set("hostPID", True, pod), "hostPID"),
-    ("no-host-ports", f.deployment, _set("ports", [{"containerPort": 8000.0, "hostPort": 8000.0}]),
-     "ports[0].hostPort"),
-    ("no-service-account-token", f.deployment, _drop("automountServiceAccountToken", pod),
-     "automountServiceAccountToken"),
-    ("dedicated-service-account", f.deployment, _set("serviceAccountName", "default", pod),
-     "serviceAccountName"),
+    (
+        "no-host-ports",
+        f.deployment,
+        _set("ports", [{"containerPort": 8000.0, "hostPort": 8000.0}]),
+        "ports[0].hostPort",
+    ),
+    (
+        "no-service-account-token",
+        f.deployment,
+        _drop("automountServiceAccountToken", pod),
+        "automountServiceAccountToken",
+    ),
+    (
+        "dedicated-service-account",
+        f.deployment,
+        _set("serviceAccountName", "default", pod),
+        "serviceAccountName",
+    ),
     ("dedicated-service-account", f.statefulset, _drop("serviceAccountName", pod), "serviceAccountName"),
     ("resource-requests", f.deployment, _drop("resources.requests.cpu"), "resources.requests"),
     ("memory-limit", f.deployment, _set("resources.limits", {"cpu": "1"}), "resources.limits.memory"),
     ("probes-present", f.deployment, _drop("readinessProbe"), "readinessProbe"),
     ("probes-present", f.statefulset, _drop("livenessProbe"), "livenessProbe"),
-    ("probes-distinct", f.deployment,
-     _set("livenessProbe", {"httpGet": {"path": "/health/ready", "port": "http"}, "periodSeconds": 30.0}),
-     "livenessProbe"),
+    (
+        "probes-distinct",
+        f.deployment,
+        _set("livenessProbe", {"httpGet": {"path": "/health/ready", "port": "http"}, "periodSeconds": 30.0}),
+        "livenessProbe",
+    ),
     ("image-tag-explicit", f.deployment, _set("image", "registry.example/venta/app:latest"), "image"),
     ("image-tag-explicit", f.deployment, _set("image", "registry.example:5000/venta/app"), "image"),
     ("image-pinned-by-digest", f.deployment, _set("image", "registry.example/venta/app:1.0.0"), "image"),
-    ("spread-across-nodes", f.deployment, _drop("topologySpreadConstraints", pod),
-     "topologySpreadConstraints"),
+    (
+        "spread-across-nodes",
+        f.deployment,
+        _drop("topologySpreadConstraints", pod),
+        "topologySpreadConstraints",
+    ),
     ("pdb-valid", f.pdb, _set("spec.maxUnavailable", 0.0, _props), "maxUnavailable"),
     ("pdb-valid", f.pdb, _set("spec.minAvailable", 1.0, _props), "minAvailable and maxUnavailable"),
     ("hpa-valid", f.hpa, _set("spec.minReplicas", 6.0, _props), "spec.minReplicas"),
-    ("hpa-valid", f.hpa, _set("spec.metrics", [{"type": "Resource", "resource": {
-        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 150.0}}}], _props),
-     "spec.metrics[0].resource.target.averageUtilization"),
+    (
+        "hpa-valid",
+        f.hpa,
+        _set(
+            "spec.metrics",
+            [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 150.0},
+                    },
+                }
+            ],
+            _props,
+        ),
+        "spec.metrics[0].resource.target.averageUtilization",
+    ),
     ("hpa-valid", f.hpa, _drop("spec.maxReplicas", _props), "spec.maxReplicas"),
-    ("zero-downtime-rollout", f.deployment, _set("spec.strategy.rollingUpdate.maxUnavailable", "25%", _props),
-     "maxUnavailable"),
+    (
+        "zero-downtime-rollout",
+        f.deployment,
+        _set("spec.strategy.rollingUpdate.maxUnavailable", "25%", _props),
+        "maxUnavailable",
+    ),
     ("zero-downtime-rollout", f.deployment, _drop("spec.minReadySeconds", _props), "minReadySeconds"),
-    ("zero-downtime-rollout", f.deployment, _set("spec.strategy", {"type": "Recreate"}, _props),
-     "spec.strategy.type is Recreate"),
+    (
+        "zero-downtime-rollout",
+        f.deployment,
+        _set("spec.strategy", {"type": "Recreate"}, _props),
+        "spec.strategy.type is Recreate",
+    ),
     ("network-policy-types", f.network_policy, _set("spec.policyTypes", [], _props), "spec.policyTypes"),
     ("service-type-restricted", f.service, _set("spec.type", "LoadBalancer", _props), "spec.type"),
-    ("no-secret-env-literals", f.deployment,
-     _set("env", [{"name": "DATABASE_URL", "value": "postgresql://um:hunter2@postgres:5432/um"}]), "env[0]"),
-    ("no-secret-env-literals", f.deployment, _set("env", [{"name": "NATS_PASSWORD", "value": "hunter2"}]),
-     "NATS_PASSWORD"),
-    ("no-credentials-in-configmap", f.config_map, _set("data.DB_PASSWORD", "hunter2", _props),
-     "data.DB_PASSWORD"),
-    ("no-credentials-in-configmap", f.config_map,
-     _set("data.REDIS_URL", "redis://:hunter2@redis:6379/0", _props), "data.REDIS_URL"),
-    ("recommended-labels", f.secret, _drop_label("app.kubernetes.io/part-of"),
-     "metadata.labels"),
+    (
+        "no-secret-env-literals",
+        f.deployment,
+        _set("env", [{"name": "DATABASE_URL", "value": "postgresql://um:hunter2@postgres:5432/um"}]),
+        "env[0]",
+    ),
+    (
+        "no-secret-env-literals",
+        f.deployment,
+        _set("env", [{"name": "NATS_PASSWORD", "value": "hunter2"}]),
+        "NATS_PASSWORD",
+    ),
+    (
+        "no-credentials-in-configmap",
+        f.config_map,
+        _set("data.DB_PASSWORD", "hunter2", _props),
+        "data.DB_PASSWORD",
+    ),
+    (
+        "no-credentials-in-configmap",
+        f.config_map,
+        _set("data.REDIS_URL", "redis://:hunter2@redis:6379/0", _props),
+        "data.REDIS_URL",
+    ),
+    ("recommended-labels", f.secret, _drop_label("app.kubernetes.io/part-of"), "metadata.labels"),
 ]
 
 
@@ -136,8 +216,9 @@ def test_compliant_object_passes(rule: str, make: Callable[[], Resource]) -> Non
 
 
 @pytest.mark.parametrize(("rule", "make", "edit", "field"), CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES])
-def test_broken_object_is_reported_with_field_and_fix(rule: str, make: Callable[[], Resource], edit: Edit,
-                                                      field: str) -> None:
+def test_broken_object_is_reported_with_field_and_fix(
+    rule: str, make: Callable[[], Resource], edit: Edit, field: str
+) -> None:
     resource = _broken(make, edit)
     check = RULES_BY_NAME[rule].resource_check
     assert check is not None
@@ -148,8 +229,9 @@ def test_broken_object_is_reported_with_field_and_fix(rule: str, make: Callable[
 
 
 @pytest.mark.parametrize(("rule", "make", "edit", "field"), CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES])
-def test_adapter_reports_the_same_through_pulumi_policy(rule: str, make: Callable[[], Resource], edit: Edit,
-                                                        field: str) -> None:
+def test_adapter_reports_the_same_through_pulumi_policy(
+    rule: str, make: Callable[[], Resource], edit: Edit, field: str
+) -> None:
     resource = _broken(make, edit)
     findings = [x for x in evaluate([resource]) if x.policy == rule]
     assert findings and all(x.urn == resource.urn for x in findings)

@@ -38,29 +38,58 @@ def _set_data(data: dict[str, str]) -> Callable[[dict[str, Any]], None]:
 
 # (rule, how to break the compliant stack, text the message must hold)
 CASES: list[tuple[str, Breaker, str]] = [
-    ("min-replicas", _replace("HorizontalPodAutoscaler", "user-management", _set_spec("minReplicas", 1.0)),
-     "spec.minReplicas"),
+    (
+        "min-replicas",
+        _replace("HorizontalPodAutoscaler", "user-management", _set_spec("minReplicas", 1.0)),
+        "spec.minReplicas",
+    ),
     ("min-replicas", lambda s: [*s, f.deployment("webhooks", replicas=1.0)], "spec.replicas"),
     ("pdb-per-workload", _without("PodDisruptionBudget", "user-management"), "PodDisruptionBudget"),
-    ("pdb-per-workload", _replace("PodDisruptionBudget", "user-management",
-                                  _set_spec("selector", {"matchLabels": {"app": "other"}})),
-     "PodDisruptionBudget"),
-    ("hpa-target-exists", _replace("HorizontalPodAutoscaler", "user-management",
-                                   _set_spec("scaleTargetRef", {"kind": "Deployment", "name": "user-mgmt"})),
-     "spec.scaleTargetRef"),
-    ("hpa-target-no-replicas", _replace("Deployment", "user-management", _set_spec("replicas", 2.0)),
-     "spec.replicas"),
+    (
+        "pdb-per-workload",
+        _replace(
+            "PodDisruptionBudget", "user-management", _set_spec("selector", {"matchLabels": {"app": "other"}})
+        ),
+        "PodDisruptionBudget",
+    ),
+    (
+        "hpa-target-exists",
+        _replace(
+            "HorizontalPodAutoscaler",
+            "user-management",
+            _set_spec("scaleTargetRef", {"kind": "Deployment", "name": "user-mgmt"}),
+        ),
+        "spec.scaleTargetRef",
+    ),
+    (
+        "hpa-target-no-replicas",
+        _replace("Deployment", "user-management", _set_spec("replicas", 2.0)),
+        "spec.replicas",
+    ),
     ("network-policy-coverage", _without("NetworkPolicy", "user-management"), "NetworkPolicy"),
-    ("service-selector-matches", _replace("Service", "user-management",
-                                          _set_spec("selector", {"app.kubernetes.io/name": "user-mgmt"})),
-     "spec.selector"),
-    ("service-selector-matches", _replace("Service", "user-management", _set_spec("selector", {})),
-     "spec.selector"),
+    (
+        "service-selector-matches",
+        _replace(
+            "Service", "user-management", _set_spec("selector", {"app.kubernetes.io/name": "user-mgmt"})
+        ),
+        "spec.selector",
+    ),
+    (
+        "service-selector-matches",
+        _replace("Service", "user-management", _set_spec("selector", {})),
+        "spec.selector",
+    ),
     ("references-exist", _without("Secret", "nats"), "names Secret 'nats'"),
-    ("references-exist", _replace("Secret", "user-management", _set_data({"DB_URL": "x"})),
-     "reads key 'DATABASE_URL'"),
-    ("scaling-table", _replace("HorizontalPodAutoscaler", "user-management", _set_spec("maxReplicas", 4.0)),
-     "spec.maxReplicas is 4"),
+    (
+        "references-exist",
+        _replace("Secret", "user-management", _set_data({"DB_URL": "x"})),
+        "reads key 'DATABASE_URL'",
+    ),
+    (
+        "scaling-table",
+        _replace("HorizontalPodAutoscaler", "user-management", _set_spec("maxReplicas", 4.0)),
+        "spec.maxReplicas is 4",
+    ),
     ("scaling-table", _without("HorizontalPodAutoscaler", "user-management"), "no HorizontalPodAutoscaler"),
 ]
 
@@ -111,8 +140,15 @@ def test_scaling_table_defaults_to_the_guide() -> None:
     assert check is not None
     messages = [v.message for v in check(f.compliant_stack(), RULES_BY_NAME["scaling-table"].defaults())]
     # The small stack has only user-management: every other service of the guide is reported missing.
-    for service in ("vendor-management", "geolocation", "real-time", "api-gateway", "search-discovery",
-                     "webhooks", "file-management"):
+    for service in (
+        "vendor-management",
+        "geolocation",
+        "real-time",
+        "api-gateway",
+        "search-discovery",
+        "webhooks",
+        "file-management",
+    ):
         assert any(f"'{service}'" in m for m in messages), service
     assert not any("user-management" in m for m in messages)
 

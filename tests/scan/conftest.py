@@ -22,8 +22,9 @@ def render_all(base: Path, overrides: dict[str, dict[str, str]]) -> dict[str, Pa
     for stack in STACKS:
         sets = [arg for key, value in overrides[stack].items() for arg in ("--set", f"{key}={value}")]
         command = [sys.executable, "-m", "infra.render", stack, "--out", str(base / stack), *sets]
-        runs[stack] = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True)
+        runs[stack] = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     for stack, run in runs.items():
         output, _ = run.communicate(timeout=600)
         assert run.returncode == 0, f"python -m infra.render {stack} failed:\n{output}"

@@ -20,8 +20,10 @@ SKIP_ROW = re.compile(r"^\| `(CKV2?_K8S_\d+)` \| [^|]* \| (.+?) \|$", re.MULTILI
 
 def checkov_binary() -> Path:
     if not CHECKOV.exists():
-        pytest.fail(f"{CHECKOV.relative_to(REPO)} is missing: run `bash scripts/setup.sh` (it installs the "
-                    "pinned checkov into .venv-scan)")
+        pytest.fail(
+            f"{CHECKOV.relative_to(REPO)} is missing: run `bash scripts/setup.sh` (it installs the "
+            "pinned checkov into .venv-scan)"
+        )
     return CHECKOV
 
 
@@ -30,9 +32,24 @@ def checkov_reports(rendered: dict[str, Path]) -> dict[str, dict[str, Any]]:
     binary = checkov_binary()
     runs = {
         stack: subprocess.Popen(
-            ["nice", "-n", "10", str(binary), "-d", str(rendered[stack]), "--framework", "kubernetes",
-             "-o", "json", "--skip-download", "--compact"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                "nice",
+                "-n",
+                "10",
+                str(binary),
+                "-d",
+                str(rendered[stack]),
+                "--framework",
+                "kubernetes",
+                "-o",
+                "json",
+                "--skip-download",
+                "--compact",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for stack in STACKS
     }
     reports = {}
@@ -51,12 +68,14 @@ def documented_skips() -> dict[str, str]:
 
 @pytest.mark.scan
 @pytest.mark.parametrize("stack", STACKS)
-def test_no_failed_check(checkov_reports: dict[str, dict[str, Any]], rendered: dict[str, Path],
-                         stack: str) -> None:
+def test_no_failed_check(
+    checkov_reports: dict[str, dict[str, Any]], rendered: dict[str, Path], stack: str
+) -> None:
     report = checkov_reports[stack]
     summary = report["summary"]
-    failed = [f"{c['check_id']} ({c['check_name']}) on {c['resource']}"
-              for c in report["results"]["failed_checks"]]
+    failed = [
+        f"{c['check_id']} ({c['check_name']}) on {c['resource']}" for c in report["results"]["failed_checks"]
+    ]
     assert failed == [], "\n".join(failed)
     assert summary["parsing_errors"] == 0
     # Every rendered object was read and judged: an empty or unreadable directory must not pass.
@@ -66,8 +85,9 @@ def test_no_failed_check(checkov_reports: dict[str, dict[str, Any]], rendered: d
 
 @pytest.mark.scan
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_skip_has_a_reason_listed_in_the_docs(checkov_reports: dict[str, dict[str, Any]],
-                                                    stack: str) -> None:
+def test_every_skip_has_a_reason_listed_in_the_docs(
+    checkov_reports: dict[str, dict[str, Any]], stack: str
+) -> None:
     documented = documented_skips()
     problems = []
     for skipped in checkov_reports[stack]["results"]["skipped_checks"]:
@@ -76,8 +96,10 @@ def test_every_skip_has_a_reason_listed_in_the_docs(checkov_reports: dict[str, d
         if len(reason) < 15 or "\n" in reason:
             problems.append(f"{where}: the annotation needs a one-line reason, got {reason!r}")
         elif documented.get(check) != reason:
-            problems.append(f"{where}: docs/policy.md must list `{check}` with the reason {reason!r} "
-                            f"(it has {documented.get(check)!r})")
+            problems.append(
+                f"{where}: docs/policy.md must list `{check}` with the reason {reason!r} "
+                f"(it has {documented.get(check)!r})"
+            )
     assert problems == [], "\n".join(problems)
 
 

@@ -34,21 +34,31 @@ class Servers:
 
     async def user_settings(self, **extra: Any) -> UserSettings:
         return UserSettings(
-            service_name="user-management", database_url=await self.new_database(),
-            jwt_public_key=self.public_pem, jwt_signing_seed=self.signing_seed, **FAST_HASH, **extra,
-        )  # fmt: skip
+            service_name="user-management",
+            database_url=await self.new_database(),
+            jwt_public_key=self.public_pem,
+            jwt_signing_seed=self.signing_seed,
+            **FAST_HASH,
+            **extra,
+        )
 
     async def vendor_settings(self, **extra: Any) -> VendorSettings:
         return VendorSettings(
-            service_name="vendor-management", database_url=await self.new_database(),
-            nats_servers=[self.nats_url], jwt_public_key=self.public_pem, **extra,
-        )  # fmt: skip
+            service_name="vendor-management",
+            database_url=await self.new_database(),
+            nats_servers=[self.nats_url],
+            jwt_public_key=self.public_pem,
+            **extra,
+        )
 
     async def search_settings(self, **extra: Any) -> SearchSettings:
         return SearchSettings(
-            service_name="search-discovery", database_url=await self.new_database(),
-            redis_url=self.redis_url, nats_servers=[self.nats_url], **extra,
-        )  # fmt: skip
+            service_name="search-discovery",
+            database_url=await self.new_database(),
+            redis_url=self.redis_url,
+            nats_servers=[self.nats_url],
+            **extra,
+        )
 
     def gateway_settings(self, upstreams: dict[str, str], **extra: Any) -> GatewaySettings:
         # Routes of services a test does not start point at a closed port.

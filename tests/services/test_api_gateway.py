@@ -27,9 +27,12 @@ def echo_upstream() -> FastAPI:
     @app.get("/search/echo/{rest:path}")
     async def echo(request: Request) -> dict[str, Any]:
         return {
-            "path": request.url.path, "query": request.url.query, "headers": dict(request.headers),
-            "body": (await request.body()).decode(), "raw_path": request.scope["raw_path"].decode(),
-        }  # fmt: skip
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": dict(request.headers),
+            "body": (await request.body()).decode(),
+            "raw_path": request.scope["raw_path"].decode(),
+        }
 
     @app.get("/search/set-cookie")
     async def set_cookie(response: Response) -> dict[str, str]:

@@ -59,12 +59,16 @@ class Files:
 
 @pytest.fixture
 async def files(
-    new_database: Callable[[], Awaitable[str]], public_pem: str, signing_seed: str,
-    serve: Callable[[Any], Awaitable[str]], tmp_path: Path,
-) -> AsyncIterator[Files]:  # fmt: skip
+    new_database: Callable[[], Awaitable[str]],
+    public_pem: str,
+    signing_seed: str,
+    serve: Callable[[Any], Awaitable[str]],
+    tmp_path: Path,
+) -> AsyncIterator[Files]:
     db_url = await new_database()
-    settings = Settings(database_url=db_url, jwt_public_key=public_pem, storage_dir=tmp_path / "files",
-                        file_max_bytes=LIMIT)  # fmt: skip
+    settings = Settings(
+        database_url=db_url, jwt_public_key=public_pem, storage_dir=tmp_path / "files", file_max_bytes=LIMIT
+    )
     url = await serve(create_app(settings))
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         yield Files(http, TokenIssuer(signing_seed, 900), db_url, DirectoryStorage(settings.storage_dir))
@@ -168,8 +172,10 @@ async def test_only_the_owner_deletes_and_the_content_goes_with_the_row(files: F
 
 async def test_upload_cut_off_midway_leaves_no_file_and_no_row(files: Files) -> None:
     base = urlsplit(str(files.http.base_url))
-    head = (b"--venta-boundary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
-            b"Content-Type: image/png\r\n\r\n")  # fmt: skip
+    head = (
+        b'--venta-boundary\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n"
+    )
     token = files.auth("alice")["Authorization"]
     request = (
         f"POST /api/files HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"

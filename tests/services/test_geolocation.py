@@ -83,13 +83,19 @@ class Geo:
 
 @pytest.fixture
 async def geo(
-    redis_url: str, nats_url: str, public_pem: str, signing_seed: str,
+    redis_url: str,
+    nats_url: str,
+    public_pem: str,
+    signing_seed: str,
     serve: Callable[[Any], Awaitable[str]],
-) -> AsyncIterator[Geo]:  # fmt: skip
+) -> AsyncIterator[Geo]:
     settings = Settings(
-        redis_url=redis_url, nats_servers=[nats_url], jwt_public_key=public_pem,
-        location_stale_after_seconds=STALE_AFTER, nearby_max_radius_m=20_000,
-    )  # fmt: skip
+        redis_url=redis_url,
+        nats_servers=[nats_url],
+        jwt_public_key=public_pem,
+        location_stale_after_seconds=STALE_AFTER,
+        nearby_max_radius_m=20_000,
+    )
     url = await serve(create_app(settings))
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
@@ -125,12 +131,18 @@ async def test_position_validation_and_auth(geo: Geo) -> None:
     no_token = await geo.http.put(f"/api/locations/vendors/{vendor}", json={"lat": 1, "lon": 1})
     assert no_token.status_code == 401
     forged = await geo.http.put(
-        f"/api/locations/vendors/{vendor}", json={"lat": 1, "lon": 1},
-        headers={"Authorization": "Bearer a.b.c"}
+        f"/api/locations/vendors/{vendor}",
+        json={"lat": 1, "lon": 1},
+        headers={"Authorization": "Bearer a.b.c"},
     )
     assert forged.status_code == 401
-    for params in ({"lat": 91, "lon": 0}, {"lat": 0}, {"lat": 0, "lon": 0, "radius_m": 30_000},
-                   {"lat": 0, "lon": 0, "limit": 0}, {"lat": 0, "lon": 0, "limit": 1000}):  # fmt: skip
+    for params in (
+        {"lat": 91, "lon": 0},
+        {"lat": 0},
+        {"lat": 0, "lon": 0, "radius_m": 30_000},
+        {"lat": 0, "lon": 0, "limit": 0},
+        {"lat": 0, "lon": 0, "limit": 1000},
+    ):
         resp = await geo.http.get("/api/locations/nearby", params=params, headers=geo.auth("x"))
         assert resp.status_code == 422, (params, resp.text)
     assert (await geo.http.get("/api/locations/nearby", params={"lat": 0, "lon": 0})).status_code == 401
@@ -243,27 +255,40 @@ async def test_reached_through_the_gateway_with_its_path_unchanged(
     upstream = str(geo.http.base_url).rstrip("/")
     upstreams: dict[str, Any] = {upstream_setting(route.service): upstream for route in ROUTES}
     settings = GatewayConfig(
-        service_name="api-gateway", redis_url=redis_url, jwt_public_key=public_pem,
+        service_name="api-gateway",
+        redis_url=redis_url,
+        jwt_public_key=public_pem,
         **upstreams,
-    )  # fmt: skip
+    )
     vendor = await geo.new_vendor("owner-9")
     async with httpx.AsyncClient(base_url=await serve(create_gateway(settings)), timeout=10) as gateway:
-        moved = await gateway.put(f"/api/locations/vendors/{vendor}", json={"lat": 1.5, "lon": 2.5},
-                                  headers=geo.auth("owner-9"))  # fmt: skip
+        moved = await gateway.put(
+            f"/api/locations/vendors/{vendor}", json={"lat": 1.5, "lon": 2.5}, headers=geo.auth("owner-9")
+        )
         assert moved.status_code == 200, moved.text
-        near = await gateway.get("/api/locations/nearby", params={"lat": 1.5, "lon": 2.5, "radius_m": 100},
-                                 headers=geo.auth("customer"))  # fmt: skip
+        near = await gateway.get(
+            "/api/locations/nearby",
+            params={"lat": 1.5, "lon": 2.5, "radius_m": 100},
+            headers=geo.auth("customer"),
+        )
         assert [r["vendor_id"] for r in near.json()["results"]] == [vendor]
         assert (await gateway.get("/api/locations/nearby", params={"lat": 1, "lon": 2})).status_code == 401
 
 
 async def test_vendor_made_in_vendor_management_is_movable_by_its_owner_only(
-    geo: Geo, new_database: Callable[[], Awaitable[str]], nats_url: str, public_pem: str,
+    geo: Geo,
+    new_database: Callable[[], Awaitable[str]],
+    nats_url: str,
+    public_pem: str,
     serve: Callable[[Any], Awaitable[str]],
-) -> None:  # fmt: skip
+) -> None:
     # The real producer of vendor events, so the event contract is checked end to end.
-    settings = VendorSettings(service_name="vendor-management", database_url=await new_database(),
-                              nats_servers=[nats_url], jwt_public_key=public_pem)  # fmt: skip
+    settings = VendorSettings(
+        service_name="vendor-management",
+        database_url=await new_database(),
+        nats_servers=[nats_url],
+        jwt_public_key=public_pem,
+    )
     owner = str(uuid.uuid4())
     async with httpx.AsyncClient(base_url=await serve(create_vendors(settings)), timeout=10) as vendors:
         stall = {"name": "Taco Truck", "category": "food"}

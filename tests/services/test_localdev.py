@@ -23,13 +23,23 @@ async def test_local_run_starts_all_services_healthy_and_stops_on_ctrl_c(
     servers: Any, postgres_admin_url: str
 ) -> None:
     env = {
-        **os.environ, "TEST_DATABASE_URL": postgres_admin_url, "TEST_REDIS_URL": servers.redis_url,
-        "TEST_NATS_URL": servers.nats_url, "LOG_LEVEL": "info",
-    }  # fmt: skip
+        **os.environ,
+        "TEST_DATABASE_URL": postgres_admin_url,
+        "TEST_REDIS_URL": servers.redis_url,
+        "TEST_NATS_URL": servers.nats_url,
+        "LOG_LEVEL": "info",
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "localdev", "--free-ports", *MARKETPLACE,
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "localdev",
+        "--free-ports",
+        *MARKETPLACE,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     urls: dict[str, str] = {}
     try:

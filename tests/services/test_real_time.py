@@ -144,8 +144,9 @@ class Stack:
 
     async def vendor(self, owner: str) -> str:
         vendor_id = str(uuid.uuid4())
-        await publish_event(self.js, new_event("vendor.created", {"id": vendor_id, "owner_id": owner,
-                                                                   "active": True}))  # fmt: skip
+        await publish_event(
+            self.js, new_event("vendor.created", {"id": vendor_id, "owner_id": owner, "active": True})
+        )
         for _ in range(500):  # until geolocation's consumer has seen it
             resp = await self.move(vendor_id, owner, 0.0, 0.0)
             if resp.status_code == 200:
@@ -155,8 +156,9 @@ class Stack:
 
     async def move(self, vendor_id: str, owner: str, lat: float, lon: float) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token(owner)}"}
-        return await self.http.put(f"/api/locations/vendors/{vendor_id}", json={"lat": lat, "lon": lon},
-                                   headers=headers)  # fmt: skip
+        return await self.http.put(
+            f"/api/locations/vendors/{vendor_id}", json={"lat": lat, "lon": lon}, headers=headers
+        )
 
     async def client(self, replica: int = 0, user: str = "viewer") -> ClientConnection:
         ws = await connect(self.rt_urls[replica], compression=None)
@@ -185,8 +187,13 @@ async def stack(
     geo_url = await serve(create_geolocation(geo))
     rt_urls = []
     for _ in range(2):  # two replicas: each must see every update
-        rt = RtSettings(nats_servers=[nats_url], jwt_public_key=public_pem, realtime_max_subscriptions=2,
-                        realtime_heartbeat_seconds=0.3, realtime_auth_timeout_seconds=0.5)  # fmt: skip
+        rt = RtSettings(
+            nats_servers=[nats_url],
+            jwt_public_key=public_pem,
+            realtime_max_subscriptions=2,
+            realtime_heartbeat_seconds=0.3,
+            realtime_auth_timeout_seconds=0.5,
+        )
         rt_urls.append((await serve(create_real_time(rt))).replace("http", "ws") + "/api/realtime/ws")
     nc = await nats.connect(nats_url)
     await ensure_streams(nc.jetstream(), VENDORS_STREAM)

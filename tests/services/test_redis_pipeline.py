@@ -66,9 +66,11 @@ def test_concurrent_callers_get_their_own_replies_on_uvloop(redis_url: str) -> N
 async def test_an_error_reply_goes_to_its_own_caller_only(redis_url: str) -> None:
     async with pipelined(redis_url) as redis:
         replies: tuple[Any, ...] = await asyncio.gather(
-            redis.execute("ECHO", "before"), redis.execute("NO-SUCH-COMMAND"), redis.execute("ECHO", "after"),
+            redis.execute("ECHO", "before"),
+            redis.execute("NO-SUCH-COMMAND"),
+            redis.execute("ECHO", "after"),
             return_exceptions=True,
-        )  # fmt: skip
+        )
         before, bad, after = replies
         assert (before, after) == (b"before", b"after")
         assert isinstance(bad, ResponseError) and "unknown command" in str(bad)

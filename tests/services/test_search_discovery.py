@@ -52,8 +52,16 @@ async def search(servers: Servers, serve: Any) -> AsyncIterator[Search]:
 
 
 def vendor_event(kind: str, vendor_id: str, version: int, **data: Any) -> dict[str, Any]:
-    body = {"id": vendor_id, "version": version, "name": "Stall", "category": "food", "description": "",
-            "active": True, "owner_id": str(uuid.uuid4()), **data}  # fmt: skip
+    body = {
+        "id": vendor_id,
+        "version": version,
+        "name": "Stall",
+        "category": "food",
+        "description": "",
+        "active": True,
+        "owner_id": str(uuid.uuid4()),
+        **data,
+    }
     return new_event(f"vendor.{kind}", body)
 
 
@@ -63,9 +71,10 @@ async def test_vendor_event_reaches_search_and_invalidates_the_cache(
     vendors_url = await serve(create_vendors(await servers.vendor_settings(outbox_poll_seconds=0.2)))
     token = servers.issuer().issue(str(uuid.uuid4()), "vendor")
     async with httpx.AsyncClient(base_url=vendors_url, headers=bearer(token)) as vendors:
-        created = await vendors.post("/vendors", json={
-            "name": "Luigi's Pizza", "category": "food", "description": "wood-fired pizza and pasta"
-        })  # fmt: skip
+        created = await vendors.post(
+            "/vendors",
+            json={"name": "Luigi's Pizza", "category": "food", "description": "wood-fired pizza and pasta"},
+        )
         assert created.status_code == 201
 
         async def indexed() -> bool:

@@ -65,8 +65,11 @@ async def test_duplicate_email_is_409_whatever_the_case(users: httpx.AsyncClient
     assert (await users.post("/users/register", json=body)).status_code == 201
     again = await users.post("/users/register", json={**body, "email": "BOB@example.com"})
     assert again.status_code == 409
-    assert again.json() == {"error": "conflict", "detail": "an account with this e-mail already exists",
-                            "request_id": again.headers["x-request-id"]}  # fmt: skip
+    assert again.json() == {
+        "error": "conflict",
+        "detail": "an account with this e-mail already exists",
+        "request_id": again.headers["x-request-id"],
+    }
 
 
 async def test_bad_credentials_do_not_say_which_part_was_wrong(users: httpx.AsyncClient) -> None:
@@ -112,10 +115,17 @@ async def test_malformed_bodies_and_tokens(users: httpx.AsyncClient, servers: Se
     forged = TokenIssuer(generate_seed(), 900).issue("00000000-0000-0000-0000-000000000001", "vendor")
     assert (await users.get("/users/me", headers=bearer(forged))).status_code == 401
     expired = jwt.encode(
-        {"iss": "venta-user-management", "aud": "venta", "sub": "x", "role": "customer",
-         "iat": int(time.time()) - 100, "exp": int(time.time()) - 10},
-        TokenIssuer(servers.signing_seed, 1)._key, algorithm="EdDSA",
-    )  # fmt: skip
+        {
+            "iss": "venta-user-management",
+            "aud": "venta",
+            "sub": "x",
+            "role": "customer",
+            "iat": int(time.time()) - 100,
+            "exp": int(time.time()) - 10,
+        },
+        TokenIssuer(servers.signing_seed, 1)._key,
+        algorithm="EdDSA",
+    )
     response = await users.get("/users/me", headers=bearer(expired))
     assert response.status_code == 401 and response.json()["detail"] == "token expired"
     token = servers.issuer().issue("00000000-0000-0000-0000-00000000abcd", "customer")

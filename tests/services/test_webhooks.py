@@ -39,10 +39,14 @@ from services.webhooks.targets import GuardedResolver, TargetRefused, parse_targ
 
 # Short backoff keeps the suite fast; loopback targets are allowed explicitly (the local receiver).
 FAST = {
-    "webhook_backoff_base_seconds": 0.05, "webhook_backoff_cap_seconds": 0.3, "webhook_poll_seconds": 0.05,
-    "webhook_timeout_seconds": 2.0, "webhook_allow_private_targets": True,
-    "nats_reconnect_wait_seconds": 0.2, "nats_max_reconnect_attempts": -1,
-}  # fmt: skip
+    "webhook_backoff_base_seconds": 0.05,
+    "webhook_backoff_cap_seconds": 0.3,
+    "webhook_poll_seconds": 0.05,
+    "webhook_timeout_seconds": 2.0,
+    "webhook_allow_private_targets": True,
+    "nats_reconnect_wait_seconds": 0.2,
+    "nats_max_reconnect_attempts": -1,
+}
 
 
 def test_signature_verifies_only_the_signed_body_and_recent_timestamps() -> None:
@@ -61,9 +65,22 @@ def test_backoff_is_exponential_with_full_jitter_under_the_cap() -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["127.0.0.1", "10.0.0.8", "172.16.3.4", "192.168.1.1", "169.254.169.254", "::1", "fe80::1",
-                "fd00::1", "::ffff:127.0.0.1", "224.0.0.251", "0.0.0.0", "100.64.0.1"],
-)  # fmt: skip
+    "address",
+    [
+        "127.0.0.1",
+        "10.0.0.8",
+        "172.16.3.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.251",
+        "0.0.0.0",
+        "100.64.0.1",
+    ],
+)
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert refused_reason(ipaddress.ip_address(address)) is not None
     assert refused_reason(ipaddress.ip_address("93.184.216.34")) is None
@@ -127,15 +144,17 @@ class Hooks:
         return {"Authorization": f"Bearer {self.issuer.issue(user, 'customer')}"}
 
     async def subscribe(self, user: str, url: str, types: list[str]) -> dict[str, Any]:
-        resp = await self.http.post("/api/webhooks/subscriptions", json={"url": url, "event_types": types},
-                                    headers=self.auth(user))  # fmt: skip
+        resp = await self.http.post(
+            "/api/webhooks/subscriptions", json={"url": url, "event_types": types}, headers=self.auth(user)
+        )
         assert resp.status_code == 201, resp.text
         return resp.json()
 
     async def deliveries(self, user: str, sub_id: str, status: str | None = None) -> list[dict[str, Any]]:
         params = {"status": status} if status else {}
-        resp = await self.http.get(f"/api/webhooks/subscriptions/{sub_id}/deliveries", params=params,
-                                   headers=self.auth(user))  # fmt: skip
+        resp = await self.http.get(
+            f"/api/webhooks/subscriptions/{sub_id}/deliveries", params=params, headers=self.auth(user)
+        )
         assert resp.status_code == 200, resp.text
         return resp.json()
 
@@ -169,15 +188,18 @@ async def publish(js: Any, count: int, subject: str = "vendor.created") -> list[
 
 @pytest.fixture
 async def start_hooks(
-    new_database: Callable[[], Awaitable[str]], public_pem: str, signing_seed: str,
+    new_database: Callable[[], Awaitable[str]],
+    public_pem: str,
+    signing_seed: str,
     serve: Callable[[Any], Awaitable[str]],
-) -> AsyncIterator[Callable[..., Awaitable[Hooks]]]:  # fmt: skip
+) -> AsyncIterator[Callable[..., Awaitable[Hooks]]]:
     clients: list[httpx.AsyncClient] = []
 
     async def start(nats_url: str, **overrides: Any) -> Hooks:
         url = await new_database()
-        settings = Settings(database_url=url, nats_servers=[nats_url], jwt_public_key=public_pem,
-                            **{**FAST, **overrides})  # fmt: skip
+        settings = Settings(
+            database_url=url, nats_servers=[nats_url], jwt_public_key=public_pem, **{**FAST, **overrides}
+        )
         http = httpx.AsyncClient(base_url=await serve(create_app(settings)), timeout=10)
         clients.append(http)
         return Hooks(http, TokenIssuer(signing_seed, 900), nats_url)
@@ -219,8 +241,9 @@ async def test_receiver_down_for_several_retries_gets_every_event_signed(
     assert sorted(receiver.event_ids(sub["secret"])) == sorted(sent)  # each once, each signed
     assert await hooks.deliveries("bob", other["id"]) == []  # not subscribed to these types
     row = (await hooks.deliveries("alice", sub["id"]))[0]
-    attempts = (await hooks.http.get(f"/api/webhooks/deliveries/{row['id']}/attempts",
-                                     headers=hooks.auth("alice"))).json()  # fmt: skip
+    attempts = (
+        await hooks.http.get(f"/api/webhooks/deliveries/{row['id']}/attempts", headers=hooks.auth("alice"))
+    ).json()
     assert [a["attempt"] for a in attempts] == list(range(1, row["attempts"] + 1))
     assert attempts[-1]["status_code"] == 204 and "Connect" in attempts[0]["error"]
     await nc.close()
@@ -259,8 +282,9 @@ async def test_exhausted_retries_become_a_dead_letter_that_can_be_redelivered(
 
     await hooks.wait_for(delivered, "the redelivery")
     assert receiver.event_ids(sub["secret"]) == [event_id]
-    log = (await hooks.http.get(f"/api/webhooks/deliveries/{letter['id']}/attempts",
-                                headers=hooks.auth("alice"))).json()  # fmt: skip
+    log = (
+        await hooks.http.get(f"/api/webhooks/deliveries/{letter['id']}/attempts", headers=hooks.auth("alice"))
+    ).json()
     assert [a["status_code"] for a in log] == [500, 500, 500, 204]
     await nc.close()
 
@@ -325,7 +349,8 @@ async def test_subscription_validation_ownership_and_ssrf_refusal(
     assert (await hooks.http.delete(one, headers=hooks.auth("bob"))).status_code == 403
     assert (await hooks.http.get(f"{path}/{uuid.uuid4()}", headers=hooks.auth("alice"))).status_code == 404
     assert (await hooks.http.get(f"{path}/not-a-uuid", headers=hooks.auth("alice"))).status_code == 422
-    assert (await hooks.http.get(f"{one}/deliveries", params={"status": "lost"},
-                                 headers=hooks.auth("alice"))).status_code == 422  # fmt: skip
+    assert (
+        await hooks.http.get(f"{one}/deliveries", params={"status": "lost"}, headers=hooks.auth("alice"))
+    ).status_code == 422
     assert (await hooks.http.delete(one, headers=hooks.auth("alice"))).status_code == 204
     assert (await hooks.http.get(one, headers=hooks.auth("alice"))).status_code == 404

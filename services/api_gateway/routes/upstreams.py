@@ -42,20 +42,26 @@ async def _probe(upstream: Upstream) -> UpstreamHealth:
     url = f"{upstream.base_url}/health/ready"
     try:
         async with upstream.session.get(
-            url, timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
+            url,
+            timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
             headers={REQUEST_ID_HEADER: request_id_var.get()},
-        ) as response:  # fmt: skip
+        ) as response:
             body: Any = await response.json(content_type=None)
             failed = body.get("failed", []) if isinstance(body, dict) else []
             return UpstreamHealth(
-                ready=response.status == 200, url=upstream.base_url, status_code=response.status,
-                failed=failed, latency_ms=round((time.perf_counter() - started) * 1000, 2),
-            )  # fmt: skip
+                ready=response.status == 200,
+                url=upstream.base_url,
+                status_code=response.status,
+                failed=failed,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return UpstreamHealth(
-            ready=False, url=upstream.base_url, latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            ready=False,
+            url=upstream.base_url,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
             error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-        )  # fmt: skip
+        )
 
 
 async def upstreams_report(gateway: Gateway) -> UpstreamsReport:

@@ -72,8 +72,13 @@ async def upload(
             row = await conn.fetchrow(
                 f"INSERT INTO files (id, owner_id, filename, content_type, size_bytes, sha256) "
                 f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
-                file_id, user.user_id, got.filename, got.content_type, got.size, got.sha256,
-            )  # fmt: skip
+                file_id,
+                user.user_id,
+                got.filename,
+                got.content_type,
+                got.size,
+                got.sha256,
+            )
             # Content becomes durable and visible before the row commits: a crash in between leaves
             # an unreferenced file (harmless), never a row without its content.
             await asyncio.to_thread(pending.publish)
@@ -107,10 +112,13 @@ async def metadata(file_id: uuid.UUID, _: CurrentUser, pool: DbPool) -> FileOut:
 
 @router.get("/{file_id}/content", responses={200: {"content": {"application/octet-stream": {}}}, 304: {}})
 async def download(
-    file_id: uuid.UUID, _: CurrentUser, pool: DbPool, storage: Storage,
+    file_id: uuid.UUID,
+    _: CurrentUser,
+    pool: DbPool,
+    storage: Storage,
     if_none_match: Annotated[str | None, Header()] = None,
     if_modified_since: Annotated[str | None, Header()] = None,
-) -> Response:  # fmt: skip
+) -> Response:
     row = await _row(pool, file_id)
     tag = etag(row["sha256"])
     headers = {

@@ -82,8 +82,7 @@ def _query_parameters(model: type[NearbyQuery]) -> list[dict[str, object]]:
 
 
 # Declared before the /vendors routes: routes are tried in order, and nearby is the busiest by far.
-@router.get("/nearby", response_model=NearbyOut,
-            openapi_extra={"parameters": _query_parameters(NearbyQuery)})  # fmt: skip
+@router.get("/nearby", response_model=NearbyOut, openapi_extra={"parameters": _query_parameters(NearbyQuery)})
 async def nearby(request: Request) -> Response:
     """The nearest active vendors within ``radius_m``, closest first, with their distances."""
     # The hottest read, so no dependencies at all (each one is per-request solving work). The
@@ -112,7 +111,11 @@ async def nearby(request: Request) -> Response:
 @router.put("/vendors/{vendor_id}", response_model=PositionOut)
 async def report_position(
     vendor_id: Annotated[str, Path(min_length=1, max_length=64)],
-    body: PositionIn, user: CurrentUser, store: Store, settings: Config, js: JetStream,
+    body: PositionIn,
+    user: CurrentUser,
+    store: Store,
+    settings: Config,
+    js: JetStream,
 ) -> PositionOut:
     """Record the vendor's position (owner only) and publish it as `location.updated`."""
     now = time.time()
@@ -129,8 +132,9 @@ async def report_position(
     except Exception as exc:
         log.warning("location event not published", extra={"vendor_id": vendor_id, "error": str(exc)})
         raise HTTPException(503, "position stored but its event could not be published; retry") from None
-    return PositionOut(vendor_id=vendor_id, lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m,
-                       recorded_at=_when(ts))  # fmt: skip
+    return PositionOut(
+        vendor_id=vendor_id, lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m, recorded_at=_when(ts)
+    )
 
 
 @router.get("/vendors/{vendor_id}", response_model=PositionOut)
@@ -140,5 +144,10 @@ async def current_position(
     found = await store.position(vendor_id, time.time())
     if found is None:
         raise HTTPException(404, "no recent position for this vendor")
-    return PositionOut(vendor_id=vendor_id, lat=found.lat, lon=found.lon, accuracy_m=found.accuracy_m,
-                       recorded_at=_when(found.last_seen))  # fmt: skip
+    return PositionOut(
+        vendor_id=vendor_id,
+        lat=found.lat,
+        lon=found.lon,
+        accuracy_m=found.accuracy_m,
+        recorded_at=_when(found.last_seen),
+    )

@@ -33,9 +33,11 @@ async def search_vendors(
         CACHE.labels("hit").inc()
         return Response(cached, media_type="application/json", headers={"X-Cache": "hit"})
     rows, total = await repository.search(pool, text, category, limit, offset)
-    body = SearchResults(
-        items=[SearchHit(**dict(row)) for row in rows], total=total, limit=limit, offset=offset
-    ).model_dump_json().encode()
+    body = (
+        SearchResults(items=[SearchHit(**dict(row)) for row in rows], total=total, limit=limit, offset=offset)
+        .model_dump_json()
+        .encode()
+    )
     if key is None:
         CACHE.labels("bypass").inc()
         return Response(body, media_type="application/json", headers={"X-Cache": "bypass"})

@@ -23,16 +23,21 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 @router.get("/subscriptions/{subscription_id}/deliveries", response_model=list[DeliveryOut])
 async def delivery_log(
-    subscription_id: uuid.UUID, user: CurrentUser, pool: DbPool,
-    status: DeliveryStatus | None = None, limit: Limit = 100,
-) -> list[DeliveryOut]:  # fmt: skip
+    subscription_id: uuid.UUID,
+    user: CurrentUser,
+    pool: DbPool,
+    status: DeliveryStatus | None = None,
+    limit: Limit = 100,
+) -> list[DeliveryOut]:
     """Newest first; ``status=dead`` lists the subscription's dead letters."""
     await owned_subscription(pool, subscription_id, user.user_id)
     rows = await pool.fetch(
         f"SELECT {_COLUMNS} FROM webhook_deliveries d WHERE d.subscription_id = $1 "
         "AND ($2::text IS NULL OR d.status = $2) ORDER BY d.created_at DESC, d.id LIMIT $3",
-        subscription_id, status, limit,
-    )  # fmt: skip
+        subscription_id,
+        status,
+        limit,
+    )
     return [DeliveryOut(**dict(row)) for row in rows]
 
 
@@ -42,15 +47,17 @@ async def dead_letters(user: CurrentUser, pool: DbPool, limit: Limit = 100) -> l
     rows = await pool.fetch(
         f"SELECT {_COLUMNS} FROM {_JOINED} WHERE s.owner_id = $1 AND d.status = 'dead' "
         "ORDER BY d.finished_at DESC LIMIT $2",
-        user.user_id, limit,
-    )  # fmt: skip
+        user.user_id,
+        limit,
+    )
     return [DeliveryOut(**dict(row)) for row in rows]
 
 
 async def _owned_delivery(pool: DbPool, delivery_id: uuid.UUID, owner: str) -> None:
     found = await pool.fetchval(
-        f"SELECT s.owner_id FROM {_JOINED} WHERE d.id = $1", delivery_id,
-    )  # fmt: skip
+        f"SELECT s.owner_id FROM {_JOINED} WHERE d.id = $1",
+        delivery_id,
+    )
     if found is None:
         raise HTTPException(404, "delivery not found")
     if found != owner:
@@ -62,8 +69,9 @@ async def attempts(delivery_id: uuid.UUID, user: CurrentUser, pool: DbPool) -> l
     await _owned_delivery(pool, delivery_id, user.user_id)
     rows = await pool.fetch(
         "SELECT attempt, attempted_at, status_code, error, duration_ms FROM webhook_attempts "
-        "WHERE delivery_id = $1 ORDER BY id", delivery_id,
-    )  # fmt: skip
+        "WHERE delivery_id = $1 ORDER BY id",
+        delivery_id,
+    )
     return [AttemptOut(**dict(row)) for row in rows]
 
 
@@ -73,8 +81,9 @@ async def redeliver(delivery_id: uuid.UUID, user: CurrentUser, pool: DbPool) -> 
     await _owned_delivery(pool, delivery_id, user.user_id)
     row = await pool.fetchrow(
         "UPDATE webhook_deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), "
-        f"finished_at = NULL WHERE d.id = $1 AND d.status <> 'pending' RETURNING {_COLUMNS}", delivery_id,
-    )  # fmt: skip
+        f"finished_at = NULL WHERE d.id = $1 AND d.status <> 'pending' RETURNING {_COLUMNS}",
+        delivery_id,
+    )
     if row is None:
         raise HTTPException(409, "delivery is still pending")
     return DeliveryOut(**dict(row))

@@ -21,8 +21,9 @@ _COLUMNS = "id, url, event_types, description, created_at"
 
 async def owned_subscription(pool: asyncpg.Pool, subscription_id: uuid.UUID, owner: str) -> asyncpg.Record:
     """The subscription row, 404 when missing and 403 when someone else owns it."""
-    row = await pool.fetchrow(f"SELECT owner_id, {_COLUMNS} FROM webhook_subscriptions WHERE id = $1",
-                              subscription_id)  # fmt: skip
+    row = await pool.fetchrow(
+        f"SELECT owner_id, {_COLUMNS} FROM webhook_subscriptions WHERE id = $1", subscription_id
+    )
     if row is None:
         raise HTTPException(404, "subscription not found")
     if row["owner_id"] != owner:
@@ -51,8 +52,13 @@ async def create(
         row = await conn.fetchrow(
             f"INSERT INTO webhook_subscriptions (id, owner_id, url, event_types, secret, description) "
             f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
-            uuid.uuid4(), user.user_id, body.url, sorted(set(body.event_types)), secret, body.description,
-        )  # fmt: skip
+            uuid.uuid4(),
+            user.user_id,
+            body.url,
+            sorted(set(body.event_types)),
+            secret,
+            body.description,
+        )
     return SubscriptionCreated(**dict(row), secret=secret)
 
 
@@ -73,6 +79,7 @@ async def get_one(subscription_id: uuid.UUID, user: CurrentUser, pool: DbPool) -
 @router.delete("/{subscription_id}", status_code=204)
 async def delete(subscription_id: uuid.UUID, user: CurrentUser, pool: DbPool) -> Response:
     await owned_subscription(pool, subscription_id, user.user_id)
-    await pool.execute("DELETE FROM webhook_subscriptions WHERE id = $1 AND owner_id = $2", subscription_id,
-                       user.user_id)  # fmt: skip
+    await pool.execute(
+        "DELETE FROM webhook_subscriptions WHERE id = $1 AND owner_id = $2", subscription_id, user.user_id
+    )
     return Response(status_code=204)
