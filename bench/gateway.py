@@ -39,8 +39,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from localdev.servers import free_port, running
+from localdev.servers import running
 from localdev.services import (
+    pick_ports,
     prepare_databases,
     service_env,
     settings_class,
@@ -135,7 +136,7 @@ def main() -> int:
         return 2
     names = ["user-management", "vendor-management", "search-discovery", "api-gateway"]
     entries = [SERVICES[n] for n in names]
-    ports = {e.name: free_port() for e in entries}
+    ports = pick_ports(entries, free_ports=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as stack:
         urls = {kind: stack.enter_context(running(kind)).url for kind in ("postgres", "redis", "nats")}
@@ -147,8 +148,8 @@ def main() -> int:
             env = service_env(entry, settings_class(entry), urls, ports, seed, scratch) | BENCH_ENV
             procs[entry.name] = start_service(entry, env)
         for entry in entries:
-            wait_ready(ports[entry.name], procs[entry.name], entry.name)
-        base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+            wait_ready(ports[entry.name].internal, procs[entry.name], entry.name)
+        base = {name: f"http://127.0.0.1:{port.public}" for name, port in ports.items()}
         token, vendor_id = seed_data(base["user-management"], base["vendor-management"])
         gateway = base["api-gateway"]
         cases = {

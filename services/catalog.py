@@ -15,6 +15,11 @@ class ServiceEntry:
     package: str  # module under services/
     dev_port: int  # port of the local run (python -m localdev)
 
+    @property
+    def dev_internal_port(self) -> int:
+        """The local run's INTERNAL_PORT (probes, metrics, docs): 9080 and up."""
+        return self.dev_port + 1000
+
 
 SERVICES: dict[str, ServiceEntry] = {
     entry.name: entry

@@ -124,24 +124,31 @@ async def test_migrations_apply_once_under_concurrency(new_database: Any, tmp_pa
         await conn.close()
 
 
-async def _demo_app(new_database: Any, redis_url: str, nats_url: str) -> Any:
+async def _demo_app(new_database: Any, redis_url: str, nats_url: str, **extra: Any) -> Any:
     settings = DemoSettings(
-        service_name="demo", database_url=await new_database(), redis_url=redis_url, nats_servers=[nats_url]
+        service_name="demo",
+        database_url=await new_database(),
+        redis_url=redis_url,
+        nats_servers=[nats_url],
+        **extra,
     )
     return build_app(settings, title="demo", routers=[demo_router()])
 
 
 async def test_health_metrics_request_id_and_errors(
-    new_database: Any, redis_url: str, nats_url: str, serve: Any
+    new_database: Any, redis_url: str, nats_url: str, serve_service: Any
 ) -> None:
-    url = await serve(await _demo_app(new_database, redis_url, nats_url))
-    async with httpx.AsyncClient(base_url=url) as client:
-        live = await client.get("/health/live")
+    url, internal_url = await serve_service(await _demo_app(new_database, redis_url, nats_url))
+    async with (
+        httpx.AsyncClient(base_url=url) as client,
+        httpx.AsyncClient(base_url=internal_url) as internal,
+    ):
+        live = await internal.get("/health/live")
         assert live.status_code == 200 and live.json() == {"status": "alive"}
-        ready = await client.get("/health/ready")
+        ready = await internal.get("/health/ready")
         assert ready.status_code == 200, ready.text
         assert set(ready.json()["checks"]) == {"postgres", "redis", "nats"}
-        full = (await client.get("/health")).json()
+        full = (await internal.get("/health")).json()
         assert full["service"] == "demo" and full["status"] == "ready"
 
         labels = {"method": "GET", "path": "/items/{item_id}", "status": "200"}
@@ -152,7 +159,7 @@ async def test_health_metrics_request_id_and_errors(
         assert len(fresh.headers["x-request-id"]) == 32  # replaced by a generated id
         after = sample_value("http_requests_total", labels)
         assert after - before == 2
-        metrics = (await client.get("/metrics")).text
+        metrics = (await internal.get("/metrics")).text
         assert 'http_request_duration_seconds_count{method="GET",path="/items/{item_id}"}' in metrics
         assert 'path="/items/7"' not in metrics
 
@@ -168,12 +175,45 @@ async def test_health_metrics_request_id_and_errors(
         assert boom.json()["detail"] == "internal error" and "hunter2" not in boom.text
 
 
+async def test_internal_endpoints_are_only_on_the_internal_port_and_docs_only_when_asked(
+    new_database: Any, redis_url: str, nats_url: str, serve_service: Any
+) -> None:
+    for docs in (False, True):
+        app = await _demo_app(new_database, redis_url, nats_url, api_docs=docs)
+        url, internal_url = await serve_service(app)
+        async with httpx.AsyncClient() as client:
+            for path in ("/health", "/health/live", "/health/ready", "/metrics", "/docs", "/openapi.json"):
+                on_api = await client.get(url + path)
+                assert on_api.status_code == 404 and on_api.json()["error"] == "not_found", path
+            assert (await client.get(internal_url + "/metrics")).status_code == 200
+            schema = await client.get(internal_url + "/openapi.json")
+            assert schema.status_code == (200 if docs else 404)
+            assert (await client.get(internal_url + "/docs")).status_code == (200 if docs else 404)
+            if docs:
+                assert "/items/{item_id}" in schema.json()["paths"]  # the API's schema, not the probes'
+            # No slash redirects: a Location would name the address the request came to.
+            slash = await client.get(url + "/items/7/", follow_redirects=False)
+            assert slash.status_code == 404 and "location" not in slash.headers
+
+
+def test_internal_port_must_differ_from_the_api_port() -> None:
+    with pytest.raises(SettingsError, match=r"INTERNAL_PORT \(8000\) must differ from PORT \(8000\)"):
+        load_settings(
+            DemoSettings,
+            service_name="demo",
+            database_url="postgresql://h/db",
+            redis_url="redis://h/0",
+            nats_servers="nats://h:4222",
+            internal_port=8000,
+        )
+
+
 async def test_ready_turns_503_when_redis_stops_and_recovers(
-    new_database: Any, nats_url: str, private_server: Any, serve: Any
+    new_database: Any, nats_url: str, private_server: Any, serve_service: Any
 ) -> None:
     redis = private_server("redis")
-    url = await serve(await _demo_app(new_database, redis.url, nats_url))
-    async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+    _, internal_url = await serve_service(await _demo_app(new_database, redis.url, nats_url))
+    async with httpx.AsyncClient(base_url=internal_url, timeout=15) as client:
         assert (await client.get("/health/ready")).status_code == 200
         redis.stop()
         down = await client.get("/health/ready")
