@@ -40,6 +40,9 @@ async def serving(app: ASGIApp, port: int = 0, graceful_seconds: int = 5) -> Asy
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
         timeout_keep_alive=30,
+        # As python -m services: the scope's client is the peer (uvicorn would otherwise believe
+        # X-Forwarded-For from loopback, which is where every test client connects from).
+        proxy_headers=False,
         ws_per_message_deflate=False,
         ws_max_size=_ws_limit(app),
     )
