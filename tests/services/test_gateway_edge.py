@@ -84,7 +84,7 @@ async def test_rate_limits_and_logs_use_the_client_a_trusted_proxy_names(
     servers: Servers, serve: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     upstreams = {"search-discovery": await serve(stand_in())}
-    limits = {"rate_limit_requests": 2, "rate_limit_window_seconds": 60}
+    limits: dict[str, Any] = {"rate_limit_requests": 2, "rate_limit_window_seconds": 60}
     untrusted = await serve(create_gateway(servers.gateway_settings(upstreams, **limits)))
     async with httpx.AsyncClient(base_url=untrusted) as gw:
         # A forged header from an untrusted peer changes nothing: one bucket, the peer's address.
