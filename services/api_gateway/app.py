@@ -62,4 +62,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         configure=configure,
         middleware=[Middleware(GatewayMiddleware, gateway=gateway, websockets=websockets.handle)],
         internal_routers=[upstreams.router],
+        # Bodies stream through untouched; each service refuses what it cannot store.
+        guard_inputs=False,
     )

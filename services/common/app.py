@@ -32,6 +32,7 @@ from services.common import nats_client, postgres
 from services.common.auth import TokenVerifier
 from services.common.errors import install_error_handlers
 from services.common.health import Health
+from services.common.inputs import NulGuard
 from services.common.internal import build_internal_app
 from services.common.logs import configure_logging
 from services.common.metrics import RequestContextMiddleware
@@ -113,10 +114,13 @@ def build_app(
     configure: Callable[[FastAPI], Any] | None = None,
     middleware: Sequence[Middleware] = (),
     internal_routers: Sequence[APIRouter] = (),
+    guard_inputs: bool = True,
 ) -> FastAPI:
     """``configure(app)`` runs before the lifespan starts (extra checks, state). ``middleware`` sits
     inside the request context (so it sees the request id and is counted in the metrics).
-    ``internal_routers`` go on the internal port beside the probes."""
+    ``internal_routers`` go on the internal port beside the probes. ``guard_inputs`` refuses NUL in
+    paths, queries and JSON/form bodies with a 422 (``services/common/inputs.py``); only a service
+    that stores nothing and must not read bodies whole (the gateway) turns it off."""
     configure_logging(settings.service_name, settings.log_level)
 
     @contextlib.asynccontextmanager
@@ -144,7 +148,9 @@ def build_app(
     app.state.health = Health(service=settings.service_name, environment=settings.environment)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    app.user_middleware.extend(middleware)  # add_middleware would put them outside the request context
+    guard = [Middleware(NulGuard)] if guard_inputs else []
+    # add_middleware would put these outside the request context.
+    app.user_middleware.extend([*guard, *middleware])
     for router in routers:
         app.include_router(router)
     app.state.internal_app = build_internal_app(app, settings, internal_routers)

@@ -6,16 +6,18 @@ import asyncio
 import io
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import httpx
 import orjson
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Form
 from pydantic import BaseModel
 
 from services.common.app import build_app
+from services.common.deps import DbPool
+from services.common.inputs import NulGuard
 from services.common.logs import JsonFormatter, request_id_var
 from services.common.metrics import sample_value
 from services.common.migrations import MigrationError, apply_migrations
@@ -38,8 +40,30 @@ class Item(BaseModel):
     qty: int
 
 
+class Note(BaseModel):
+    title: str
+    tags: list[str] = []
+    meta: dict[str, str] = {}
+
+
 def demo_router() -> APIRouter:
     router = APIRouter()
+
+    @router.post("/notes/{folder}")
+    async def post_note(folder: str, note: Note, pool: DbPool, q: str = "") -> dict[str, str]:
+        # PostgreSQL refuses a NUL in text: without the guard this is a 500.
+        stored = await pool.fetchval(
+            "SELECT $1::text || $2::text || $3::text || array_to_string($4::text[], ',')",
+            folder,
+            q,
+            note.title,
+            note.tags,
+        )
+        return {"stored": stored}
+
+    @router.post("/form")
+    async def post_form(title: Annotated[str, Form()], pool: DbPool) -> dict[str, str]:
+        return {"stored": await pool.fetchval("SELECT $1::text", title)}
 
     @router.get("/items/{item_id}")
     async def get_item(item_id: int) -> dict[str, int]:
@@ -206,6 +230,45 @@ def test_internal_port_must_differ_from_the_api_port() -> None:
             nats_servers="nats://h:4222",
             internal_port=8000,
         )
+
+
+async def test_nul_anywhere_in_a_request_is_422_naming_the_field_never_a_500(
+    new_database: Any, redis_url: str, nats_url: str, serve: Any
+) -> None:
+    url = await serve(await _demo_app(new_database, redis_url, nats_url))
+    cases: list[tuple[str, dict[str, Any], str, str]] = [
+        ("/notes/inbox", {"json": {"title": "a\u0000b"}}, "body", "title"),
+        ("/notes/inbox", {"json": {"title": "t", "tags": ["ok", "b\u0000"]}}, "body", "tags.1"),
+        ("/notes/inbox", {"json": {"title": "t", "meta": {"k\u0000": "v"}}}, "body", "meta.k\\u0000"),
+        ("/notes/in%00box", {"json": {"title": "t"}}, "path", "folder"),
+        ("/notes/inbox?q=a%00b", {"json": {"title": "t"}}, "query", "q"),
+        ("/form", {"data": {"title": "a\u0000b"}}, "body", "title"),
+    ]
+    async with httpx.AsyncClient(base_url=url) as client:
+        for path, body, where, field in cases:
+            refused = await client.post(path, **body)
+            assert refused.status_code == 422, (path, body, refused.text)
+            assert refused.json()["fields"] == [
+                {"field": field, "in": where, "reason": "must not contain the NUL character (\\u0000)"}
+            ]
+        # An escaped backslash is text like any other, and so is a body that is not JSON.
+        literal = await client.post(
+            "/notes/inbox", content=b'{"title": "a\\\\u0000b"}', headers={"content-type": "application/json"}
+        )
+        assert literal.status_code == 200 and literal.json()["stored"] == "inboxa\\u0000b"
+        assert (await client.post("/notes/inbox", json={"title": "fine", "tags": ["x"]})).json() == {
+            "stored": "inboxfinex"
+        }
+    # A NUL in a header never reaches a service: the HTTP parser refuses the request.
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    writer.write(b"GET /items/1 HTTP/1.1\r\nHost: x\r\nX-Note: a\x00b\r\n\r\n")
+    assert (await reader.readline()).startswith(b"HTTP/1.1 400")
+    writer.close()
+    # Without the guard, the store's refusal is what the client would get.
+    bare = await _demo_app(new_database, redis_url, nats_url)
+    bare.user_middleware = [m for m in bare.user_middleware if m.cls is not NulGuard]
+    async with httpx.AsyncClient(base_url=await serve(bare)) as client:
+        assert (await client.post("/notes/inbox", json={"title": "a\u0000b"})).status_code == 500
 
 
 async def test_ready_turns_503_when_redis_stops_and_recovers(
