@@ -32,6 +32,7 @@ from services.api_gateway.proxy import Gateway, Incoming, Upstream, read_headers
 from services.api_gateway.routes_table import Route
 from services.common.auth import InvalidToken
 from services.common.errors import error_body
+from services.common.inputs import NUL_REASON, find_nul
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
 from services.common.metrics import incoming_request_id
 
@@ -39,6 +40,7 @@ log = logging.getLogger("venta.gateway.websocket")
 TUNNELS = Gauge("gateway_websockets", "WebSocket tunnels open through this gateway replica")
 CLOSED = Counter("gateway_websocket_closed_total", "Tunnels ended, by whom, by code", ["by", "code"])
 
+INVALID_DATA = 1007
 POLICY = 1008
 BAD_GATEWAY = 1014
 IDLE = 4408
@@ -220,6 +222,8 @@ class WebSocketProxy:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
             parsed = None
+        if (field := find_nul(parsed)) is not None:
+            return None, (INVALID_DATA, f"{field or 'message'}: {NUL_REASON}")
         is_auth = isinstance(parsed, dict) and parsed.get("type") == "auth"
         if not is_auth or not isinstance(parsed.get("token"), str):
             return None, (POLICY, 'authentication required: send {"type": "auth", "token": ...} first')
