@@ -29,10 +29,12 @@ def _clients(gateway: Gateway, websockets: WebSocketProxy, settings: GatewaySett
     async def run(app: FastAPI, res: Resources) -> AsyncIterator[None]:
         assert res.redis is not None
         gateway.open(RateLimiter(res.redis, settings.rate_limit_requests, settings.rate_limit_window_seconds))
+        websockets.open()
         try:
             async with running_tasks(websocket_idle=websockets.tunnels.watch()):
                 yield
         finally:
+            await websockets.close()
             await gateway.close()
 
     return run

@@ -51,9 +51,11 @@ class GatewaySettings(RedisSettings, JwtSettings):
     # Peers whose X-Forwarded-For is believed (the ingress controller's addresses), comma-separated
     # CIDRs. Empty: the connecting address is the client, whatever the headers say.
     trusted_proxy_cidrs: Annotated[tuple[Network, ...], NoDecode] = ()
-    # WebSockets (/api/realtime/ws): open tunnels per user on one replica, time to authenticate and
-    # reach real-time, silence in both directions before the gateway closes, largest server message.
+    # WebSockets (/api/realtime/ws): open tunnels per user and in all on one replica, time to
+    # authenticate and reach real-time, silence both ways before the gateway closes, largest server
+    # message.
     ws_max_connections_per_user: int = Field(default=5, ge=1, le=1000)
+    ws_max_connections: int = Field(default=10_000, ge=1, le=1_000_000)
     ws_handshake_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     ws_idle_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     ws_max_upstream_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)

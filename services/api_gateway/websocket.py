@@ -42,6 +42,7 @@ CLOSED = Counter("gateway_websocket_closed_total", "Tunnels ended, by whom, by c
 
 INVALID_DATA = 1007
 POLICY = 1008
+TRY_AGAIN_LATER = 1013
 BAD_GATEWAY = 1014
 IDLE = 4408
 # Codes a close frame may not carry (RFC 6455 7.4.1): what each becomes when passed on.
@@ -87,18 +88,30 @@ class Tunnel:
             self.ended.set_result((code, reason))
 
 
-class Tunnels:
-    """The open tunnels of this replica: per-user counts and one idle check for all of them."""
+class Refused(Exception):
+    """A tunnel this replica will not open: the HTTP status before the upgrade, the close code after."""
 
-    def __init__(self, per_user: int, idle_s: float) -> None:
+    def __init__(self, status: int, code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+class Tunnels:
+    """The open tunnels of this replica: per-user and total counts, one idle check for all of them."""
+
+    def __init__(self, per_user: int, total: int, idle_s: float) -> None:
         self.per_user = per_user
+        self.total = total
         self.idle_s = idle_s
         self.open: set[Tunnel] = set()
         self._per_user: dict[str, int] = {}
 
-    def admit(self, user: str) -> Tunnel | None:
+    def admit(self, user: str) -> Tunnel:
         if self._per_user.get(user, 0) >= self.per_user:
-            return None
+            detail = f"too many WebSocket connections for this user (limit {self.per_user})"
+            raise Refused(429, POLICY, detail)
+        if len(self.open) >= self.total:
+            raise Refused(503, TRY_AGAIN_LATER, "this gateway replica holds all the WebSockets it may")
         self._per_user[user] = self._per_user.get(user, 0) + 1
         tunnel = Tunnel(user)
         self.open.add(tunnel)
@@ -142,9 +155,29 @@ class WebSocketProxy:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         settings = gateway.settings
-        self.tunnels = Tunnels(settings.ws_max_connections_per_user, settings.ws_idle_timeout_seconds)
+        self.tunnels = Tunnels(
+            settings.ws_max_connections_per_user,
+            settings.ws_max_connections,
+            settings.ws_idle_timeout_seconds,
+        )
         self.handshake_s = settings.ws_handshake_timeout_seconds
         self.max_upstream_message = settings.ws_max_upstream_message_bytes
+        # Its own session: each tunnel holds an upstream connection for as long as it lives, which must
+        # not take the HTTP routes' pooled connections (the tunnel count has its own bound).
+        self.session: aiohttp.ClientSession | None = None
+
+    def open(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=10),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=self.gateway.settings.upstream_connect_timeout_seconds
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = request_id_var.set(incoming_request_id(scope))
@@ -180,31 +213,26 @@ class WebSocketProxy:
                 await self._close_client(send, *client_or_close, by="gateway")
                 return
             client = client_or_close
-        refusal = await self._over_limits(client)
-        if refusal is not None:
+        try:
+            await self._rate_limit(client)
+            tunnel = self.tunnels.admit(client)
+        except Refused as refused:
             if accepted:
-                await self._close_client(send, POLICY, refusal, by="gateway")
+                await self._close_client(send, refused.code, refused.detail, by="gateway")
             else:
-                await deny(scope, send, 429, refusal)
-            return
-        tunnel = self.tunnels.admit(client)
-        if tunnel is None:
-            detail = f"too many WebSocket connections for this user (limit {self.tunnels.per_user})"
-            if accepted:
-                await self._close_client(send, POLICY, detail, by="gateway")
-            else:
-                await deny(scope, send, 429, detail)
+                await deny(scope, send, refused.status, refused.detail, refused.code)
             return
         try:
             await self._run(scope, receive, send, route, incoming, client_ip, tunnel, first, accepted)
         finally:
             self.tunnels.release(tunnel)
 
-    async def _over_limits(self, client: str) -> str | None:
+    async def _rate_limit(self, client: str) -> None:
         """The rate limit counts an upgrade as one request of the client."""
         assert self.gateway.limiter is not None
         wait = await self.gateway.limiter.hit(client)
-        return f"rate limit exceeded; retry in {wait} s" if wait else None
+        if wait:
+            raise Refused(429, POLICY, f"rate limit exceeded; retry in {wait} s")
 
     async def _first_message(
         self, route: Route, path: str, receive: Receive, client_ip: str
@@ -251,7 +279,8 @@ class WebSocketProxy:
         if query:
             url += "?" + query.decode("latin-1")
         async with asyncio.timeout(self.handshake_s):
-            return await upstream.session.ws_connect(
+            assert self.session is not None
+            return await self.session.ws_connect(
                 url,
                 headers=self._upstream_headers(incoming, scope, client_ip),
                 protocols=tuple(scope.get("subprotocols", ())),

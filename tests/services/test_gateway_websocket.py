@@ -241,3 +241,21 @@ async def test_real_time_unreachable_is_502_or_1014(servers: Servers, serve: Any
     async with connect(edge.ws_url) as ws:
         await ws.send(orjson.dumps({"type": "auth", "token": edge.token("frank")}).decode())
         assert await closed_with(ws) == (1014, "real-time is unavailable")
+
+
+async def test_a_replica_holds_a_bounded_number_of_tunnels_whatever_the_pool(
+    servers: Servers, serve: Any
+) -> None:
+    # More tunnels than the HTTP pool has connections: tunnels do not take the routes' pooled ones.
+    edge = await start_edge(servers, serve, upstream_pool_size=1, ws_max_connections=3)
+    held = [await edge.connect(f"user-{i}") for i in range(3)]
+    async with httpx.AsyncClient(base_url=edge.url, timeout=10) as http:
+        await edge.vendor(http, "owner-pool")  # HTTP to real-time's neighbours still flows
+    with pytest.raises(InvalidStatus) as full:
+        await connect(edge.ws_url, additional_headers=_bearer(edge.token("user-9")))
+    assert full.value.response.status_code == 503
+    async with connect(edge.ws_url) as late:
+        await late.send(orjson.dumps({"type": "auth", "token": edge.token("user-8")}).decode())
+        assert (await closed_with(late))[0] == 1013
+    for ws in held:
+        await ws.close()
