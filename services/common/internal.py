@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.common.errors import install_error_handlers
 from services.common.health import health_router
-from services.common.metrics import metrics_endpoint
+from services.common.metrics import RequestContextMiddleware, metrics_endpoint
 from services.common.settings import ServiceSettings
 
 OPENAPI_PATH = "/openapi.json"
@@ -33,6 +33,9 @@ def build_internal_app(public: FastAPI, settings: ServiceSettings, routers: Sequ
     )
     internal.state = public.state
     install_error_handlers(internal)
+    # Probes are counted and logged as before the split (and cost what a request to the API costs in
+    # the same stack, which bench/location.py uses as its baseline).
+    internal.add_middleware(RequestContextMiddleware)
     internal.include_router(health_router())
     internal.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
