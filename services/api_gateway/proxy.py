@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 from multidict import CIMultiDict
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,7 +35,7 @@ from services.api_gateway.ratelimit import RateLimiter
 from services.api_gateway.routes_table import Route
 from services.api_gateway.settings import GatewaySettings
 from services.common.auth import InvalidToken, TokenVerifier, bearer_token
-from services.common.errors import error_body
+from services.common.errors import error_body, send_json
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
 from services.common.metrics import CLIENT_KEY, PATH_LABEL_KEY
 
@@ -65,7 +64,6 @@ _SET_BY_GATEWAY = frozenset(
 _NOT_FORWARDED = frozenset(name.encode() for name in _HOP_BY_HOP | _SET_BY_GATEWAY)
 # The request id goes back once: the gateway's own request context adds it.
 _NOT_RETURNED = frozenset(name.encode() for name in _HOP_BY_HOP | {"x-request-id"})
-_JSON = (b"content-type", b"application/json")
 _CLOSE = (b"connection", b"close")
 GATEWAY_AGENT = "venta-api-gateway"
 _STREAM_CHUNK = 64 * 1024
@@ -81,20 +79,6 @@ class Upstream:
     @property
     def netloc(self) -> str:
         return urlsplit(self.base_url).netloc
-
-
-async def send_json(
-    send: Send, status: int, body: dict[str, object], headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [_JSON, (b"content-length", str(len(payload)).encode()), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
 
 
 @dataclass

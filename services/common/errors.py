@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from services.common.logs import request_id_var
 
@@ -43,6 +45,16 @@ def error_body(status: int, detail: Any, **extra: Any) -> dict[str, Any]:
         body["request_id"] = request_id
     body.update(extra)
     return body
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """A JSON answer straight from ASGI code (middleware, the gateway's hot path): no Response object."""
+    payload = orjson.dumps(body)
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ import orjson
 from pydantic import AfterValidator, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.errors import error_body
+from services.common.errors import error_body, send_json
 
 NUL = "\x00"
 NUL_REASON = "must not contain the NUL character (\\u0000)"
@@ -103,18 +103,7 @@ class NulGuard:
             return
         where, field = found
         fields = [{"field": field, "in": where, "reason": NUL_REASON}]
-        payload = orjson.dumps(error_body(422, f"{field}: {NUL_REASON}", fields=fields))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 422,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, 422, error_body(422, f"{field}: {NUL_REASON}", fields=fields))
 
     def _in_path(self, scope: Scope) -> tuple[str, str] | None:
         path: str = scope["path"]
