@@ -10,21 +10,15 @@ from typing import TYPE_CHECKING
 from stacks.catalog import SERVICE_NAMES
 from venta import deploy
 from venta.digests import DigestError, digests_deployed_with, load_digests
-from venta.host import (
-    PULUMI_MISSING,
-    TOOLCHAIN_SCRIPT,
-    Host,
-    docker_daemon,
-    find_pulumi,
-    kube_context,
-    pulumi_env,
-)
+from venta.engine_location import EngineNotFound, locate
+from venta.host import Host, docker_daemon, kube_context, pulumi_env
 from venta.project import ProjectError, find_root, known_stacks, policy_pack, render_dir
-from venta.target import Target
+from venta.stack_file import salt_kept_out
+from venta.target import Target, environment
 from venta.versions import VersionError, check_version, rollback_version
 
 if TYPE_CHECKING:
-    from venta.engine import Engine
+    from venta.engine import Engine, StackOps
 
 # Runs `python -m <module> <args>` in the project folder; returns the exit code.
 ModuleRunner = Callable[[str, list[str], Path], int]
@@ -159,42 +153,54 @@ def _drive_pulumi(
     host: Host,
     engine: "Engine | None",
 ) -> int:
-    if find_pulumi(host) is None:
-        print(PULUMI_MISSING, end="", file=sys.stderr)
-        if (root / TOOLCHAIN_SCRIPT).is_file():
-            build = f'export PATH="$(bash {TOOLCHAIN_SCRIPT} | tail -n1):$PATH"'
-            print(f"  - offline, built from Go modules:  {build}", file=sys.stderr)
+    try:
+        pulumi = locate(host, root)
+    except EngineNotFound as error:
+        print(error, file=sys.stderr)
         return 1
+    _say(pulumi.describe())
     # Imported here: the Automation API takes a second or two to import, which `--help` need not pay.
     from venta.engine import AutomationEngine, EngineError
 
-    real = engine if engine is not None else AutomationEngine()
+    real = engine if engine is not None else AutomationEngine(pulumi.bin_dir)
     settings = pulumi_env(host)
     for note in settings.notes:
         _say(note)
     target = Target(
         kube_context=kube_context(host), docker=docker_daemon(host), render_dir=render_dir(args.stack)
     )
+    variables = {
+        **settings.variables,
+        **environment(target),
+        "PATH": pulumi.path_with_engine(host.env.get("PATH", "")),
+    }
     try:
         policy = policy_pack(root, args.stack) if args.policy else None
-        stack = real.open_stack(root, args.stack, settings.variables, settings.secrets_provider, policy)
-        if args.verb == "up":
-            deploy.up(stack, target, _say)
-        elif args.verb == "deploy":
-            deploy.deploy(stack, target, args.version, _say, digests=args.digests)
-        else:
-            history = stack.history()
-            try:
-                version = rollback_version(history, args.stack, args.version)
-            except VersionError as error:
-                verb_parser.error(str(error))
-            _say(f"rolling {args.stack} back to {version}")
-            digests = digests_deployed_with(history, version, SERVICE_NAMES)
-            deploy.rollback(stack, target, version, digests, _say)
+        with salt_kept_out(root / f"Pulumi.{args.stack}.yaml"):
+            stack = real.open_stack(root, args.stack, variables, settings.secrets_provider, policy)
+            _run_verb(args, verb_parser, stack, target)
     except EngineError as error:
         print(f"venta: {args.verb} {args.stack} failed:\n{error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_verb(
+    args: argparse.Namespace, verb_parser: argparse.ArgumentParser, stack: "StackOps", target: Target
+) -> None:
+    if args.verb == "up":
+        deploy.up(stack, target, _say)
+    elif args.verb == "deploy":
+        deploy.deploy(stack, target, args.version, _say, digests=args.digests)
+    else:
+        history = stack.history()
+        try:
+            version = rollback_version(history, args.stack, args.version)
+        except VersionError as error:
+            verb_parser.error(str(error))
+        _say(f"rolling {args.stack} back to {version}")
+        digests = digests_deployed_with(history, version, SERVICE_NAMES)
+        deploy.rollback(stack, target, version, digests, _say)
 
 
 def _delegate(module: str, module_args: list[str], root: Path, run_module: ModuleRunner) -> int:

@@ -163,7 +163,13 @@ class AutomationStack:
 
 
 class AutomationEngine:
-    """Opens stacks of the project in `root` with the `pulumi` CLI found on PATH."""
+    """Opens stacks of the project in `root` with the `pulumi` CLI in `bin_dir` (venta.engine_location)."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        # PulumiCommand wants the folder above `bin/pulumi`: every Pulumi install is laid out so.
+        if bin_dir.name != "bin":
+            raise EngineError(f"the Pulumi CLI must sit in a folder named bin, not {bin_dir}")
+        self._root = bin_dir.parent
 
     def open_stack(
         self,
@@ -179,7 +185,10 @@ class AutomationEngine:
             Path(backend.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
         try:
             workspace = auto.LocalWorkspace(
-                work_dir=str(root), env_vars=dict(env), secrets_provider=secrets_provider
+                work_dir=str(root),
+                env_vars=dict(env),
+                secrets_provider=secrets_provider,
+                pulumi_command=auto.PulumiCommand(root=str(self._root)),
             )
         except auto.InvalidVersionError as error:
             raise EngineError(f"unsupported pulumi CLI: {error}") from error

@@ -1,4 +1,4 @@
-"""What this machine offers: the Pulumi CLI, a state backend, a kube context, a Docker daemon.
+"""What this machine offers: a state backend, a kube context, a Docker daemon.
 
 Every check reads a `Host` snapshot instead of the process environment, so tests can describe a
 machine without changing the real one.
@@ -6,22 +6,12 @@ machine without changing the real one.
 
 import json
 import os
-import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
-PULUMI_MISSING = """\
-venta: the Pulumi CLI was not found on PATH; nothing was run.
-Get one, put its folder on PATH, then run the command again:
-  - the install script:   curl -fsSL https://get.pulumi.com | sh   (installs into ~/.pulumi/bin)
-  - a package manager:    brew install pulumi/tap/pulumi
-"""
-# Offline, the end-to-end tests' script builds the CLI from Go modules.
-TOOLCHAIN_SCRIPT = "tests/e2e/toolchain.sh"
 
 
 @dataclass(frozen=True)
@@ -45,11 +35,6 @@ class PulumiEnv:
     backend: str  # a URL, or a description when the CLI's own login decides
     secrets_provider: str | None  # None: leave the choice to the backend
     notes: list[str]
-
-
-def find_pulumi(host: Host) -> str | None:
-    """Path of the `pulumi` executable on the host's PATH, if any."""
-    return shutil.which("pulumi", path=host.env.get("PATH", os.defpath))
 
 
 def _pulumi_login(host: Host) -> str | None:

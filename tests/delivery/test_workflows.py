@@ -161,3 +161,16 @@ def test_deploys_pin_every_image_to_the_digests_the_image_jobs_pushed(stack: str
     assert merge["run"] == 'jq -s add "$RUNNER_TEMP"/digests/digest-*.json > "$RUNNER_TEMP/digests.json"'
     deploy = job["steps"][-1]["run"]
     assert deploy.startswith(f".venv/bin/venta deploy {stack} ") and deploy.endswith(DIGESTS_ARG)
+
+
+def test_the_test_job_builds_the_toolchains_with_go_and_caches_only_their_binaries() -> None:
+    job = workflow("test.yml")["jobs"]["test"]
+    [go] = [step for step in job["steps"] if step.get("uses", "").startswith("actions/setup-go@")]
+    assert go["with"]["go-version"].startswith("1.26")
+    [cache] = [step for step in job["steps"] if step.get("uses", "").startswith("actions/cache@")]
+    paths = cache["with"]["path"].split()
+    assert paths and all(path.startswith("~/.cache/venta-toolchain/") for path in paths)
+    assert not [path for path in paths if "/go" in path or path.endswith("venta-toolchain/")]
+    assert "hashFiles('scripts/toolchain/**')" in cache["with"]["key"]
+    # The Docker daemon and kubelet the tests start need a privileged container.
+    assert "--privileged" in job["container"]["options"]
