@@ -27,6 +27,48 @@ class Output:
     secret: bool
 
 
+# Steps that change nothing in the cluster; a refresh step only updates the state.
+UNCHANGED_OPS = frozenset({"same", "read", "refresh"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource in a preview: what the engine would do to it and which properties differ."""
+
+    op: str  # create, update, replace, delete, ... (pulumi's OpType values)
+    type: str  # kubernetes:apps/v1:Deployment
+    name: str  # the resource's logical name
+    diffs: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> bool:
+        return self.op not in UNCHANGED_OPS
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A policy violation reported during a preview."""
+
+    policy: str
+    level: str  # mandatory, advisory (reported as warning), ...
+    message: str
+    resource: str  # logical name, or "" for the stack
+
+
+@dataclass(frozen=True)
+class PreviewReport:
+    counts: dict[str, int]
+    steps: tuple[Step, ...]
+    findings: tuple[Finding, ...]
+    # Pulumi's message when the preview failed (a mandatory policy violation, say): what was
+    # reported until then is kept, so a refused preview still says why in its summary.
+    error: str | None = None
+
+    @property
+    def changed(self) -> tuple[Step, ...]:
+        return tuple(step for step in self.steps if step.changes)
+
+
 class StackOps(Protocol):
     """The operations the command runs on one stack. Config keys are paths (`venta:images.tag`)."""
 
@@ -38,7 +80,7 @@ class StackOps(Protocol):
 
     def remove_config(self, key: str) -> None: ...
 
-    def preview(self) -> dict[str, int]: ...
+    def preview(self, *, refresh: bool = False) -> PreviewReport: ...
 
     def up(self, message: str) -> dict[str, int]: ...
 
@@ -92,6 +134,20 @@ def _stream(line: str) -> None:
     print(line, flush=True)
 
 
+def _logical_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _step(metadata: auto.events.StepEventMetadata) -> Step:
+    op = getattr(metadata.op, "value", str(metadata.op))
+    return Step(op, metadata.type, _logical_name(metadata.urn), tuple(metadata.diffs or ()))
+
+
+def _finding(event: auto.events.PolicyEvent) -> Finding:
+    resource = _logical_name(event.resource_urn) if event.resource_urn else ""
+    return Finding(event.policy_name, event.enforcement_level, event.message.strip(), resource)
+
+
 def change_counts(op_map: Mapping[Any, int] | None) -> dict[str, int]:
     return {getattr(op, "value", str(op)): count for op, count in (op_map or {}).items()}
 
@@ -125,13 +181,28 @@ class AutomationStack:
     def remove_config(self, key: str) -> None:
         translate_errors(lambda: self._stack.remove_config(key, path=True))
 
-    def preview(self) -> dict[str, int]:
-        result = translate_errors(
-            lambda: self._stack.preview(
-                on_output=_stream, diff=True, policy_packs=self._packs, policy_pack_configs=self._pack_configs
+    def preview(self, *, refresh: bool = False) -> PreviewReport:
+        steps: list[Step] = []
+        findings: list[Finding] = []
+
+        def collect(event: auto.EngineEvent) -> None:
+            if event.resource_pre_event is not None:
+                steps.append(_step(event.resource_pre_event.metadata))
+            if event.policy_event is not None:
+                findings.append(_finding(event.policy_event))
+
+        try:
+            result = self._stack.preview(
+                on_output=_stream,
+                on_event=collect,
+                diff=True,
+                refresh=refresh,
+                policy_packs=self._packs,
+                policy_pack_configs=self._pack_configs,
             )
-        )
-        return change_counts(result.change_summary)
+        except auto.CommandError as error:
+            return PreviewReport({}, tuple(steps), tuple(findings), error=pulumi_message(error))
+        return PreviewReport(change_counts(result.change_summary), tuple(steps), tuple(findings))
 
     def up(self, message: str) -> dict[str, int]:
         result = translate_errors(
