@@ -168,6 +168,8 @@ def _drive_pulumi(
         verb_parser.error("a drift check compares with a cluster: no kube context is configured")
     if args.verb == "preview" and args.policy and (missing := _missing_pins(root, args.stack)):
         print(missing, file=sys.stderr)
+        if args.summary:
+            args.summary.write_text(f"### `{args.stack}`: not previewed\n\n{missing}\n")
         return 1
     try:
         pulumi = locate(host, root)

@@ -279,3 +279,16 @@ def test_rollback_to_a_version_deployed_without_digests_says_so(
     assert "images: the history records no digests for v1.0.0; they are referenced by tag only" in out
     assert "images: dropped the digests pinned for v1.1.0" in out
     assert not any(key.startswith(IMAGE_DIGESTS) for key in stack.config)
+
+
+def test_deploy_merges_a_folder_of_digest_files_one_per_image_job(
+    project: Path, engine: RecordingEngine, host: Host
+) -> None:
+    folder = project / "digests"
+    folder.mkdir()
+    pins = {"api-gateway": "sha256:" + "a" * 64, "webhooks": "sha256:" + "b" * 64}
+    for service, digest in pins.items():
+        (folder / f"digest-{service}.json").write_text(json.dumps({service: digest}))
+    assert main(["deploy", "dev", "v1.1.0", "--digests", str(folder)], engine=engine, host=host) == 0
+    pinned = {key: value for key, value in engine.stack.config.items() if key.startswith(IMAGE_DIGESTS)}
+    assert pinned == {digest_key(service): digest for service, digest in pins.items()}

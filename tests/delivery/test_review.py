@@ -31,7 +31,9 @@ def test_the_committed_prod_files_stop_a_policy_preview_with_one_line_naming_eve
     fails before the engine runs, with exactly the pins that are missing."""
     monkeypatch.chdir(REPO)
     engine = RecordingEngine(RecordingStack("prod"))
-    assert main(["preview", "prod", "--policy"], engine=engine, host=make_host(tmp_path)) == 1
+    summary = tmp_path / "preview.md"
+    argv = ["preview", "prod", "--policy", "--summary", str(summary)]
+    assert main(argv, engine=engine, host=make_host(tmp_path)) == 1
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert len(err_lines) == 1, err_lines
     [line] = err_lines
@@ -41,6 +43,7 @@ def test_the_committed_prod_files_stop_a_policy_preview_with_one_line_naming_eve
     for setting in ("venta:postgres.image", "venta:redis.image", "venta:nats.image"):
         assert setting in line
     assert engine.opened == []  # the engine never ran
+    assert line in summary.read_text()  # the pull request's comment says the same
 
 
 def test_a_one_setting_change_previews_as_exactly_that_change(
