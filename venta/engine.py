@@ -101,12 +101,14 @@ class Engine(Protocol):
 
 
 def pulumi_message(error: auto.CommandError) -> str:
-    """Pulumi's own account of a failure: its stderr, else the Diagnostics it printed (stdout)."""
+    """Pulumi's own account of a failure: the Diagnostics it printed (stdout) and its stderr, without
+    the warnings that accompany every run (plugins found on PATH, say)."""
     # CommandError keeps only its string form: "\n code: N\n stdout: ...\n stderr: ..."
     head, _, stderr = str(error).partition("\n stderr: ")
-    if stderr.strip():
-        return stderr.strip()
-    return _diagnostics(head.partition("\n stdout: ")[2]) or "pulumi failed without a message"
+    errors = "\n".join(line for line in stderr.strip().splitlines() if not line.startswith("warning: "))
+    diagnostics = _diagnostics(head.partition("\n stdout: ")[2])
+    found = [text for text in (diagnostics, errors.strip()) if text]
+    return "\n".join(dict.fromkeys(found)) or stderr.strip() or "pulumi failed without a message"
 
 
 def _diagnostics(stdout: str) -> str:

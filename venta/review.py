@@ -8,6 +8,7 @@ after a refresh from the cluster: anything it would change was changed behind Pu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,9 +38,10 @@ def preview(stack: StackOps, say: Say, *, summary: Path | None = None) -> bool:
 def drift(stack: StackOps, say: Say, *, report_path: Path | None = None) -> bool:
     """Refresh from the cluster, then preview; True when the program would change nothing."""
     report = stack.preview(refresh=True)
-    if report.error:
+    conflicts = field_conflicts(report.error or "")
+    if report.error and not conflicts:
         raise EngineError(report.error)
-    drifted = report.changed
+    drifted = report.changed + conflicts
     if drifted:
         say(f"drift: {len(drifted)} resource(s) differ from what the program declares:")
         for line in _change_lines(drifted):
@@ -49,6 +51,24 @@ def drift(stack: StackOps, say: Say, *, report_path: Path | None = None) -> bool
     if report_path is not None:
         report_path.write_text(drift_markdown(stack.name, drifted))
     return not drifted
+
+
+# The kubernetes provider applies server-side; a field someone else changed since (`kubectl scale`,
+# say) makes its dry run fail with a conflict that names the object, the other manager and the field.
+_CONFLICT = re.compile(
+    r'"(?P<object>[^"\s]+)" failed to fully initialize.*?conflicts?: conflict with "(?P<manager>[^"]+)"'
+    r'(?: with subresource "(?P<subresource>[^"]+)")? using [^:]+: (?P<field>\S+)',
+    re.DOTALL,
+)
+
+
+def field_conflicts(error: str) -> tuple[Step, ...]:
+    """Drift the engine reported as server-side apply conflicts, one step per object and field."""
+    found = []
+    for match in _CONFLICT.finditer(error):
+        who = match["manager"] + (f" ({match['subresource']})" if match["subresource"] else "")
+        found.append(Step("conflict", f"changed by {who}", match["object"], (match["field"].lstrip("."),)))
+    return tuple(found)
 
 
 def _mandatory(findings: Sequence[Finding]) -> list[Finding]:

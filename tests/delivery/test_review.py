@@ -125,3 +125,33 @@ def test_drift_without_a_cluster_is_a_usage_error(
         main(["drift", "dev"], engine=RecordingEngine(RecordingStack("dev")), host=host)
     assert raised.value.code == 2
     assert "a drift check compares with a cluster" in capsys.readouterr().err
+
+
+CONFLICT = """error: Preview failed: 1 error occurred:
+	* the Kubernetes API server reported that "venta-dev/redis" failed to fully initialize or become live: \
+Server-Side Apply field conflict detected. See https://www.pulumi.com/registry/packages/kubernetes/ for help.
+The resource managed by field manager "pulumi-kubernetes-7" had an apply conflict: Apply failed with 1 \
+conflict: conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas
+error: preview failed"""
+
+
+def test_a_field_someone_else_took_over_is_drift_named_with_who_changed_it(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = RecordingStack("dev", next_preview=PreviewReport({}, (), (), error=CONFLICT))
+    host = make_host(tmp_path, kube_context="kind-venta")
+    assert main(["drift", "dev"], engine=RecordingEngine(stack), host=host) == 1
+    out = capsys.readouterr().out
+    assert "  conflict changed by kubectl (scale) venta-dev/redis: spec.replicas" in out
+
+
+def test_a_preview_that_fails_otherwise_is_an_error_not_drift(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = PreviewReport({}, (), (), error="error: could not connect to the cluster")
+    host = make_host(tmp_path, kube_context="kind-venta")
+    assert (
+        main(["drift", "dev"], engine=RecordingEngine(RecordingStack("dev", next_preview=broken)), host=host)
+        == 1
+    )
+    assert "venta: drift dev failed:\nerror: could not connect to the cluster" in capsys.readouterr().err

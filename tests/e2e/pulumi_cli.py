@@ -101,12 +101,19 @@ class PulumiProject:
     def run(self, *args: str, check: bool = True, label: str | None = None) -> Run:
         return self.run_command(["pulumi", *args, "--non-interactive"], check=check, label=label)
 
-    def run_command(self, argv: list[str], *, check: bool = True, label: str | None = None) -> Run:
+    def run_command(
+        self,
+        argv: list[str],
+        *,
+        check: bool = True,
+        label: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Run:
         started = time.monotonic()
         done = subprocess.run(
             argv,
             cwd=self.root,
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             stdin=subprocess.DEVNULL,  # an inherited open stdin stalls the policy pack's start-up
             capture_output=True,
             text=True,
