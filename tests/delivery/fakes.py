@@ -69,6 +69,9 @@ class RecordingStack:
         for stored in [k for k in self.config if k == key or _is_under(k, key)]:
             del self.config[stored]
 
+    def change_secrets_provider(self, provider: str) -> None:
+        self.calls.append(("change-secrets-provider", provider))
+
     def preview(self) -> dict[str, int]:
         self.calls.append(("preview",))
         return {"same": 40, "update": 8}
