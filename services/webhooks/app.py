@@ -1,4 +1,5 @@
-"""webhooks' app: subscription and delivery routes, the JetStream ingest and the delivery worker."""
+"""webhooks' app: subscription and delivery routes, the JetStream ingest, the delivery worker and
+the retention of finished deliveries."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from services.common.app import Resources, build_app
 from services.common.settings import load_settings
 from services.common.tasks import running_tasks
-from services.webhooks import delivery, ingest
+from services.webhooks import delivery, ingest, retention
 from services.webhooks.routes import deliveries, subscriptions
 from services.webhooks.settings import Settings
 
@@ -26,7 +27,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert res.db is not None and res.js is not None
         async with delivery.Deliverer(res.db, settings) as deliverer:
             loops = ingest.consumers(res.js, res.db, settings.queue_name)
-            async with running_tasks(**loops, delivery=deliverer.run()):
+            purge = retention.run(
+                res.db, settings.webhook_retention_days, settings.webhook_retention_interval_seconds
+            )
+            async with running_tasks(**loops, delivery=deliverer.run(), retention=purge):
                 yield
 
     return build_app(
