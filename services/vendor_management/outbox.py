@@ -27,6 +27,7 @@ from prometheus_client import Counter
 from services.common.app import Background, Resources
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
 from services.common.nats_client import new_event
+from services.common.retention import keep_deleting
 from services.common.tasks import running_tasks
 from services.vendor_management.settings import Settings
 
@@ -34,7 +35,7 @@ log = logging.getLogger("venta.outbox")
 PUBLISHED = Counter("vendor_events_published_total", "Vendor events published to JetStream", ["type"])
 PUBLISH_FAILURES = Counter("vendor_event_publish_failures_total", "Failed attempts to publish outbox rows")
 PURGED = Counter("vendor_outbox_purged_total", "Published outbox rows deleted after the retention period")
-_PURGE_BATCH = 1000
+# Published rows only: a pending one is never deleted, however old.
 _PURGE = """
 DELETE FROM outbox WHERE seq IN (
     SELECT seq FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT $2
@@ -120,28 +121,6 @@ class OutboxRelay:
         self._wake.set()
 
 
-async def purge_published(pool: asyncpg.Pool, older_than_seconds: float) -> int:
-    """Delete rows published more than ``older_than_seconds`` ago, a batch at a time; never a pending one."""
-    total = 0
-    while True:
-        status = await pool.execute(_PURGE, older_than_seconds, _PURGE_BATCH)
-        deleted = int(status.rsplit(" ", 1)[-1])  # "DELETE <n>"
-        total += deleted
-        if deleted < _PURGE_BATCH:
-            break
-    PURGED.inc(total)
-    return total
-
-
-async def purging(pool: asyncpg.Pool, retention_days: float, every_seconds: float) -> None:
-    while True:
-        try:
-            await purge_published(pool, retention_days * 86400)
-        except Exception as exc:  # database away: the next round catches up
-            log.warning("purging published outbox rows failed", extra={"error": str(exc)})
-        await asyncio.sleep(every_seconds)
-
-
 def relay_running(settings: Settings) -> Background:
     """The service's background work: the relay, started after the clients open."""
 
@@ -151,7 +130,13 @@ def relay_running(settings: Settings) -> Background:
         relay = OutboxRelay(res.db, res.js, settings.outbox_poll_seconds, settings.outbox_batch_size)
         app.state.relay = relay
         app.state.health.add_details("outbox", relay.backlog)
-        purge = purging(res.db, settings.outbox_retention_days, settings.outbox_retention_interval_seconds)
+        purge = keep_deleting(
+            res.db,
+            _PURGE,
+            settings.outbox_retention_days * 86400,
+            settings.outbox_retention_interval_seconds,
+            PURGED,
+        )
         async with _running(relay), running_tasks(outbox_retention=purge):
             yield
 

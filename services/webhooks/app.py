@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.common.app import Resources, build_app
+from services.common.retention import keep_deleting
 from services.common.settings import load_settings
 from services.common.tasks import running_tasks
 from services.webhooks import delivery, ingest, retention
@@ -27,8 +28,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert res.db is not None and res.js is not None
         async with delivery.Deliverer(res.db, settings) as deliverer:
             loops = ingest.consumers(res.js, res.db, settings.queue_name)
-            purge = retention.run(
-                res.db, settings.webhook_retention_days, settings.webhook_retention_interval_seconds
+            purge = keep_deleting(
+                res.db,
+                retention.PURGE,
+                settings.webhook_retention_days * 86400,
+                settings.webhook_retention_interval_seconds,
+                retention.PURGED,
             )
             async with running_tasks(**loops, delivery=deliverer.run(), retention=purge):
                 yield
