@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for the Venta repo: system packages the tests start for real
-# (PostgreSQL, Redis, NATS), uv, and the locked Python environment in .venv.
-# Safe to run again: each step is skipped when already done.
+# (PostgreSQL, Redis, NATS), uv, the locked Python environment in .venv, and the Pulumi engine that
+# `venta` runs (scripts/toolchain/engine.sh: a recent one on PATH, else the official release, else
+# built from Go modules, about 12 minutes once).
+# Safe to run again: each step is skipped when already done, and a second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +39,5 @@ if ! cmp -s "$scan_pins" .venv-scan/.pins 2>/dev/null; then
   uv pip sync --quiet --python .venv-scan/bin/python "$scan_pins"
   cp "$scan_pins" .venv-scan/.pins
 fi
+
+bash scripts/toolchain/engine.sh >/dev/null

@@ -1,4 +1,4 @@
-"""What this machine offers: the Pulumi CLI, a state backend, a kube context, a Docker daemon.
+"""What this machine offers: a state backend, a kube context, a Docker daemon.
 
 Every check reads a `Host` snapshot instead of the process environment, so tests can describe a
 machine without changing the real one.
@@ -6,7 +6,6 @@ machine without changing the real one.
 
 import json
 import os
-import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,12 +13,6 @@ from pathlib import Path
 
 import yaml
 
-PULUMI_MISSING = """\
-venta: the Pulumi CLI was not found on PATH; nothing was run.
-Get one, put its folder on PATH, then run the command again:
-  - the install script:   curl -fsSL https://get.pulumi.com | sh   (installs into ~/.pulumi/bin)
-  - a package manager:    brew install pulumi/tap/pulumi
-"""
 # A stack with this profile is never run with secrets under an empty passphrase.
 PROTECTED_PROFILES = frozenset({"prod"})
 EMPTY_PASSPHRASE_REFUSED = """\
@@ -29,8 +22,6 @@ its state (a file or a bucket) would read its secrets. Nothing was run. Either
   - pass --secrets-provider with a key management URL (awskms://..., gcpkms://...,
     azurekeyvault://..., hashivault://...), or use the Pulumi Cloud backend (`pulumi login`).
 """
-# Offline, the end-to-end tests' script builds the CLI from Go modules.
-TOOLCHAIN_SCRIPT = "tests/e2e/toolchain.sh"
 
 
 @dataclass(frozen=True)
@@ -58,11 +49,6 @@ class PulumiEnv:
     empty_passphrase: bool = False
     # The provider the stack file records, when the run asks for another one (it is changed first).
     change_from: str | None = None
-
-
-def find_pulumi(host: Host) -> str | None:
-    """Path of the `pulumi` executable on the host's PATH, if any."""
-    return shutil.which("pulumi", path=host.env.get("PATH", os.defpath))
 
 
 def _pulumi_login(host: Host) -> str | None:

@@ -29,7 +29,8 @@ def make_host(
     bin_dir.mkdir(exist_ok=True)
     if pulumi:
         cli = bin_dir / "pulumi"
-        cli.write_text("#!/bin/sh\nexit 99\n")  # never run: the engine is replaced
+        # Answers `pulumi version` only: every other operation goes to the replaced engine.
+        cli.write_text('#!/bin/sh\n[ "$1" = version ] && echo v3.274.1 && exit 0\nexit 99\n')
         cli.chmod(0o755)
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)

@@ -123,8 +123,8 @@ def test_missing_pulumi_cli_says_how_to_get_one_and_runs_nothing(
     rc = main(["up", "dev"], engine=engine, host=make_host(tmp_path, pulumi=False))
     assert rc == 1
     err = capsys.readouterr().err
-    assert "the Pulumi CLI was not found on PATH; nothing was run" in err
-    assert "get.pulumi.com" in err
+    assert "no usable Pulumi CLI" in err and "nothing was run" in err
+    assert "bash scripts/setup.sh" in err
     assert engine.opened == []
 
 

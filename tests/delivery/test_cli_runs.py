@@ -21,11 +21,13 @@ def test_up_without_a_cluster_renders_with_referenced_images(
 ) -> None:
     assert main(["up", "dev"], engine=engine, host=host) == 0
     assert engine.stack.operations() == [
-        ("set", RENDER_DIR, "rendered/dev"),
         ("set", IMAGE_BUILD, "false"),  # no Docker daemon on this host
         ("up", "venta up dev v1.0.0"),
         ("outputs",),
     ]
+    # The render folder reaches the program through the environment, not the stack's file.
+    [(_, _, env, _)] = engine.opened
+    assert env["VENTA_RENDER_DIR"] == "rendered/dev"
     out = capsys.readouterr().out
     assert "no kube context configured: rendering the manifests into rendered/dev/" in out
     assert "rollout: nothing to wait for in render mode" in out
@@ -45,11 +47,13 @@ def test_up_uses_a_local_file_backend_and_an_empty_passphrase_by_default(
 def test_up_with_a_kube_context_deploys_to_the_cluster(
     project: Path, tmp_path: Path, dev_stack: RecordingStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dev_stack.config[RENDER_DIR] = "rendered/dev"  # left from an earlier run without a cluster
     host = make_host(tmp_path, kube_context="kind-venta")
     host = Host(env={**host.env, "DOCKER_HOST": "tcp://127.0.0.1:2375"}, home=host.home)
-    assert main(["up", "dev"], engine=RecordingEngine(dev_stack), host=host) == 0
-    assert dev_stack.operations() == [("remove", RENDER_DIR), ("up", "venta up dev v1.0.0"), ("outputs",)]
+    engine = RecordingEngine(dev_stack)
+    assert main(["up", "dev"], engine=engine, host=host) == 0
+    assert dev_stack.operations() == [("up", "venta up dev v1.0.0"), ("outputs",)]
+    [(_, _, env, _)] = engine.opened
+    assert "VENTA_RENDER_DIR" not in env
     out = capsys.readouterr().out
     assert "deploying to the cluster of kube context 'kind-venta'" in out
     assert "rollout: complete" in out
@@ -273,3 +277,16 @@ def test_rollback_to_a_version_deployed_without_digests_says_so(
     assert "images: the history records no digests for v1.0.0; they are referenced by tag only" in out
     assert "images: dropped the digests pinned for v1.1.0" in out
     assert not any(key.startswith(IMAGE_DIGESTS) for key in stack.config)
+
+
+def test_deploy_merges_a_folder_of_digest_files_one_per_image_job(
+    project: Path, engine: RecordingEngine, host: Host
+) -> None:
+    folder = project / "digests"
+    folder.mkdir()
+    pins = {"api-gateway": "sha256:" + "a" * 64, "webhooks": "sha256:" + "b" * 64}
+    for service, digest in pins.items():
+        (folder / f"digest-{service}.json").write_text(json.dumps({service: digest}))
+    assert main(["deploy", "dev", "v1.1.0", "--digests", str(folder)], engine=engine, host=host) == 0
+    pinned = {key: value for key, value in engine.stack.config.items() if key.startswith(IMAGE_DIGESTS)}
+    assert pinned == {digest_key(service): digest for service, digest in pins.items()}

@@ -23,7 +23,9 @@ def refused(argv: list[str], engine: RecordingEngine, host: Host, capsys: pytest
     return err
 
 
-@pytest.mark.parametrize("argv", [["up", "prod"], ["deploy", "prod", "v1.2.0"], ["rollback", "prod"]])
+@pytest.mark.parametrize(
+    "argv", [["up", "prod"], ["deploy", "prod", "v1.2.0"], ["rollback", "prod"], ["preview", "prod"]]
+)
 @pytest.mark.parametrize("passphrase", [None, ""])
 def test_prod_with_an_empty_passphrase_is_refused_before_anything_runs(
     argv: list[str],
