@@ -11,8 +11,23 @@ from stacks.catalog import SERVICE_NAMES
 from venta import deploy, review
 from venta.digests import DigestError, digests_deployed_with, load_digests
 from venta.engine_location import EngineNotFound, locate
-from venta.host import Host, docker_daemon, kube_context, pulumi_env
-from venta.project import ProjectError, find_root, known_stacks, policy_pack, render_dir
+from venta.host import (
+    EMPTY_PASSPHRASE_REFUSED,
+    PROTECTED_PROFILES,
+    Host,
+    docker_daemon,
+    kube_context,
+    pulumi_env,
+)
+from venta.project import (
+    ProjectError,
+    find_root,
+    known_stacks,
+    policy_pack,
+    render_dir,
+    stack_profile,
+    stack_secrets_provider,
+)
 from venta.stack_file import salt_kept_out
 from venta.target import Target, environment
 from venta.versions import VersionError, check_version, rollback_version
@@ -27,6 +42,8 @@ DELEGATES = {"render": "infra.render", "dev": "localdev"}
 # Stacks whose policy pack makes `image-pinned-by-digest` mandatory (policy/config/prod.json): a
 # `--digests` file for them must pin every service, or the pack would stop the update anyway.
 EVERY_DIGEST_REQUIRED = frozenset({"prod"})
+# Pulumi's secrets providers besides the backend's default: a passphrase or a key management service.
+SECRETS_PROVIDER_SCHEMES = ("awskms", "azurekeyvault", "gcpkms", "hashivault")
 
 EPILOG = """\
 examples:
@@ -42,7 +59,8 @@ examples:
   venta compose-env            write .env with fresh secrets, then: docker compose up --build
 
 State lives in ~/.venta/state unless PULUMI_BACKEND_URL is set or `pulumi login` was run;
-stack secrets use PULUMI_CONFIG_PASSPHRASE (empty when unset).
+stack secrets use PULUMI_CONFIG_PASSPHRASE (empty when unset, which a prod stack refuses), or
+the key management service given with --secrets-provider.
 """
 
 
@@ -81,6 +99,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             "--policy",
             action="store_true",
             help="run the policy pack (policy/, with policy/config/<stack>.json) on the preview and update",
+        )
+    for verb in ("up", "deploy", "rollback"):
+        sub[verb].add_argument(
+            "--secrets-provider",
+            metavar="URL",
+            help="encrypt the stack's secrets with this provider (awskms://..., gcpkms://..., "
+            "azurekeyvault://..., hashivault://..., or passphrase); an existing stack is changed over",
         )
     sub["preview"].add_argument(
         "--summary", metavar="FILE", type=Path, help="also write the result as Markdown (a PR comment)"
@@ -136,6 +161,10 @@ def _check_arguments(
             check_version(version)
         except VersionError as error:
             verb_parser.error(str(error))
+    provider = getattr(args, "secrets_provider", None)
+    if provider is not None and not _known_secrets_provider(provider):
+        schemes = ", ".join(f"{scheme}://..." for scheme in SECRETS_PROVIDER_SCHEMES)
+        verb_parser.error(f"--secrets-provider {provider!r} is not passphrase or one of {schemes}")
     if getattr(args, "digests", None) is not None:
         try:
             required = stack in EVERY_DIGEST_REQUIRED
@@ -143,6 +172,11 @@ def _check_arguments(
         except DigestError as error:
             verb_parser.error(str(error))
     return root
+
+
+def _known_secrets_provider(provider: str) -> bool:
+    scheme, sep, rest = provider.partition("://")
+    return provider == "passphrase" or (bool(sep) and bool(rest) and scheme in SECRETS_PROVIDER_SCHEMES)
 
 
 def _module_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
@@ -181,9 +215,14 @@ def _drive_pulumi(
     from venta.engine import AutomationEngine, EngineError
 
     real = engine if engine is not None else AutomationEngine(pulumi.bin_dir)
-    settings = pulumi_env(host)
+    chosen = getattr(args, "secrets_provider", None)
+    settings = pulumi_env(host, chosen, stack_secrets_provider(root, args.stack))
     for note in settings.notes:
         _say(note)
+    profile = stack_profile(root, args.stack)
+    if settings.empty_passphrase and profile in PROTECTED_PROFILES:
+        print(EMPTY_PASSPHRASE_REFUSED.format(stack=args.stack, profile=profile), end="", file=sys.stderr)
+        return 1
     target = Target(
         kube_context=kube_context(host), docker=docker_daemon(host), render_dir=render_dir(args.stack)
     )
@@ -196,6 +235,9 @@ def _drive_pulumi(
         policy = policy_pack(root, args.stack) if getattr(args, "policy", False) else None
         with salt_kept_out(root / f"Pulumi.{args.stack}.yaml"):
             stack = real.open_stack(root, args.stack, variables, settings.secrets_provider, policy)
+            if settings.change_from and settings.secrets_provider:
+                stack.change_secrets_provider(settings.secrets_provider)
+                _say(f"secrets: re-encrypted from {settings.change_from} to {settings.secrets_provider}")
             return 0 if _run_verb(args, verb_parser, stack, target) else 1
     except EngineError as error:
         print(f"venta: {args.verb} {args.stack} failed:\n{error}", file=sys.stderr)

@@ -80,6 +80,8 @@ class StackOps(Protocol):
 
     def remove_config(self, key: str) -> None: ...
 
+    def change_secrets_provider(self, provider: str) -> None: ...
+
     def preview(self, *, refresh: bool = False) -> PreviewReport: ...
 
     def up(self, message: str) -> dict[str, int]: ...
@@ -182,6 +184,13 @@ class AutomationStack:
 
     def remove_config(self, key: str) -> None:
         translate_errors(lambda: self._stack.remove_config(key, path=True))
+
+    def change_secrets_provider(self, provider: str) -> None:
+        # Re-encrypts the stack's secrets with the new provider (the Automation API has no call for it).
+        workspace = self._stack.workspace
+        assert isinstance(workspace, auto.LocalWorkspace)
+        args = ["stack", "change-secrets-provider", "--stack", self.name, provider]
+        translate_errors(lambda: workspace.pulumi_command.run(args, workspace.work_dir, workspace.env_vars))
 
     def preview(self, *, refresh: bool = False) -> PreviewReport:
         steps: list[Step] = []

@@ -73,6 +73,9 @@ class RecordingStack:
         for stored in [k for k in self.config if k == key or _is_under(k, key)]:
             del self.config[stored]
 
+    def change_secrets_provider(self, provider: str) -> None:
+        self.calls.append(("change-secrets-provider", provider))
+
     def preview(self, *, refresh: bool = False) -> PreviewReport:
         self.calls.append(("preview", "refresh") if refresh else ("preview",))
         return self.next_preview

@@ -51,7 +51,9 @@ def test_usage_names_the_verb_that_was_wrong(
     project: Path, engine: RecordingEngine, host: Host, capsys: pytest.CaptureFixture[str]
 ) -> None:
     err = run_expecting_usage_error(["deploy", "dev", "v1"], capsys, engine=engine, host=host)
-    assert err.splitlines()[0] == "usage: venta deploy [-h] [--digests FILE] [--policy] stack version"
+    usage = " ".join(line.strip() for line in err.splitlines()[:2])
+    options = "[-h] [--digests FILE] [--policy] [--secrets-provider URL]"
+    assert usage == f"usage: venta deploy {options} stack version"
     assert "venta deploy: error: malformed version 'v1'" in err
 
 
