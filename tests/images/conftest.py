@@ -22,6 +22,7 @@ from infra.render.manifests import is_kubernetes_object, to_manifest
 from services.catalog import SERVICES
 from tests.images.addresses import (
     NAME_LABEL,
+    Address,
     dns_names,
     repoint,
     resolver,
@@ -122,7 +123,7 @@ def container_network(docker: Docker) -> Iterator[Network]:
 
 
 @pytest.fixture(scope="session")
-def data_stores(stack_manifests: list[Manifest], container_network: Network) -> Iterator[dict[str, Any]]:
+def data_stores(stack_manifests: list[Manifest], container_network: Network) -> Iterator[dict[str, Address]]:
     with rendered_data_stores(stack_manifests, container_network.gateway, container_network.subnet) as stores:
         yield stores
 
@@ -133,7 +134,7 @@ def service_pods(
     service_images: dict[str, BuiltImage],
     stack_manifests: list[Manifest],
     container_network: Network,
-    data_stores: dict[str, Any],
+    data_stores: dict[str, Address],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Pod]]:
     """Every service pod of the dev stack as a container of its image, all started at once (as a

@@ -74,7 +74,7 @@ class ContainerRun:
     container: str
     image: str
     options: list[str]  # docker run options, host volumes as {volume:<name>} placeholders
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds the Secret's values: kept out of failure reports
     ports: dict[str, int]  # name (or number as text) -> containerPort
     probes: dict[str, HttpProbe]
     command: list[str] = field(default_factory=list)  # entrypoint and args, when the pod overrides them
