@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(postgresql redis-server nats-server wrk)
+# docker.io and mmdebstrap: the image tests (tests/images) build and run the services' images.
+apt_packages=(postgresql redis-server nats-server wrk docker.io mmdebstrap)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
