@@ -30,11 +30,14 @@ def case(classname: str, name: str, outcome: str = "") -> str:
 
 @pytest.fixture
 def e2e_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "e2e"
-    folder.mkdir()
-    for module in ("test_engine", "test_cluster"):
-        (folder / f"{module}.py").write_text("")
-    return folder
+    """A tests folder whose required suites hold tests/e2e/test_engine.py, test_cluster.py and
+    tests/images/test_images.py."""
+    tests = tmp_path / "tests"
+    for suite, modules in {"e2e": ("test_engine", "test_cluster"), "images": ("test_images",)}.items():
+        (tests / suite).mkdir(parents=True)
+        for module in modules:
+            (tests / suite / f"{module}.py").write_text("")
+    return tests
 
 
 def test_every_e2e_file_run_and_passed_is_accepted(
@@ -44,10 +47,11 @@ def test_every_e2e_file_run_and_passed_is_accepted(
         tmp_path,
         case("tests.e2e.test_engine", "test_up[dev]"),
         case("tests.e2e.test_cluster", "test_rollout"),
-        case("tests.services.test_x", "test_skipped_elsewhere", "skipped"),  # not an e2e test
+        case("tests.images.test_images", "test_probes_pass"),
+        case("tests.services.test_x", "test_skipped_elsewhere", "skipped"),  # not a required suite
     )
     assert load_checker().main(["e2e_ran.py", str(report)], e2e_dir) == 0
-    assert "e2e: 2 passed, 0 skipped of 2 e2e tests" in capsys.readouterr().out
+    assert "e2e: 3 passed, 0 skipped of 3 e2e and image tests" in capsys.readouterr().out
 
 
 def test_a_skipped_e2e_test_fails_the_run(
@@ -57,6 +61,7 @@ def test_a_skipped_e2e_test_fails_the_run(
         tmp_path,
         case("tests.e2e.test_engine", "test_up[dev]", "skipped"),
         case("tests.e2e.test_cluster", "test_rollout"),
+        case("tests.images.test_images", "test_probes_pass"),
     )
     assert load_checker().main(["e2e_ran.py", str(report)], e2e_dir) == 1
     assert "skipped (VENTA_E2E=required): tests.e2e.test_engine::test_up[dev]" in capsys.readouterr().err
@@ -67,4 +72,6 @@ def test_an_e2e_file_absent_from_the_report_fails_the_run(
 ) -> None:
     report = junit(tmp_path, case("tests.e2e.test_engine", "test_up[dev]"))
     assert load_checker().main(["e2e_ran.py", str(report)], e2e_dir) == 1
-    assert "missing from the report: tests/e2e/test_cluster.py" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing from the report: tests/e2e/test_cluster.py" in err
+    assert "missing from the report: tests/images/test_images.py" in err
