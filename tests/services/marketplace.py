@@ -71,11 +71,13 @@ class Servers:
         fields: dict[str, Any] = {upstream_setting(name): url for name, url in urls.items()}
         fields |= {upstream_internal_setting(name): url for name, url in probes.items()}
         return GatewayConfig(
-            service_name="api-gateway",
-            redis_url=self.redis_url,
-            jwt_public_key=self.public_pem,
-            **fields,
-            **extra,
+            **{
+                "service_name": "api-gateway",
+                "redis_url": self.redis_url,
+                "jwt_public_key": self.public_pem,
+                **fields,
+                **extra,
+            }
         )
 
     def issuer(self) -> TokenIssuer:
