@@ -5,7 +5,8 @@ exactly the clients its settings ask for (a ``DatabaseSettings`` subclass gets a
 migrations applied, ``RedisSettings`` a Redis client, ``NatsSettings`` a NATS connection with the
 streams ensured, ``JwtSettings`` a token verifier), registers a readiness check for each, runs the
 service's own ``background`` context (consumers, relays) and closes everything in reverse order on
-shutdown: background work drains first, then NATS drains, then Redis and the pool close.
+shutdown: background work drains first, then NATS drains (or just closes, if it is down), then Redis
+and the pool close.
 """
 
 from __future__ import annotations
@@ -58,12 +59,6 @@ class Resources:
 Background = Callable[[FastAPI, Resources], contextlib.AbstractAsyncContextManager[None]]
 
 
-async def _nats_check(nc: NatsClient) -> None:
-    if not nc.is_connected:
-        raise ConnectionError("not connected")
-    await nc.flush(timeout=1)
-
-
 @contextlib.asynccontextmanager
 async def _open_resources(
     app: FastAPI,
@@ -86,12 +81,13 @@ async def _open_resources(
             stack.push_async_callback(redis.aclose)
             health.add_check("redis", redis.ping)
         if isinstance(settings, NatsSettings):
-            nc = res.nats = await nats_client.connect(settings)
-            stack.push_async_callback(nc.drain)
+            watch = nats_client.ConnectionWatch(settings.nats_outage_budget_seconds)
+            nc = res.nats = await nats_client.connect(settings, watch)
+            stack.push_async_callback(nats_client.close, nc)
             res.js = nc.jetstream()
             if streams:
                 await nats_client.ensure_streams(res.js, *streams)
-            health.add_check("nats", lambda: _nats_check(nc))
+            health.add_check("nats", lambda: watch.check(nc))
         if isinstance(settings, JwtSettings):
             res.verifier = TokenVerifier(settings.jwt_public_key, cache_seconds=settings.token_cache_seconds)
         yield res

@@ -80,8 +80,12 @@ class NatsSettings(ServiceSettings):
     nats_queue: str = ""
     nats_user: str = ""
     nats_password: str = ""
+    # The client reconnects for as long as the process lives, pausing 0.25 s, 0.5 s, ... up to
+    # NATS_RECONNECT_WAIT_SECONDS between attempts. The guide's "5 reconnects, 2 s apart" is the
+    # outage budget: once the connection has been down that long (10 s), readiness fails and
+    # nats_reconnect_budget_exceeded turns 1. -1 never fails readiness for an outage.
     nats_max_reconnect_attempts: int = Field(default=5, ge=-1)
-    nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0)
+    nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("nats_servers", mode="before")
     @classmethod
@@ -95,6 +99,13 @@ class NatsSettings(ServiceSettings):
                 if not str(server).startswith(("nats://", "tls://")):
                     raise ValueError(f"{server!r} is not a nats:// URL")
         return value
+
+    @property
+    def nats_outage_budget_seconds(self) -> float:
+        """How long the connection may be down before readiness fails (infinite for -1)."""
+        if self.nats_max_reconnect_attempts < 0:
+            return float("inf")
+        return self.nats_max_reconnect_attempts * self.nats_reconnect_wait_seconds
 
     @property
     def queue_name(self) -> str:

@@ -1,0 +1,75 @@
+"""Data-store outages heal without a restart: NATS away for longer than the guide's reconnect budget,
+Redis and PostgreSQL stopped under live requests. Real servers, stopped and started mid-test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import httpx
+from fastapi import APIRouter
+
+from localdev.servers import Server
+from services.common.app import build_app
+from services.common.metrics import sample_value
+from services.common.settings import NatsSettings
+
+
+class NatsOnly(NatsSettings):
+    service_name: str = "nats-demo"
+
+
+async def wait_status(client: httpx.AsyncClient, path: str, status: int, within: float) -> float:
+    """Seconds until ``path`` answers ``status``; fails after ``within``."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if (await client.get(path)).status_code == status:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} did not answer {status} within {within} s")
+
+
+async def test_nats_connection_outlives_an_outage_past_its_budget_and_shuts_down_cleanly_while_down(
+    private_server: Callable[[str], Server],
+) -> None:
+    nats_server = private_server("nats")
+    # Budget 5 x 0.3 s = 1.5 s: the outage below lasts four times that, which used to close the
+    # connection for good (5 attempts 0.3 s apart).
+    settings = NatsOnly(
+        nats_servers=[nats_server.url], nats_max_reconnect_attempts=5, nats_reconnect_wait_seconds=0.3
+    )
+    app = build_app(settings, title="nats demo", routers=[APIRouter()])
+    transport = httpx.ASGITransport(app=app)
+    # The lifespan is driven by hand so that an error while shutting down fails the test.
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://demo") as client,
+    ):
+        assert (await client.get("/health/ready")).status_code == 200
+        reconnects = sample_value("nats_reconnects_total")
+        nats_server.stop()
+        # A blip shorter than the budget does not take the pod out of its Service.
+        blip = await client.get("/health/ready")
+        assert blip.status_code == 200, blip.text
+        await wait_status(client, "/health/ready", 503, within=5)
+        report = (await client.get("/health/ready")).json()
+        assert report["failed"] == ["nats"]
+        assert "budget 1.5 s" in report["checks"]["nats"]["error"]
+        metrics = (await client.get("/metrics")).text
+        assert "nats_connected 0.0" in metrics and "nats_reconnect_budget_exceeded 1.0" in metrics
+        assert sample_value("nats_disconnected_seconds") > 1.5
+        assert (await client.get("/health/live")).status_code == 200
+        await asyncio.sleep(4.5)  # six seconds down in all
+
+        nats_server.start()
+        healed = await wait_status(client, "/health/ready", 200, within=5)
+        assert healed < 1.5  # reconnect attempts are at most 0.3 s apart
+        assert sample_value("nats_reconnects_total") - reconnects == 1
+        assert sample_value("nats_reconnect_budget_exceeded") == 0
+        js = app.state.resources.js
+        assert (await js.account_info()).streams >= 0  # JetStream answers on the same connection
+
+        # Shutting down while NATS is away (leaving the block): nothing to drain, and no error.
+        nats_server.stop()
+        await wait_status(client, "/health/ready", 503, within=5)
