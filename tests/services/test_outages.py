@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 from fastapi import APIRouter
 
-from localdev.servers import Server
+from localdev.servers import PostgresServer, Server
 from services.common.app import build_app
+from services.common.auth import TokenIssuer
 from services.common.metrics import sample_value
 from services.common.settings import NatsSettings
+from services.geolocation.app import create_app as create_geolocation
+from services.geolocation.settings import Settings as GeoSettings
+from services.vendor_management.app import create_app as create_vendors
+from services.vendor_management.settings import Settings as VendorSettings
 
 
 class NatsOnly(NatsSettings):
@@ -73,3 +79,57 @@ async def test_nats_connection_outlives_an_outage_past_its_budget_and_shuts_down
         # Shutting down while NATS is away (leaving the block): nothing to drain, and no error.
         nats_server.stop()
         await wait_status(client, "/health/ready", 503, within=5)
+
+
+async def test_redis_away_is_503_with_retry_after_on_geolocations_hot_paths(
+    private_server: Callable[[str], Server],
+    nats_url: str,
+    public_pem: str,
+    signing_seed: str,
+    serve: Callable[[Any], Awaitable[str]],
+) -> None:
+    redis_server = private_server("redis")
+    settings = GeoSettings(redis_url=redis_server.url, nats_servers=[nats_url], jwt_public_key=public_pem)
+    url = await serve(create_geolocation(settings))
+    auth = {"Authorization": f"Bearer {TokenIssuer(signing_seed, 900).issue('owner-1', 'vendor')}"}
+    nearby = {"lat": 52.52, "lon": 13.4, "radius_m": 500}
+    async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+        assert (await client.get("/api/locations/nearby", params=nearby, headers=auth)).status_code == 200
+        redis_server.stop()
+        moved = await client.put("/api/locations/vendors/v-1", json={"lat": 52.52, "lon": 13.4}, headers=auth)
+        found = await client.get("/api/locations/nearby", params=nearby, headers=auth)
+        for resp in (moved, found):  # both go over the shared pipelined connection
+            assert resp.status_code == 503, resp.text
+            assert resp.headers["retry-after"] == "2"
+            assert resp.json()["detail"] == "Redis is unavailable; retry shortly"
+            assert str(redis_server.port) not in resp.text
+        redis_server.start()
+        assert (await client.get("/api/locations/nearby", params=nearby, headers=auth)).status_code == 200
+
+
+async def test_postgres_away_is_503_with_retry_after(
+    private_server: Callable[[str], Server],
+    nats_url: str,
+    public_pem: str,
+    serve: Callable[[Any], Awaitable[str]],
+) -> None:
+    postgres = private_server("postgres")
+    assert isinstance(postgres, PostgresServer)
+    settings = VendorSettings(
+        service_name="vendor-management",
+        database_url=postgres.create_database("vendors"),
+        nats_servers=[nats_url],
+        jwt_public_key=public_pem,
+        db_connect_timeout_seconds=2,
+    )
+    url = await serve(create_vendors(settings))
+    async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+        assert (await client.get("/vendors")).status_code == 200
+        postgres.stop()
+        for _ in range(2):  # a pooled connection the server dropped, or a refused new one
+            down = await client.get("/vendors")
+            assert down.status_code == 503, down.text
+            assert down.headers["retry-after"] == "2" and "unavailable" in down.json()["detail"]
+            assert str(postgres.port) not in down.text
+        postgres.start()
+        assert (await client.get("/vendors")).status_code == 200
