@@ -62,7 +62,13 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch; return how many rows were published and marked."""
+        """Publish one batch; return how many rows were published and marked.
+
+        Rows go out in order and the batch stops at the first failed publish. What JetStream already
+        acknowledged is marked in a transaction that commits whatever happened to the rest (the
+        failure is raised only after it), so a failed publish never sends earlier rows again.
+        """
+        failure: Exception | None = None
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT seq, id, subject, payload, request_id FROM outbox WHERE published_at IS NULL"
@@ -70,19 +76,25 @@ class OutboxRelay:
                 self._batch_size,
             )
             done: list[int] = []
-            try:
-                for row in rows:
-                    headers = {"Nats-Msg-Id": str(row["id"])}
-                    if row["request_id"]:
-                        headers[REQUEST_ID_HEADER] = row["request_id"]
-                    await self._js.publish(row["subject"], bytes(row["payload"]), timeout=5, headers=headers)
-                    done.append(row["seq"])
-                    PUBLISHED.labels(row["subject"]).inc()
-            finally:
-                # Whatever was acknowledged by JetStream is marked, even if a later row failed.
-                if done:
-                    await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)", done)
+            for row in rows:
+                try:
+                    await self._publish(row)
+                except Exception as exc:  # NATS away or refusing: the rest waits for the next pass
+                    failure = exc
+                    break
+                done.append(row["seq"])
+                PUBLISHED.labels(row["subject"]).inc()
+            if done:
+                await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1)", done)
+        if failure is not None:
+            raise failure
         return len(done)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        headers = {"Nats-Msg-Id": str(row["id"])}
+        if row["request_id"]:
+            headers[REQUEST_ID_HEADER] = row["request_id"]
+        await self._js.publish(row["subject"], bytes(row["payload"]), timeout=5, headers=headers)
 
     async def backlog(self) -> dict[str, Any]:
         """Events waiting to be published, for the full ``/health`` report."""

@@ -10,12 +10,14 @@ from typing import Any
 import asyncpg
 import httpx
 import nats
+import nats.js.errors
 import orjson
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.vendor_management import repository
 from services.vendor_management.app import create_app
+from services.vendor_management.outbox import OutboxRelay, record_event
 from services.vendor_management.settings import Settings
 from tests.services.marketplace import Servers, bearer, eventually
 
@@ -169,4 +171,35 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
             health = (await client.get("/health")).json()
         assert health["details"]["outbox"] == {"pending": 0, "oldest_seconds": 0.0}
     finally:
+        await pool.close()
+
+
+async def test_a_failed_publish_keeps_the_marks_of_the_rows_published_before_it(
+    servers: Servers, serve: Any, nats_url: str
+) -> None:
+    settings = await servers.vendor_settings(outbox_poll_seconds=60)
+    await serve(create_app(settings))  # the schema and the stream; its relay sleeps between polls
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    nc = await nats.connect(nats_url)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            first = await record_event(conn, "vendor.created", {"id": "a", "version": 1})
+            # No stream takes this subject: JetStream refuses it, as it would while NATS is away.
+            await record_event(conn, "vendor.misrouted", {"id": "b", "version": 1})
+            await record_event(conn, "vendor.created", {"id": "c", "version": 1})
+        relay = OutboxRelay(pool, nc.jetstream(), poll_seconds=60, batch_size=10)
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await relay.publish_pending()
+        pending = await pool.fetch("SELECT id, subject FROM outbox WHERE published_at IS NULL ORDER BY seq")
+        # The first row reached JetStream and stays marked: it is not sent again on the next pass.
+        assert [r["subject"] for r in pending] == ["vendor.misrouted", "vendor.created"]
+        assert str(pending[0]["id"]) != first
+        assert (await nc.jetstream().stream_info("VENDORS")).state.messages == 1
+
+        await pool.execute("UPDATE outbox SET subject = 'vendor.updated' WHERE subject = 'vendor.misrouted'")
+        assert await relay.publish_pending() == 2
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        assert (await nc.jetstream().stream_info("VENDORS")).state.messages == 3
+    finally:
+        await nc.close()
         await pool.close()
