@@ -3,7 +3,8 @@
 The two hot paths, a position update and nearby, are one Lua script each, so each costs one round
 trip and the owner check, the out-of-order guard and the write happen atomically. Both go over the
 service's shared pipelined connection (both are safe to retry: a repeated update of the same fix is
-accepted again, not refused as out of order); the rarer reads and vendor writes use redis-py.
+accepted again, not refused as out of order), and so do vendor changes, a script that applies one only
+over an older version (a repeat changes nothing); the rarer reads use redis-py.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import orjson
 from redis.asyncio import Redis
 
 from services.common.redis_pipeline import LuaScript, PipelinedRedis
+from services.geolocation.events import VendorChange
 
 _LUA = resources.files(__package__).joinpath("lua")
 _PRUNE_PER_WRITE = 16
 _START_RADIUS_M = 50.0
 _UPDATE = LuaScript(_LUA.joinpath("update.lua").read_text())
 _NEARBY = LuaScript(_LUA.joinpath("nearby.lua").read_text())
+_VENDOR = LuaScript(_LUA.joinpath("vendor.lua").read_text())
 
 
 class UpdateStatus(enum.IntEnum):
@@ -127,23 +130,23 @@ class LocationStore:
         acc = _text(accuracy) if accuracy is not None else ""
         return StoredPosition(vendor_id, coords[0], coords[1], seen, float(acc) if acc else None)
 
-    async def upsert_vendor(self, vendor_id: str, owner: str, active: bool) -> None:
-        """Record what position writes are checked against; an inactive vendor leaves the index."""
+    async def apply_vendor(self, change: VendorChange) -> bool:
+        """Record who owns the vendor and whether it is active (what position writes are checked
+        against), unless a change of the same or a newer version is already stored; an inactive or
+        deleted vendor leaves the map. True when applied."""
         k = self.keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(k.vendor(vendor_id), mapping={"owner": owner, "active": "1" if active else "0"})
-            if not active:
-                pipe.zrem(k.positions, vendor_id)
-                pipe.zrem(k.last_seen, vendor_id)
-            await pipe.execute()
-
-    async def remove_vendor(self, vendor_id: str) -> None:
-        k = self.keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(k.vendor(vendor_id))
-            pipe.zrem(k.positions, vendor_id)
-            pipe.zrem(k.last_seen, vendor_id)
-            await pipe.execute()
+        applied = await self._scripts.evalsha(
+            _VENDOR,
+            (k.vendor(change.vendor_id), k.positions, k.last_seen),
+            (
+                change.vendor_id,
+                change.version,
+                change.owner_id or "",
+                "1" if change.active else "0",
+                "1" if change.deleted else "0",
+            ),
+        )
+        return bool(applied)
 
 
 def _text(value: bytes | str) -> str:
