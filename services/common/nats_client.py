@@ -40,12 +40,22 @@ log = logging.getLogger("venta.nats")
 class StreamSpec:
     name: str
     subjects: tuple[str, ...]
-    max_age_seconds: int = 7 * 86400
+    max_age_seconds: int = 7 * 86400  # 0: kept until replaced
+    max_msgs_per_subject: int = -1  # -1: no limit
 
 
 VENDORS_STREAM = StreamSpec("VENDORS", ("vendor.created", "vendor.updated", "vendor.deleted"))
 LOCATIONS_STREAM = StreamSpec("LOCATIONS", ("location.updated",), max_age_seconds=86400)
-STREAMS = {spec.name: spec for spec in (VENDORS_STREAM, LOCATIONS_STREAM)}
+# Each vendor's latest event on its own subject, kept with no age limit: enough to rebuild what a
+# consumer derived from the vendors after losing it, however long ago a vendor last changed.
+VENDOR_STATE_STREAM = StreamSpec(
+    "VENDOR_STATE", ("vendor-state.*",), max_age_seconds=0, max_msgs_per_subject=1
+)
+STREAMS = {spec.name: spec for spec in (VENDORS_STREAM, LOCATIONS_STREAM, VENDOR_STATE_STREAM)}
+
+
+def vendor_state_subject(vendor_id: str) -> str:
+    return f"vendor-state.{vendor_id}"
 
 
 CONNECTED = Gauge("nats_connected", "1 while the NATS connection is up")
@@ -190,6 +200,7 @@ async def ensure_streams(js: JetStreamContext, *specs: StreamSpec) -> None:
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=float(spec.max_age_seconds),
+            max_msgs_per_subject=spec.max_msgs_per_subject,
             duplicate_window=120.0,
         )
         try:

@@ -4,7 +4,9 @@ The two hot paths, a position update and nearby, are one Lua script each, so eac
 trip and the owner check, the out-of-order guard and the write happen atomically. Both go over the
 service's shared pipelined connection (both are safe to retry: a repeated update of the same fix is
 accepted again, not refused as out of order), and so do vendor changes, a script that applies one only
-over an older version (a repeat changes nothing); the rarer reads use redis-py.
+over an older version (a repeat changes nothing); the rarer reads use redis-py. A marker key says
+the vendor hashes are complete (rebuild.py); while it is missing an unknown vendor is "loading",
+not "not found".
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _START_RADIUS_M = 50.0
 _UPDATE = LuaScript(_LUA.joinpath("update.lua").read_text())
 _NEARBY = LuaScript(_LUA.joinpath("nearby.lua").read_text())
 _VENDOR = LuaScript(_LUA.joinpath("vendor.lua").read_text())
+_LOADED = LuaScript(_LUA.joinpath("loaded.lua").read_text())
 
 
 class UpdateStatus(enum.IntEnum):
@@ -34,6 +37,7 @@ class UpdateStatus(enum.IntEnum):
     NOT_OWNER = 2
     INACTIVE = 3
     OUT_OF_ORDER = 4
+    LOADING = 5  # Redis lost the vendor data and it is being loaded again
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,15 @@ class Keys:
 
     def vendor(self, vendor_id: str) -> str:
         return f"{self.prefix}:vendor:{vendor_id}"
+
+    @property
+    def loaded(self) -> str:
+        """Present once every vendor was loaded; a Redis that lost its data has lost this too."""
+        return f"{self.prefix}:vendors-loaded"
+
+    @property
+    def loading(self) -> str:
+        return f"{self.prefix}:vendors-loading"
 
 
 # One nearby result as the script wrote it: [vendor_id, distance_m, lon, lat, last_seen (epoch s)].
@@ -91,7 +104,7 @@ class LocationStore:
         k = self.keys
         status = await self._scripts.evalsha(
             _UPDATE,
-            (k.positions, k.last_seen, k.vendor(vendor_id)),
+            (k.positions, k.last_seen, k.vendor(vendor_id), k.loaded),
             (
                 vendor_id,
                 caller,
@@ -147,6 +160,17 @@ class LocationStore:
             ),
         )
         return bool(applied)
+
+    async def vendors_loaded(self) -> bool:
+        return bool(await self._redis.exists(self.keys.loaded))
+
+    async def begin_load(self, token: str) -> None:
+        await self._redis.set(self.keys.loading, token, ex=3600)
+
+    async def finish_load(self, token: str, now: float) -> bool:
+        """Mark the vendor data complete if this load is still the current one; True when marked."""
+        marked = await self._scripts.evalsha(_LOADED, (self.keys.loading, self.keys.loaded), (token, now))
+        return bool(marked)
 
 
 def _text(value: bytes | str) -> str:

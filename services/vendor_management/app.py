@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.common.app import build_app
-from services.common.nats_client import VENDORS_STREAM
+from services.common.nats_client import VENDOR_STATE_STREAM, VENDORS_STREAM
 from services.common.settings import load_settings
 from services.vendor_management.outbox import relay_running
 from services.vendor_management.routes import vendors
@@ -19,6 +19,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="vendor-management",
         routers=[vendors.router],
         migrations=Path(__file__).parent / "migrations",
-        streams=[VENDORS_STREAM],
+        streams=[VENDORS_STREAM, VENDOR_STATE_STREAM],
         background=relay_running(settings),
     )

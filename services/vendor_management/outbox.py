@@ -6,7 +6,13 @@ Guarantee: **at-least-once** delivery. A change and its event row commit in one 
 before (or during) the publish, the rows stay pending and the relay of this or any other replica
 publishes them on its next pass; if it dies after publishing but before marking, the event is sent
 again with the same id: JetStream drops it inside its duplicate window and consumers ignore it by
-vendor version (search-discovery) or event id. Replicas share the work with ``FOR UPDATE SKIP LOCKED``.
+vendor version (search-discovery, geolocation) or event id.
+
+Each event is also published to its vendor's subject on the ``VENDOR_STATE`` stream, which keeps
+only the latest message per vendor and never ages it out, so a consumer that lost what it built
+(geolocation's Redis) can rebuild it from there. For that latest message to be the newest version,
+events leave in commit order: replicas take turns (a transaction-scoped advisory lock) instead of
+publishing side by side.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import nats.errors
 import orjson
 from fastapi import FastAPI
 from nats.js import JetStreamContext
@@ -25,12 +32,14 @@ from prometheus_client import Counter
 
 from services.common.app import Background, Resources
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
-from services.common.nats_client import new_event
+from services.common.nats_client import new_event, vendor_state_subject
 from services.vendor_management.settings import Settings
 
 log = logging.getLogger("venta.outbox")
 PUBLISHED = Counter("vendor_events_published_total", "Vendor events published to JetStream", ["type"])
 PUBLISH_FAILURES = Counter("vendor_event_publish_failures_total", "Failed attempts to publish outbox rows")
+# pg_advisory_xact_lock key held by the replica whose relay is publishing (any fixed number).
+RELAY_LOCK = 0x76656E746F7574
 
 
 async def record_event(conn: asyncpg.Connection, subject: str, data: dict[str, Any]) -> str:
@@ -70,6 +79,7 @@ class OutboxRelay:
         """
         failure: Exception | None = None
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK)
             rows = await conn.fetch(
                 "SELECT seq, id, subject, payload, request_id FROM outbox WHERE published_at IS NULL"
                 " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -91,10 +101,14 @@ class OutboxRelay:
         return len(done)
 
     async def _publish(self, row: asyncpg.Record) -> None:
+        """The event on its subject, then as its vendor's latest state (both deduplicated by id)."""
+        payload = bytes(row["payload"])
         headers = {"Nats-Msg-Id": str(row["id"])}
         if row["request_id"]:
             headers[REQUEST_ID_HEADER] = row["request_id"]
-        await self._js.publish(row["subject"], bytes(row["payload"]), timeout=5, headers=headers)
+        await self._js.publish(row["subject"], payload, timeout=5, headers=headers)
+        vendor_id = str(orjson.loads(payload)["data"]["id"])
+        await self._js.publish(vendor_state_subject(vendor_id), payload, timeout=5, headers=headers)
 
     async def backlog(self) -> dict[str, Any]:
         """Events waiting to be published, for the full ``/health`` report."""
@@ -109,6 +123,10 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 published = await self.publish_pending()
+            except (nats.errors.Error, TimeoutError) as exc:  # NATS away: the rows wait for it
+                PUBLISH_FAILURES.inc()
+                log.warning("outbox publish failed; will retry", extra={"error": repr(exc)})
+                published = 0
             except Exception:
                 PUBLISH_FAILURES.inc()
                 log.exception("outbox relay pass failed; will retry")

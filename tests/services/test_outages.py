@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import nats
 from fastapi import APIRouter
+from nats.js.api import StreamConfig
 
 from localdev.servers import PostgresServer, Server
 from services.common.app import build_app
 from services.common.auth import TokenIssuer
 from services.common.metrics import sample_value
+from services.common.nats_client import VENDOR_STATE_STREAM, VENDORS_STREAM
 from services.common.settings import NatsSettings
 from services.geolocation.app import create_app as create_geolocation
 from services.geolocation.settings import Settings as GeoSettings
 from services.vendor_management.app import create_app as create_vendors
 from services.vendor_management.settings import Settings as VendorSettings
+from tests.services.marketplace import eventually
 
 
 class NatsOnly(NatsSettings):
@@ -133,3 +138,75 @@ async def test_postgres_away_is_503_with_retry_after(
             assert str(postgres.port) not in down.text
         postgres.start()
         assert (await client.get("/vendors")).status_code == 200
+
+
+async def test_redis_restarted_empty_gets_vendor_ownership_back_even_past_the_event_streams_age(
+    private_server: Callable[[str], Server],
+    new_database: Callable[[], Awaitable[str]],
+    nats_url: str,
+    public_pem: str,
+    signing_seed: str,
+    serve: Callable[[Any], Awaitable[str]],
+) -> None:
+    redis_server = private_server("redis")
+    vendor_settings = VendorSettings(
+        service_name="vendor-management",
+        database_url=await new_database(),
+        nats_servers=[nats_url],
+        jwt_public_key=public_pem,
+    )
+    geo_settings = GeoSettings(redis_url=redis_server.url, nats_servers=[nats_url], jwt_public_key=public_pem)
+    vendors_url = await serve(create_vendors(vendor_settings))
+    geo_url = await serve(create_geolocation(geo_settings))
+    issuer = TokenIssuer(signing_seed, 900)
+    owner, other = str(uuid.uuid4()), str(uuid.uuid4())
+    auth = {"Authorization": f"Bearer {issuer.issue(owner, 'vendor')}"}
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    # The vendor events are kept 7 days; here 1 s stands for it, so the vendors below were "last
+    # changed longer ago than the stream keeps events" by the time Redis loses its data.
+    short = StreamConfig(
+        name=VENDORS_STREAM.name, subjects=list(VENDORS_STREAM.subjects), max_age=1.0, duplicate_window=0.5
+    )
+    await js.update_stream(short)
+    async with (
+        httpx.AsyncClient(base_url=vendors_url, timeout=10) as vendors,
+        httpx.AsyncClient(base_url=geo_url, timeout=15) as geo,
+    ):
+        stall = {"name": "Night Market", "category": "food"}
+        kept = (await vendors.post("/vendors", json=stall, headers=auth)).json()["id"]
+        gone = (await vendors.post("/vendors", json=stall, headers=auth)).json()["id"]
+        assert (await vendors.delete(f"/vendors/{gone}", headers=auth)).status_code == 204
+        position = {"lat": 48.85, "lon": 2.35}
+
+        async def moved(vendor: str, who: str = owner) -> int:
+            headers = {"Authorization": f"Bearer {issuer.issue(who, 'vendor')}"}
+            return (
+                await geo.put(f"/api/locations/vendors/{vendor}", json=position, headers=headers)
+            ).status_code
+
+        await eventually(lambda: _is(moved(kept), 200), what="geolocation knowing the vendor")
+        await eventually(lambda: _is(moved(gone), 404), what="geolocation seeing the deletion")
+
+        async def aged_out() -> bool:
+            return (await js.stream_info(VENDORS_STREAM.name)).state.messages == 0
+
+        await eventually(aged_out, within=15, what="the vendor events aging out of VENDORS")
+        assert (await js.stream_info(VENDOR_STATE_STREAM.name)).state.messages == 2
+
+        redis_server.restart()  # no persistence: it comes back empty
+        restarted = time.monotonic()
+        statuses = []
+        while (status := await moved(kept)) != 200:
+            statuses.append(status)
+            assert time.monotonic() - restarted < 10, f"owner still refused after 10 s: {statuses}"
+            await asyncio.sleep(0.1)
+        # Until the vendors are back the answer is "retry", never "vendor not found".
+        assert set(statuses) <= {503}, statuses
+        assert await moved(gone) == 404  # the deletion came back as well
+        assert await moved(kept, who=other) == 403
+    await nc.close()
+
+
+async def _is(status: Awaitable[int], want: int) -> bool:
+    return await status == want
