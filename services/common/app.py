@@ -27,6 +27,7 @@ from starlette.middleware import Middleware
 
 from services.common import nats_client, postgres
 from services.common.auth import TokenVerifier
+from services.common.drain import CloseWhileDraining
 from services.common.errors import install_error_handlers
 from services.common.health import Health, health_router
 from services.common.logs import configure_logging
@@ -126,6 +127,7 @@ def build_app(
     app.state.health = Health(service=settings.service_name, environment=settings.environment)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CloseWhileDraining, health=app.state.health)
     app.user_middleware.extend(middleware)  # add_middleware would put them outside the request context
     app.include_router(health_router())
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

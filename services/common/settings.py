@@ -15,6 +15,8 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.catalog import SHUTDOWN
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -32,8 +34,11 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"
     environment: str = "dev"
-    # uvicorn waits this long for in-flight requests on SIGTERM before the lifespan shutdown runs.
-    shutdown_grace_seconds: int = Field(default=10, ge=1, le=300)
+    # On SIGTERM: readiness fails and responses close their connections, while serving goes on this
+    # long (0 for a process with no balancer in front); then uvicorn waits up to the grace for
+    # in-flight requests before the lifespan shutdown runs (services/common/drain.py).
+    shutdown_drain_seconds: float = Field(default=SHUTDOWN.drain, ge=0, le=300)
+    shutdown_grace_seconds: int = Field(default=SHUTDOWN.in_flight, ge=1, le=300)
 
     @field_validator("log_level", mode="before")
     @classmethod
