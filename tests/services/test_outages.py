@@ -4,9 +4,13 @@ Redis and PostgreSQL stopped under live requests. Real servers, stopped and star
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,17 +18,19 @@ import nats
 from fastapi import APIRouter
 from nats.js.api import StreamConfig
 
-from localdev.servers import PostgresServer, Server
+from localdev.servers import PostgresServer, Server, die_with_parent, free_port
+from localdev.services import ROOT, create_databases, service_env, settings_class
+from services.catalog import SERVICES
 from services.common.app import build_app
 from services.common.auth import TokenIssuer
 from services.common.metrics import sample_value
 from services.common.nats_client import VENDOR_STATE_STREAM, VENDORS_STREAM
-from services.common.settings import NatsSettings
+from services.common.settings import DatabaseSettings, NatsSettings
 from services.geolocation.app import create_app as create_geolocation
 from services.geolocation.settings import Settings as GeoSettings
 from services.vendor_management.app import create_app as create_vendors
 from services.vendor_management.settings import Settings as VendorSettings
-from tests.services.marketplace import eventually
+from tests.services.marketplace import bearer, eventually
 
 
 class NatsOnly(NatsSettings):
@@ -210,3 +216,103 @@ async def test_redis_restarted_empty_gets_vendor_ownership_back_even_past_the_ev
 
 async def _is(status: Awaitable[int], want: int) -> bool:
     return await status == want
+
+
+NATS_SERVICES = {"vendor-management", "search-discovery", "geolocation", "real-time", "webhooks"}
+
+
+async def test_every_service_heals_after_a_minute_without_nats_and_nothing_written_meanwhile_is_lost(
+    private_server: Callable[[str], Server],
+    postgres_admin_url: str,
+    redis_url: str,
+    signing_seed: str,
+    tmp_path: Path,
+) -> None:
+    nats_server = private_server("nats")
+    entries = list(SERVICES.values())
+    ports = {entry.name: free_port() for entry in entries}
+    urls = {"redis": redis_url, "nats": nats_server.url}
+    with_db = [e for e in entries if issubclass(settings_class(e), DatabaseSettings)]
+    databases = await create_databases(postgres_admin_url, [f"heal_{e.package}" for e in with_db])
+    urls |= {f"db:{e.name}": databases[f"heal_{e.package}"] for e in with_db}
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    logs = {entry.name: tmp_path / f"{entry.name}.log" for entry in entries}
+    try:
+        for entry in entries:  # the container command, with the environment infra gives each service
+            env = service_env(entry, settings_class(entry), urls, ports, signing_seed, tmp_path)
+            with logs[entry.name].open("wb") as out:
+                procs[entry.name] = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "services",
+                    entry.name,
+                    cwd=ROOT,
+                    env={**os.environ, **env},
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    preexec_fn=die_with_parent,
+                )
+        async with httpx.AsyncClient(timeout=5) as client:
+
+            async def ready(name: str) -> int:
+                try:
+                    return (await client.get(f"http://127.0.0.1:{ports[name]}/health/ready")).status_code
+                except httpx.TransportError:
+                    return 0
+
+            async def all_ready() -> bool:
+                return all(status == 200 for status in await asyncio.gather(*map(ready, SERVICES)))
+
+            await eventually(all_ready, within=180, what="every service ready")
+            gateway = f"http://127.0.0.1:{ports['api-gateway']}"
+            token = bearer(TokenIssuer(signing_seed, 900).issue(str(uuid.uuid4()), "vendor"))
+
+            nats_server.stop()
+            stopped = time.monotonic()
+            await asyncio.sleep(10)  # the outage budget (5 x 2 s)
+            while True:  # then the services that need NATS say so; the others stay ready
+                statuses = dict(zip(SERVICES, await asyncio.gather(*map(ready, SERVICES)), strict=True))
+                if {name for name, status in statuses.items() if status != 200} == NATS_SERVICES:
+                    break
+                assert time.monotonic() - stopped < 20, statuses
+                await asyncio.sleep(0.2)
+            vendor_metrics = (await client.get(f"http://127.0.0.1:{ports['vendor-management']}/metrics")).text
+            assert "nats_reconnect_budget_exceeded 1.0" in vendor_metrics
+            name = f"Outage Bakery {uuid.uuid4().hex[:8]}"
+            made = await client.post(
+                f"{gateway}/api/vendors", json={"name": name, "category": "food"}, headers=token
+            )
+            assert made.status_code == 201, made.text  # written to its database and outbox
+            full = (await client.get(f"http://127.0.0.1:{ports['vendor-management']}/health")).json()
+            assert full["details"]["outbox"]["pending"] == 1
+            await asyncio.sleep(60 - (time.monotonic() - stopped))
+
+            nats_server.start()
+            back = time.monotonic()
+
+            async def searchable() -> bool:
+                found = await client.get(f"{gateway}/api/search/vendors", params={"q": name})
+                return found.status_code == 200 and [h["name"] for h in found.json()["items"]] == [name]
+
+            await eventually(searchable, within=5, what="the vendor made during the outage in search")
+            await eventually(
+                all_ready, within=15 - (time.monotonic() - back), what="every service ready again"
+            )
+            assert all(proc.returncode is None for proc in procs.values()), "no service restarted"
+            assert (
+                "nats_reconnects_total 1.0"
+                in (await client.get(f"http://127.0.0.1:{ports['search-discovery']}/metrics")).text
+            )
+    finally:
+        for proc in procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+    for entry in entries:
+        text = logs[entry.name].read_text(errors="replace")
+        assert "Application shutdown complete." in text and "shutdown failed" not in text, entry.name
