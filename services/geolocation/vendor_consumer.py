@@ -34,8 +34,9 @@ async def apply_vendor_message(store: LocationStore, payload: bytes) -> bool:
     return await store.apply_vendor(parse_vendor_event(parse_event(payload)))
 
 
-async def handle_batch(store: LocationStore, messages: list[Msg]) -> None:
-    """Apply and settle each message in order; a failure hands it and the rest back to JetStream."""
+async def handle_batch(store: LocationStore, messages: list[Msg]) -> bool:
+    """Apply and settle each message in order; a failure hands it and the rest back to JetStream
+    (False: the caller waits before fetching again)."""
     for index, msg in enumerate(messages):
         try:
             applied = await apply_vendor_message(store, msg.data)
@@ -51,12 +52,13 @@ async def handle_batch(store: LocationStore, messages: list[Msg]) -> None:
             for later in messages[index:]:
                 with contextlib.suppress(Exception):
                     await later.nak(delay=_RETRY_DELAY_S)
-            return
+            return False
         EVENTS.labels("applied" if applied else "ignored").inc()
         try:
             await msg.ack()
         except Exception as exc:  # redelivered after ack_wait, then ignored as not newer
             log.warning("vendor event applied but its ack was lost", extra={"error": str(exc)})
+    return True
 
 
 async def consume(js: JetStreamContext, store: LocationStore, durable: str) -> None:
@@ -75,4 +77,5 @@ async def consume(js: JetStreamContext, store: LocationStore, durable: str) -> N
             log.warning("fetching vendor events failed", extra={"error": str(exc)})
             await asyncio.sleep(_RETRY_DELAY_S)
             continue
-        await handle_batch(store, messages)
+        if not await handle_batch(store, messages):
+            await asyncio.sleep(_RETRY_DELAY_S)
