@@ -161,7 +161,7 @@ async def connect(settings: NatsSettings, watch: ConnectionWatch | None = None) 
     await nc.connect(
         servers=settings.nats_servers,
         name=settings.service_name,
-        max_reconnect_attempts=max(settings.nats_max_reconnect_attempts, 1),
+        max_reconnect_attempts=settings.nats_max_reconnect_attempts,  # at start-up, as before
         reconnect_time_wait=cap,  # type: ignore[arg-type]  # seconds; a float works, the hint says int
         reconnect_to_server_handler=next_server,
         connect_timeout=2,
