@@ -119,6 +119,7 @@ class NatsSettings(ServiceSettings):
 
 
 class JwtSettings(ServiceSettings):
+    # One or more PEM public keys, all accepted (more than one while a signing key is rotated).
     jwt_public_key: str
     # Verified tokens are remembered this long (never past their own expiry); 0 verifies every time.
     # An Ed25519 check costs about 0.1-0.25 ms of CPU, more than the rest of a cached read.
@@ -127,9 +128,9 @@ class JwtSettings(ServiceSettings):
     @field_validator("jwt_public_key")
     @classmethod
     def _pem(cls, value: str) -> str:
-        from services.common.auth import load_public_key
+        from services.common.auth import load_public_keys
 
-        load_public_key(value)  # raises ValueError with the reason
+        load_public_keys(value)  # raises ValueError with the reason
         return value
 
 
@@ -151,10 +152,12 @@ class JwtSigningSettings(JwtSettings):
 
     @model_validator(mode="after")
     def _key_pair_matches(self) -> JwtSigningSettings:
-        from services.common.auth import public_pem_from_seed
+        from services.common.auth import key_id, load_public_keys, private_key_from_seed
 
-        if public_pem_from_seed(self.jwt_signing_seed).strip() != self.jwt_public_key.strip():
-            raise ValueError("JWT_PUBLIC_KEY is not the public key of JWT_SIGNING_SEED")
+        if key_id(private_key_from_seed(self.jwt_signing_seed).public_key()) not in load_public_keys(
+            self.jwt_public_key
+        ):
+            raise ValueError("JWT_PUBLIC_KEY does not include the public key of JWT_SIGNING_SEED")
         return self
 
 

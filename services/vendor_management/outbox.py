@@ -2,7 +2,8 @@
 
 Guarantee: **at-least-once** delivery. A change and its event row commit in one transaction
 (``record_event``). The relay then publishes pending rows to JetStream in order, with
-``Nats-Msg-Id`` = event id, and marks them published. If the process dies after the commit and
+``Nats-Msg-Id`` = event id, and marks them published; published rows are deleted after
+``OUTBOX_RETENTION_DAYS``. If the process dies after the commit and
 before (or during) the publish, the rows stay pending and the relay of this or any other replica
 publishes them on its next pass; if it dies after publishing but before marking, the event is sent
 again with the same id: JetStream drops it inside its duplicate window and consumers ignore it by
@@ -33,6 +34,8 @@ from prometheus_client import Counter
 from services.common.app import Background, Resources
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
 from services.common.nats_client import new_event, vendor_state_subject
+from services.common.retention import keep_deleting
+from services.common.tasks import running_tasks
 from services.vendor_management.settings import Settings
 
 log = logging.getLogger("venta.outbox")
@@ -40,6 +43,13 @@ PUBLISHED = Counter("vendor_events_published_total", "Vendor events published to
 PUBLISH_FAILURES = Counter("vendor_event_publish_failures_total", "Failed attempts to publish outbox rows")
 # pg_advisory_xact_lock key held by the replica whose relay is publishing (any fixed number).
 RELAY_LOCK = 0x76656E746F7574
+PURGED = Counter("vendor_outbox_purged_total", "Published outbox rows deleted after the retention period")
+# Published rows only: a pending one is never deleted, however old.
+_PURGE = """
+DELETE FROM outbox WHERE seq IN (
+    SELECT seq FROM outbox WHERE published_at < now() - make_interval(secs => $1) LIMIT $2
+)
+"""
 
 
 async def record_event(conn: asyncpg.Connection, subject: str, data: dict[str, Any]) -> str:
@@ -150,7 +160,14 @@ def relay_running(settings: Settings) -> Background:
         relay = OutboxRelay(res.db, res.js, settings.outbox_poll_seconds, settings.outbox_batch_size)
         app.state.relay = relay
         app.state.health.add_details("outbox", relay.backlog)
-        async with _running(relay):
+        purge = keep_deleting(
+            res.db,
+            _PURGE,
+            settings.outbox_retention_days * 86400,
+            settings.outbox_retention_interval_seconds,
+            PURGED,
+        )
+        async with _running(relay), running_tasks(outbox_retention=purge):
             yield
 
     return run

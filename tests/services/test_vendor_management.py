@@ -267,3 +267,51 @@ async def test_vendors_from_before_the_state_stream_are_backfilled_once_never_ov
         assert (await js.stream_info(VENDOR_STATE_STREAM.name)).state.last_seq == last
     finally:
         await nc.close()
+
+
+async def test_published_outbox_rows_go_after_the_retention_period_pending_ones_never(
+    servers: Servers, serve: Any, nats_url: str
+) -> None:
+    settings = await servers.vendor_settings(
+        outbox_poll_seconds=0.2, outbox_retention_days=7.0, outbox_retention_interval_seconds=0.1
+    )
+    url = await serve(create_app(settings))
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            made = Vendors(client, settings, servers)
+            _, headers = made.as_user()
+            ids = [(await made.create(headers, name=f"Stall {i}"))["id"] for i in range(4)]
+
+        async def all_published() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 4
+
+        await eventually(all_published, what="the four events published")
+        # Two published eight days ago, and one pending as long: its subject has no stream, so the
+        # relay fails to publish it on every pass (as during an outage) and it stays pending.
+        old = [str(v) for v in ids[:2]]
+        await pool.execute(
+            "UPDATE outbox SET created_at = now() - interval '8 days',"
+            " published_at = now() - interval '8 days'"
+            " WHERE convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'id' = ANY ($1)",
+            old,
+        )
+        await pool.execute(
+            "INSERT INTO outbox (id, subject, payload, created_at)"
+            " VALUES ($1, 'nowhere.withheld', $2, now() - interval '8 days')",
+            uuid.uuid4(),
+            b'{"data": {}}',
+        )
+
+        async def purged() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM outbox") == 3
+
+        await eventually(purged, what="the two old published rows deleted")
+        left = await pool.fetch(
+            "SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'id' AS vendor, published_at"
+            " FROM outbox"
+        )
+        assert {row["vendor"] for row in left} == {*map(str, ids[2:]), None}
+        assert [row["published_at"] for row in left if row["vendor"] is None] == [None]
+    finally:
+        await pool.close()
