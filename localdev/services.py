@@ -79,6 +79,8 @@ def service_env(
         "HOST": "127.0.0.1",
         "ENVIRONMENT": "local",
         "API_DOCS": "true",
+        # No balancer in front of a local run: nothing to drain for, Ctrl-C stops at once.
+        "SHUTDOWN_DRAIN_SECONDS": "0",
     }
     if issubclass(cls, DatabaseSettings):
         env["DATABASE_URL"] = urls[f"db:{entry.name}"]

@@ -2,9 +2,10 @@
 
 Without an argument the name comes from ``SERVICE_NAME`` (the image's default command relies on that,
 since an exec-form CMD cannot expand variables). The API answers on ``PORT``, probes and metrics on
-``INTERNAL_PORT``; uvloop + httptools; on SIGTERM uvicorn stops accepting, lets in-flight requests
-finish (up to ``SHUTDOWN_GRACE_SECONDS``), then the app's lifespan drains consumers and closes its
-clients.
+``INTERNAL_PORT`` (services/common/server.py); uvloop + httptools; on SIGTERM the service drains (not
+ready, connections closed after each response, still serving) for ``SHUTDOWN_DRAIN_SECONDS``, then
+uvicorn stops accepting, lets in-flight requests finish (up to ``SHUTDOWN_GRACE_SECONDS``), and the
+app's lifespan drains consumers and closes its clients (services/common/drain.py).
 """
 
 from __future__ import annotations

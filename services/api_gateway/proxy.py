@@ -8,8 +8,9 @@ client is the connecting peer, or the address a trusted proxy forwarded (client_
 Bodies stream in both directions: a request body is read from the client as the upstream request
 consumes it, under a size limit, a deadline and a minimum rate (bodies.py), and a response body goes
 out chunk by chunk as it arrives; small bodies (``BODY_BUFFER_MAX_BYTES``) are read whole, which costs
-less per request and lets a failed connection be retried. Idempotent methods are retried on
-connection failures only while the body can still be sent again; a timeout is a 504 and an
+less per request and lets a failed connection be retried. A refused connection (nothing was sent) is
+retried for any method, other connection failures for idempotent methods only, and either only while
+the body can still be sent again, within the same overall deadline; a timeout is a 504 and an
 unreachable or broken upstream a 502, each with a JSON body naming the service. A ``Location`` that
 names an upstream is rewritten to the public path. Building no Starlette Request/Response objects
 here keeps the gateway's own cost low. WebSocket upgrades go to websocket.py.
@@ -141,12 +142,15 @@ def peer_of(scope: Scope) -> str:
     return str(scope["client"][0]) if scope.get("client") else "unknown"
 
 
-def may_retry(method: str, body: bytes | BodyReader | None) -> bool:
-    """A request whose connection failed may go again when it is idempotent and its body can be sent
-    again: none, read whole, or a stream not yet begun."""
-    if method not in IDEMPOTENT:
+def may_retry(method: str, body: bytes | BodyReader | None, exc: aiohttp.ClientError) -> bool:
+    """A refused connection sent nothing, so any method may go again (a replica that just stopped
+    listening while a balancer still sends to it); after a request went out, only an idempotent one
+    may. Either way the body must be one that can be sent again: none, read whole, or a stream not
+    yet begun."""
+    if isinstance(body, BodyReader) and body.started:
         return False
-    return not (isinstance(body, BodyReader) and body.started)
+    refused = isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError)
+    return refused or method in IDEMPOTENT
 
 
 class ResponseBroken(Exception):
@@ -354,7 +358,7 @@ class Gateway:
                 if isinstance(body, BodyReader) and body.refused is not None:
                     await self._refuse_body(send, body.refused)
                     return
-                if attempt < attempts and may_retry(method, body) and deadline - time.monotonic() > 0.05:
+                if attempt < attempts and may_retry(method, body, exc) and deadline - time.monotonic() > 0.05:
                     UPSTREAM.labels(route.service, "retried").inc()
                     await asyncio.sleep(0.02 * attempt)
                     continue

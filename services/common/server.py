@@ -1,10 +1,10 @@
 """One service process: the public app on ``PORT`` and the internal app on ``INTERNAL_PORT``.
 
 Both are uvicorn servers in one event loop (uvloop + httptools). The public server owns the lifespan
-and the signals: on SIGTERM it stops accepting, lets in-flight requests finish (up to
-``SHUTDOWN_GRACE_SECONDS``) and runs the lifespan shutdown. The internal server starts once the
-lifespan has opened every client (so a probe never sees a half-started service) and answers probes
-until the process ends.
+and the signals: on SIGTERM it drains for ``SHUTDOWN_DRAIN_SECONDS`` (services/common/drain.py), stops
+accepting, lets in-flight requests finish (up to ``SHUTDOWN_GRACE_SECONDS``) and runs the lifespan
+shutdown. The internal server starts once the lifespan has opened every client (so a probe never sees
+a half-started service) and answers probes until the process ends, the drain's 503 included.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from services.common.drain import DrainingServer
 from services.common.settings import ServiceSettings
 
 
@@ -52,7 +53,10 @@ def server_config(app: FastAPI, settings: ServiceSettings, *, internal: bool) ->
 
 
 async def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    public = uvicorn.Server(server_config(app, settings, internal=False))
+    health = app.state.health
+    public = DrainingServer(
+        server_config(app, settings, internal=False), settings.shutdown_drain_seconds, health.start_draining
+    )
     internal = QuietServer(server_config(app, settings, internal=True))
     public_task = asyncio.create_task(public.serve())
     while not public.started:

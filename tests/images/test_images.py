@@ -163,10 +163,12 @@ async def test_a_journey_through_the_gateway_reaches_every_service(service_pods:
 def test_containers_stop_cleanly_on_sigterm_within_the_grace_period(
     docker: Docker, service_pods: dict[str, Pod]
 ) -> None:
-    # What the kubelet does when a pod goes: SIGTERM, then SIGKILL after terminationGracePeriodSeconds.
+    # What the kubelet does when a pod goes: the preStop hook, SIGTERM, then SIGKILL once
+    # terminationGracePeriodSeconds (counted from the start, hook included) have passed.
     def stop(pod: Pod) -> str | None:
         began = time.monotonic()
-        docker("stop", "--time", str(pod.run.stop_timeout_s), pod.name)
+        time.sleep(pod.run.pre_stop_sleep_s)
+        docker("stop", "--time", str(pod.run.stop_timeout_s - pod.run.pre_stop_sleep_s), pod.name)
         took, exit_code = time.monotonic() - began, state(docker, pod)["ExitCode"]
         if exit_code == 0 and took < pod.run.stop_timeout_s:
             return None

@@ -53,7 +53,8 @@ class Edge:
     async def vendor(self, http: httpx.AsyncClient, owner: str) -> str:
         vendor_id = str(uuid.uuid4())
         await publish_event(
-            self.js, new_event("vendor.created", {"id": vendor_id, "owner_id": owner, "active": True})
+            self.js,
+            new_event("vendor.created", {"id": vendor_id, "owner_id": owner, "active": True, "version": 1}),
         )
 
         async def known() -> bool:
