@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
-from services.common.server import QuietServer
+from services.common.server import QuietServer, http_protocol
 
 # uvicorn's own default, for apps without the shared settings.
 _WS_MAX_SIZE = 16 * 1024 * 1024
@@ -34,7 +34,7 @@ async def serving(app: ASGIApp, port: int = 0, graceful_seconds: int = 5) -> Asy
         app,
         host="127.0.0.1",
         port=port,
-        http="httptools",
+        http=http_protocol(app),
         lifespan="on",
         log_config=None,
         access_log=False,

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
+from services.api_gateway.protocol import protocol_for
 from services.api_gateway.proxy import Gateway, GatewayMiddleware
 from services.api_gateway.ratelimit import RateLimiter
 from services.api_gateway.routes import upstreams
@@ -50,6 +51,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.gateway = gateway
         app.state.websockets = websockets
         app.state.upstreams_view = view
+        app.state.http_protocol = protocol_for(gateway, app.state.health)
 
         async def details() -> dict[str, Any]:
             return (await view.report()).model_dump()

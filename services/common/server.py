@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,13 +29,20 @@ class QuietServer(uvicorn.Server):
         yield
 
 
+def http_protocol(app: Any) -> str | type[asyncio.Protocol]:
+    """uvicorn's httptools protocol, or the one an app names in ``app.state.http_protocol`` (the
+    gateway's public port: services/api_gateway/protocol.py)."""
+    protocol: type[asyncio.Protocol] | None = getattr(getattr(app, "state", None), "http_protocol", None)
+    return protocol or "httptools"
+
+
 def server_config(app: FastAPI, settings: ServiceSettings, *, internal: bool) -> uvicorn.Config:
     return uvicorn.Config(
         app.state.internal_app if internal else app,
         host=settings.host,
         port=settings.internal_port if internal else settings.port,
         loop="uvloop",
-        http="httptools",
+        http="httptools" if internal else http_protocol(app),
         lifespan="off" if internal else "on",
         log_config=None,
         access_log=False,
