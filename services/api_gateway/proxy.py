@@ -2,7 +2,7 @@
 
 Per request: match the route table, verify the bearer token unless the route is public (verified
 tokens are cached briefly in-process), check the client's rate limit (local lease, see ratelimit.py),
-then forward over a pooled keep-alive aiohttp session of that upstream with the request id. The
+then forward over that upstream's pool of keep-alive connections (upstream.py) with the request id. The
 client is the connecting peer, or the address a trusted proxy forwarded (client_address.py).
 
 Bodies stream in both directions: a request body is read from the client as the upstream request
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -28,13 +29,13 @@ import aiohttp
 from multidict import CIMultiDict
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
-from yarl import URL
 
 from services.api_gateway.bodies import BodyLimits, BodyReader, BodyRefused, InFlight
 from services.api_gateway.client_address import ClientAddress
 from services.api_gateway.ratelimit import RateLimiter
 from services.api_gateway.routes_table import Route
 from services.api_gateway.settings import GatewaySettings
+from services.api_gateway.upstream import ConnectFailed, Pool, Response, UpstreamError
 from services.common.auth import InvalidToken, TokenVerifier, bearer_token
 from services.common.errors import error_body, send_json
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
@@ -58,28 +59,58 @@ _HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Request headers the gateway sets itself (content-length only when it knows the length).
+# Request headers the gateway sets itself (content-length only when it knows the length). The
+# client's ``Expect: 100-continue`` was answered at the edge; the body goes upstream at once.
 _SET_BY_GATEWAY = frozenset(
-    {"host", "content-length", "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+    {
+        "host",
+        "content-length",
+        "x-request-id",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "expect",
+    }
 )
 _NOT_FORWARDED = frozenset(name.encode() for name in _HOP_BY_HOP | _SET_BY_GATEWAY)
 # The request id goes back once: the gateway's own request context adds it.
 _NOT_RETURNED = frozenset(name.encode() for name in _HOP_BY_HOP | {"x-request-id"})
 _CLOSE = (b"connection", b"close")
 GATEWAY_AGENT = "venta-api-gateway"
-_STREAM_CHUNK = 64 * 1024
+# Upstream connections idle longer than this are not reused: shorter than the services' keep-alive
+# (30 s), so the gateway never writes into a connection a service is closing.
+KEEPALIVE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
 class Upstream:
     name: str
     base_url: str
-    session: aiohttp.ClientSession
+    pool: Pool  # the proxy path's connections
+    session: aiohttp.ClientSession  # readiness probes (routes/upstreams.py), shared by every upstream
     internal_url: str  # where its probes answer (its internal port)
 
     @property
     def netloc(self) -> str:
         return urlsplit(self.base_url).netloc
+
+    @property
+    def base_path(self) -> str:
+        return urlsplit(self.base_url).path
+
+
+def open_pool(base_url: str, settings: GatewaySettings) -> Pool:
+    parts = urlsplit(base_url)
+    tls = parts.scheme == "https"
+    return Pool(
+        parts.hostname or "localhost",
+        parts.port or (443 if tls else 80),
+        limit=settings.upstream_pool_size,
+        keepalive_s=KEEPALIVE_SECONDS,
+        connect_timeout=settings.upstream_connect_timeout_seconds,
+        read_timeout=settings.upstream_timeout_seconds,
+        tls=ssl.create_default_context() if tls else None,
+    )
 
 
 @dataclass
@@ -101,9 +132,9 @@ class Incoming:
 
 
 def read_headers(scope: Scope) -> Incoming:
-    """Hop-by-hop headers stay behind; ``Accept-Encoding`` and ``User-Agent`` are always present, so
-    aiohttp adds none of its own (a compressed answer to a client that did not ask for one) without
-    its per-request ``skip_auto_headers`` bookkeeping."""
+    """Hop-by-hop headers stay behind; ``Accept-Encoding`` and ``User-Agent`` are always present (an
+    upstream never compresses for a client that did not ask, and aiohttp's WebSocket handshake adds
+    none of its own)."""
     incoming = Incoming(CIMultiDict())
     out = incoming.headers
     encoding = agent = False
@@ -142,15 +173,14 @@ def peer_of(scope: Scope) -> str:
     return str(scope["client"][0]) if scope.get("client") else "unknown"
 
 
-def may_retry(method: str, body: bytes | BodyReader | None, exc: aiohttp.ClientError) -> bool:
+def may_retry(method: str, body: bytes | BodyReader | None, exc: UpstreamError) -> bool:
     """A refused connection sent nothing, so any method may go again (a replica that just stopped
     listening while a balancer still sends to it); after a request went out, only an idempotent one
     may. Either way the body must be one that can be sent again: none, read whole, or a stream not
     yet begun."""
     if isinstance(body, BodyReader) and body.started:
         return False
-    refused = isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError)
-    return refused or method in IDEMPOTENT
+    return isinstance(exc, ConnectFailed) or method in IDEMPOTENT
 
 
 class ResponseBroken(Exception):
@@ -167,40 +197,31 @@ class Gateway:
         self.addresses = ClientAddress(settings.trusted_proxy_cidrs)
         self.in_flight = InFlight(settings.body_max_in_flight_per_client)
         self.upstreams: dict[str, Upstream] = {}
-        # No total: an upload may take as long as its body deadline allows and a download as long as
-        # the client reads. sock_read bounds the upstream's silence once the request is sent.
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=settings.upstream_connect_timeout_seconds,
-            sock_read=settings.upstream_timeout_seconds,
-        )
         self.limiter: RateLimiter | None = None
+        self._probes: aiohttp.ClientSession | None = None
 
     def open(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
+        self._probes = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS, ttl_dns_cache=10),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
         for route in self.routes:
-            connector = aiohttp.TCPConnector(
-                limit=self.settings.upstream_pool_size,
-                # Shorter than the services' keep-alive (30 s), so we never reuse a connection they closed.
-                keepalive_timeout=15,
-                ttl_dns_cache=10,
-            )
-            session = aiohttp.ClientSession(
-                timeout=self._timeout,
-                connector=connector,
-                auto_decompress=False,
-                # A shared session must not keep one client's cookies and send them with another's requests.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
+            base_url = self.settings.upstream_url(route.service)
             self.upstreams[route.service] = Upstream(
                 route.service,
-                self.settings.upstream_url(route.service),
-                session,
+                base_url,
+                # No total deadline: an upload may take as long as its body deadline allows and a
+                # download as long as the client reads; the read timeout bounds the upstream's silence.
+                open_pool(base_url, self.settings),
+                self._probes,
                 self.settings.upstream_internal_url(route.service),
             )
 
     async def close(self) -> None:
-        await asyncio.gather(*(upstream.session.close() for upstream in self.upstreams.values()))
+        await asyncio.gather(*(upstream.pool.close() for upstream in self.upstreams.values()))
+        if self._probes is not None:
+            await self._probes.close()
 
     def route_for(self, path: str) -> Route | None:
         for route in self.routes:
@@ -279,7 +300,7 @@ class Gateway:
             return
         headers = self.forwarding_headers(scope, incoming, client_ip)
         if not incoming.has_body:
-            await self._forward(scope, send, route, method, headers, None)
+            await self._forward(scope, send, route, method, headers, None, None)
             return
         limits = self.body_limits(route)
         if incoming.content_length is not None and incoming.content_length > limits.max_bytes:
@@ -300,9 +321,7 @@ class Gateway:
                 except BodyRefused as exc:
                     await self._refuse_body(send, exc)
                     return
-            elif length is not None:
-                headers["Content-Length"] = str(length)
-            await self._forward(scope, send, route, method, headers, body)
+            await self._forward(scope, send, route, method, headers, body, length)
 
     async def _refuse_body(self, send: Send, refused: BodyRefused) -> None:
         reason = {0: "client_gone", 408: "too_slow", 413: "too_large"}.get(refused.status, "other")
@@ -310,14 +329,14 @@ class Gateway:
         if refused.status:  # the rest of the body stays unread: the connection cannot be reused
             await send_json(send, refused.status, error_body(refused.status, refused.detail), (_CLOSE,))
 
-    def _target(self, scope: Scope, route: Route, upstream: Upstream) -> URL:
+    def _target(self, scope: Scope, route: Route, upstream: Upstream) -> str:
         # The raw (still percent-encoded) path goes on unchanged, so %2F and friends keep their meaning.
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        target = upstream.base_url + route.upstream_path(raw_path.decode("latin-1"))
+        target = upstream.base_path + route.upstream_path(raw_path.decode("latin-1"))
         query = scope.get("query_string", b"")
         if query:
             target += "?" + query.decode("latin-1")
-        return URL(target, encoded=True)
+        return target
 
     async def _forward(
         self,
@@ -327,19 +346,21 @@ class Gateway:
         method: str,
         headers: CIMultiDict[str],
         body: bytes | BodyReader | None,
+        length: int | None,
     ) -> None:
         upstream = self.upstreams[route.service]
-        url = self._target(scope, route, upstream)
+        target = self._target(scope, route, upstream)
         timeout = self.settings.upstream_timeout_seconds
         deadline = time.monotonic() + timeout
         attempts = 1 + self.settings.upstream_retries
         for attempt in range(1, attempts + 1):
             data = body.stream() if isinstance(body, BodyReader) else (body or None)
             try:
-                async with upstream.session.request(
-                    method, url, data=data, headers=headers, allow_redirects=False
-                ) as response:
-                    await self._relay(send, route, upstream, method, response)
+                response = await upstream.pool.request(method, target, headers.items(), data, length)
+                try:
+                    await self._relay(send, route, upstream, response)
+                finally:
+                    response.release()
                 return
             except ResponseBroken:
                 return
@@ -354,7 +375,7 @@ class Gateway:
                 detail = f"{route.service} did not answer within {timeout:g} s"
                 await send_json(send, 504, error_body(504, detail, upstream=route.service))
                 return
-            except aiohttp.ClientError as exc:
+            except UpstreamError as exc:
                 if isinstance(body, BodyReader) and body.refused is not None:
                     await self._refuse_body(send, body.refused)
                     return
@@ -370,7 +391,7 @@ class Gateway:
                 return
 
     def _response_headers(
-        self, route: Route, upstream: Upstream, response: aiohttp.ClientResponse
+        self, route: Route, upstream: Upstream, response: Response
     ) -> list[tuple[bytes, bytes]]:
         headers = []
         for name, value in response.raw_headers:
@@ -382,14 +403,12 @@ class Gateway:
             headers.append((name, value))
         return headers
 
-    async def _relay(
-        self, send: Send, route: Route, upstream: Upstream, method: str, response: aiohttp.ClientResponse
-    ) -> None:
+    async def _relay(self, send: Send, route: Route, upstream: Upstream, response: Response) -> None:
         """Send the upstream's answer on: whole when small (one write), else chunk by chunk."""
         headers = self._response_headers(route, upstream, response)
         start = {"type": "http.response.start", "status": response.status, "headers": headers}
         length = response.content_length
-        if method == "HEAD" or response.status in (204, 304):
+        if not response.has_body:
             await send(start)
             await send({"type": "http.response.body", "body": b""})
             return
@@ -400,9 +419,9 @@ class Gateway:
             return
         await send(start)
         try:
-            async for chunk in response.content.iter_chunked(_STREAM_CHUNK):
+            async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamError, TimeoutError) as exc:
             UPSTREAM.labels(route.service, "broken").inc()
             extra = {"upstream": route.service, "error": repr(exc)}
             log.warning("upstream broke off its response", extra=extra)
