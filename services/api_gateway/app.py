@@ -21,6 +21,7 @@ from services.api_gateway.routes_table import ROUTES
 from services.api_gateway.settings import GatewaySettings, Settings
 from services.api_gateway.websocket import WebSocketProxy
 from services.common.app import Background, Resources, build_app
+from services.common.redis_client import open_pipelined_redis
 from services.common.settings import load_settings
 from services.common.tasks import running_tasks
 
@@ -28,8 +29,8 @@ from services.common.tasks import running_tasks
 def _clients(gateway: Gateway, websockets: WebSocketProxy, settings: GatewaySettings) -> Background:
     @contextlib.asynccontextmanager
     async def run(app: FastAPI, res: Resources) -> AsyncIterator[None]:
-        assert res.redis is not None
-        gateway.open(RateLimiter(res.redis, settings.rate_limit_requests, settings.rate_limit_window_seconds))
+        counters = open_pipelined_redis(settings)
+        gateway.open(RateLimiter(counters, settings.rate_limit_requests, settings.rate_limit_window_seconds))
         websockets.open()
         try:
             async with running_tasks(websocket_idle=websockets.tunnels.watch()):
@@ -37,6 +38,7 @@ def _clients(gateway: Gateway, websockets: WebSocketProxy, settings: GatewaySett
         finally:
             await websockets.close()
             await gateway.close()
+            await counters.aclose()
 
     return run
 

@@ -10,12 +10,19 @@ from redis.asyncio import Redis
 
 from services.api_gateway.ratelimit import MAX_LEASE, RateLimiter
 from services.common.metrics import sample_value
+from services.common.redis_pipeline import PipelinedRedis
+
+
+def counters(url: str) -> PipelinedRedis:
+    """The gateway's connection for its leases (as open_pipelined_redis makes it)."""
+    return PipelinedRedis(url, timeout=2.0, connect_timeout=1.0, retries=2)
 
 
 async def test_replicas_together_never_exceed_the_limit_and_rarely_ask_redis(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
+    connections = [counters(redis_url) for _ in range(2)]
     try:
-        replicas = [RateLimiter(redis, limit=1000, window_seconds=60) for _ in range(2)]
+        replicas = [RateLimiter(c, limit=1000, window_seconds=60) for c in connections]
         before = int((await redis.info("stats"))["total_commands_processed"])
         # 1500 concurrent requests of one client, spread over two gateway replicas.
         results = await asyncio.gather(*(replicas[i % 2].hit("user:ann") for i in range(1500)))
@@ -28,10 +35,12 @@ async def test_replicas_together_never_exceed_the_limit_and_rarely_ask_redis(red
         assert await replicas[0].hit("user:bob") == 0  # another client is unaffected
     finally:
         await redis.aclose()
+        for connection in connections:
+            await connection.aclose()
 
 
 async def test_small_limits_count_exactly(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
+    redis = counters(redis_url)
     try:
         limiter = RateLimiter(redis, limit=5, window_seconds=30)
         results = [await limiter.hit("ip:10.0.0.1") for _ in range(7)]
@@ -42,7 +51,7 @@ async def test_small_limits_count_exactly(redis_url: str) -> None:
 
 async def test_requests_pass_unchecked_and_fast_while_redis_is_down(private_server: Any) -> None:
     server = private_server("redis")
-    redis = Redis.from_url(server.url)
+    redis = counters(server.url)
     try:
         limiter = RateLimiter(redis, limit=5, window_seconds=30)
         server.stop()
