@@ -2,7 +2,9 @@
 
 Every replica receives every update (a plain NATS subscription, no queue group), so a client gets
 its updates whichever replica it is connected to. An update is encoded once and the same bytes go
-to every matching connection.
+to every matching connection. Connections are found by the vendor ids they follow and, for areas,
+through a grid of the areas' cells (area_index.py), so an update is tested only against the
+connections whose areas lie around it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from services.real_time.area_index import AreaIndex
 from services.real_time.outbox import Outbox
 from services.real_time.subscriptions import Limits, Subscription, SubscriptionSet
 
@@ -73,7 +76,7 @@ class Hub:
     outbox_size: int
     clients: set[Client] = field(default_factory=set)
     _by_vendor: dict[str, set[Client]] = field(default_factory=lambda: defaultdict(set))
-    _with_area: set[Client] = field(default_factory=set)
+    _areas: AreaIndex[Client] = field(default_factory=AreaIndex)
     # 0 sends each update at once; otherwise updates wait for the next tick of flush_every(), so a
     # client gets one frame per tick instead of one per update (sends dominate the CPU at fan-out).
     batch_s: float = 0.0
@@ -101,7 +104,7 @@ class Hub:
 
     def publish(self, update: LocationUpdate) -> int:
         targets = set(self._by_vendor.get(update.vendor_id, ()))
-        for client in self._with_area:
+        for client in self._areas.candidates(update.lat, update.lon):
             if client not in targets and client.subscriptions.matches_area(update.lat, update.lon):
                 targets.add(client)
         now = self.batch_s <= 0
@@ -125,7 +128,7 @@ class Hub:
             self.flush()
 
     def _unindex(self, client: Client) -> None:
-        self._with_area.discard(client)
+        self._areas.remove(client)
         for vendor_id in [v for v, cs in self._by_vendor.items() if client in cs]:
             self._by_vendor[vendor_id].discard(client)
             if not self._by_vendor[vendor_id]:
@@ -138,7 +141,7 @@ class Hub:
         for vendor_id in client.subscriptions.vendor_ids:
             self._by_vendor[vendor_id].add(client)
         if client.subscriptions.has_area:
-            self._with_area.add(client)
+            self._areas.add(client, client.subscriptions.boxes)
 
 
 def updates_frame(parts: list[bytes]) -> str:

@@ -155,6 +155,15 @@ class SubscriptionSet:
         return frozenset().union(*(s.vendor_ids for s in self.items.values()))
 
     @property
+    def boxes(self) -> list[BBox]:
+        """The bounding boxes of the areas (a circle's box holds the circle)."""
+        return [
+            s.area if isinstance(s.area, BBox) else s.area.box
+            for s in self.items.values()
+            if s.area is not None
+        ]
+
+    @property
     def has_area(self) -> bool:
         return any(s.area is not None for s in self.items.values())
 

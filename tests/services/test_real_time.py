@@ -4,6 +4,7 @@ through a real NATS server, on two replicas."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -103,6 +104,48 @@ async def test_hub_routes_each_update_to_matching_clients_only() -> None:
             hub.subscribe(other, parse_subscription({"id": f"x{i}", "vendor_ids": ["v"]}, hub.limits))
     hub.disconnect(follower)
     assert hub.publish(_update("v9", 0, 0)) == 0
+
+
+async def test_the_area_grid_finds_exactly_the_clients_a_full_scan_finds() -> None:
+    """Random circles and boxes (small, city-wide, region-wide, across the antimeridian, near the
+    geo index's latitude limit), some replaced or dropped: each update reaches exactly the clients
+    whose areas hold it, as testing every client would decide."""
+    rng = random.Random(5)
+    hub = Hub(
+        limits=Limits(max_subscriptions=3, max_bbox_degrees=5.0, max_radius_m=300_000), outbox_size=10_000
+    )
+    centres = [(52.52, 13.405), (0.0, 179.99), (84.9, -179.99), (-33.9, 151.2), (0.0, 0.0)]
+
+    def area() -> dict[str, Any]:
+        lat, lon = rng.choice(centres)
+        lat = max(-85.0, min(85.0, lat + rng.uniform(-0.05, 0.05)))
+        lon = (lon + rng.uniform(-0.05, 0.05) + 180) % 360 - 180
+        if rng.random() < 0.5:
+            radius = rng.choice([50.0, 1000.0, 20_000.0, 250_000.0])
+            return {"circle": {"lat": lat, "lon": lon, "radius_m": radius}}
+        half = rng.choice([0.001, 0.02, 0.3, 2.0])
+        west, east = (lon - half + 180) % 360 - 180, (lon + half + 180) % 360 - 180
+        return {"bbox": [west, max(-90, lat - half), east, min(90, lat + half)]}
+
+    clients = [hub.connect(f"u{i}") for i in range(120)]
+    for i, client in enumerate(clients):
+        for n in range(1 + i % 3):
+            hub.subscribe(client, parse_subscription({"id": f"s{n}", "area": area()}, hub.limits))
+    for client in clients[::7]:
+        hub.unsubscribe(client, "s0")
+    for client in clients[::11]:
+        hub.disconnect(client)
+    connected = [c for c in clients if c in hub.clients]
+    for k in range(3000):
+        lat, lon = rng.choice(centres)
+        spread = rng.choice([0.01, 0.5, 3.0])
+        lat = max(-85.05, min(85.05, lat + rng.uniform(-spread, spread)))
+        lon = (lon + rng.uniform(-spread, spread) + 180) % 360 - 180
+        before = {c: len(c.outbox) for c in connected}
+        delivered = hub.publish(_update(f"v{k}", lat, lon))
+        expected = {c for c in connected if c.subscriptions.matches_area(lat, lon)}
+        assert {c for c in connected if len(c.outbox) > before[c]} == expected
+        assert delivered == len(expected)
 
 
 async def test_batched_hub_holds_updates_until_the_tick_then_wakes_only_clients_with_updates() -> None:
