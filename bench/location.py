@@ -28,6 +28,7 @@ at the start. ``--batch-ms`` sets real-time's batching tick (REALTIME_BATCH_SECO
     .venv/bin/python bench/location.py [--seconds 4] [--rounds 5] [--fanout-seconds 5]
         [--parts nearby,updates,fanout,city] [--city-clients 2000 --city-processes 4] [--batch-ms 20]
 """
+
 from __future__ import annotations
 
 import argparse
