@@ -54,7 +54,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
-from measure import Target, load, machine_line, print_targets
+from measure import Target, load, machine_line, print_targets, profiling, summarize
 from redis.asyncio import Redis
 from ws_clients import city_clients, ws_connect
 
@@ -510,7 +510,14 @@ async def bench_nearby(
 
 
 async def bench_updates(
-    redis: Redis, redis_url: str, redis_pid: int, geo: Service, issuer: TokenIssuer, seconds: int, rounds: int
+    redis: Redis,
+    redis_url: str,
+    redis_pid: int,
+    geo: Service,
+    issuer: TokenIssuer,
+    seconds: int,
+    rounds: int,
+    profile: Path | None = None,
 ) -> list[Target]:
     await register_vendors(redis, [f"u{i}" for i in range(10_000)], "bench-owner")
     owner = {"Authorization": f"Bearer {issuer.issue('bench-owner', 'vendor')}"}
@@ -537,11 +544,16 @@ async def bench_updates(
         f"  redis-py, same writes, 1 connection, one round trip each: {base1:7.0f} writes/s"
         f"  -> service at {upd.rps / base1:.0%} of it"
     )
-    return [
-        Target(
-            "position updates / redis-py pipelined writes, 32 conns", statistics.median(ratios), 0.40, True
-        )
-    ]
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        out = profile / "geolocation-updates-32.txt"
+        path = "/api/locations/vendors/u0"
+        with profiling(geo.pid, out, seconds * 2):
+            again = wrk_on(geo, path, 32, seconds * 2, owner, UPDATE_SCRIPT, redis_pid=redis_pid)
+        print(f"py-spy profile of geolocation under position updates ({again.rps:.0f}/s, load {load():.2f}):")
+        print(summarize(out), flush=True)
+    what = "position updates / redis-py pipelined writes, 32 conns"
+    return [Target(what, statistics.median(ratios), 0.40, True)]
 
 
 def gateway_env(env: dict[str, str], rt: Service, geo: Service) -> dict[str, str]:
@@ -827,7 +839,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 targets += await bench_nearby(redis, redis_pid, geo, issuer, args.seconds, args.rounds)
             if "updates" in args.parts:
                 targets += await bench_updates(
-                    redis, redis_server.url, redis_pid, geo, issuer, args.seconds, args.rounds
+                    redis, redis_server.url, redis_pid, geo, issuer, args.seconds, args.rounds, args.profile
                 )
             if "fanout" in args.parts:
                 targets += await bench_fanout(redis, geo, rt, gateway, issuer, args)
@@ -852,6 +864,9 @@ def main() -> int:
     parser.add_argument("--city-seconds", type=float, default=15.0)
     parser.add_argument("--city-rate", type=int, default=200, help="updates per second, city case")
     parser.add_argument("--batch-ms", type=float, default=20.0, help="real-time's batching tick (0: none)")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy profiles (geolocation under updates) into this folder"
+    )
     parser.add_argument(
         "--parts",
         type=lambda v: set(v.split(",")),

@@ -387,7 +387,8 @@ async def test_latitudes_the_geo_index_cannot_hold_are_422_naming_the_range(
         redis_url="redis://127.0.0.1:9/0", nats_servers=["nats://127.0.0.1:9"], jwt_public_key=public_pem
     )
     schema = create_app(unopened).openapi()  # what /openapi.json serves
-    position = schema["components"]["schemas"]["PositionIn"]["properties"]["lat"]
+    put = schema["paths"]["/api/locations/vendors/{vendor_id}"]["put"]
+    position = put["requestBody"]["content"]["application/json"]["schema"]["properties"]["lat"]
     assert (position["minimum"], position["maximum"]) == (-85.05112878, 85.05112878)
     nearby = {p["name"]: p for p in schema["paths"]["/api/locations/nearby"]["get"]["parameters"]}
     assert nearby["lat"]["schema"]["maximum"] == 85.05112878
