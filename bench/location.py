@@ -545,7 +545,6 @@ async def bench_updates(
         f"  -> service at {upd.rps / base1:.0%} of it"
     )
     if profile is not None:
-        profile.mkdir(parents=True, exist_ok=True)
         out = profile / "geolocation-updates-32.txt"
         path = "/api/locations/vendors/u0"
         with profiling(geo.pid, out, seconds * 2):
@@ -873,7 +872,10 @@ def main() -> int:
         default=set(PARTS),
         help="comma-separated subset of " + ",".join(PARTS),
     )
-    return asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
