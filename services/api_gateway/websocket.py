@@ -129,9 +129,11 @@ class Tunnels:
                 del self._per_user[tunnel.user]
 
     async def watch(self) -> None:
-        """One loop for every tunnel (timers per connection would cost more than the relaying)."""
+        """One loop for every tunnel (timers per connection would cost more than the relaying). It
+        looks every eighth of the idle time, at most every 15 s: a silent tunnel closes within 1.125
+        idle times, and 2,000 tunnels cost a look at each 133 times a second, not 2,000."""
         while True:
-            await asyncio.sleep(min(1.0, self.idle_s / 4))
+            await asyncio.sleep(min(15.0, self.idle_s / 8))
             now = time.monotonic()
             for tunnel in list(self.open):
                 if now - tunnel.last_active > self.idle_s:

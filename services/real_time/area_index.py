@@ -5,7 +5,8 @@ clients per update: with 2,000 clients watching 1 km circles, about 75 us of CPU
 it spent on clients far away. The index files each connection under the grid cells its areas' bounding
 boxes overlap (cells of ``CELL_DEGREES``), so an update is tested, exactly as before, only against the
 connections filed under its own cell. An area wider than ``MAX_CELLS`` cells (a box of a whole region)
-is not filed cell by cell: those connections are tested against every update, as all were before.
+is not filed cell by cell: it is tested against every update, as all were before. Entries hold the
+area itself, so the exact test is the area's own ``contains``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import math
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
-from services.real_time.subscriptions import BBox
+from services.real_time.subscriptions import BBox, Circle
+
+Area = BBox | Circle
 
 CELL_DEGREES = 0.01  # about 1.1 km of latitude; a 1 km circle overlaps 1 to 6 cells
 MAX_CELLS = 400  # an area over more cells than this is tested against every update
@@ -48,41 +51,45 @@ def cells_of(box: BBox) -> list[tuple[int, int]] | None:
 
 
 class AreaIndex(Generic[T]):
-    """Connections by the cells their areas overlap."""
+    """Connections' areas by the cells the areas' boxes overlap; each entry is (connection, area)."""
 
     def __init__(self) -> None:
-        self._cells: dict[tuple[int, int], set[T]] = {}
+        self._cells: dict[tuple[int, int], list[tuple[T, Area]]] = {}
         self._filed: dict[T, list[tuple[int, int]]] = {}
-        self._wide: set[T] = set()
+        self._wide: dict[T, list[Area]] = {}
+        self._wide_entries: list[tuple[T, Area]] = []
 
-    def add(self, client: T, boxes: Iterable[BBox]) -> None:
-        """File ``client`` under its areas' boxes (replacing what was filed for it before)."""
+    def add(self, client: T, areas: Iterable[Area]) -> None:
+        """File ``client``'s areas (replacing what was filed for it before)."""
         self.remove(client)
-        cells: set[tuple[int, int]] = set()
-        for box in boxes:
-            found = cells_of(box)
+        filed: set[tuple[int, int]] = set()
+        for area in areas:
+            found = cells_of(area if isinstance(area, BBox) else area.box)
             if found is None:
-                self._wide.add(client)
-                return
-            cells.update(found)
-        for cell in cells:
-            self._cells.setdefault(cell, set()).add(client)
-        self._filed[client] = list(cells)
+                self._wide.setdefault(client, []).append(area)
+                continue
+            for cell in found:
+                self._cells.setdefault(cell, []).append((client, area))
+            filed.update(found)
+        self._filed[client] = list(filed)
+        self._wide_entries = [(c, a) for c, areas_ in self._wide.items() for a in areas_]
 
     def remove(self, client: T) -> None:
-        self._wide.discard(client)
+        if self._wide.pop(client, None) is not None:
+            self._wide_entries = [(c, a) for c, areas_ in self._wide.items() for a in areas_]
         for cell in self._filed.pop(client, ()):
-            members = self._cells[cell]
-            members.discard(client)
-            if not members:
+            kept = [entry for entry in self._cells[cell] if entry[0] is not client]
+            if kept:
+                self._cells[cell] = kept
+            else:
                 del self._cells[cell]
 
-    def candidates(self, lat: float, lon: float) -> Iterable[T]:
-        """Every connection whose areas may hold this position (to be tested exactly)."""
-        near = self._cells.get((_cell(lat), _cell(lon) % _LON_CELLS))
-        if not self._wide:
-            return near or ()
-        return self._wide | near if near else self._wide
+    def candidates(self, lat: float, lon: float) -> Iterable[tuple[T, Area]]:
+        """Every (connection, area) whose area may hold this position (to be tested exactly)."""
+        near = self._cells.get((_cell(lat), _cell(lon) % _LON_CELLS), ())
+        if not self._wide_entries:
+            return near
+        return [*self._wide_entries, *near]
 
     def __len__(self) -> int:
-        return len(self._filed) + len(self._wide)
+        return len(self._filed.keys() | self._wide.keys())

@@ -104,8 +104,9 @@ class Hub:
 
     def publish(self, update: LocationUpdate) -> int:
         targets = set(self._by_vendor.get(update.vendor_id, ()))
-        for client in self._areas.candidates(update.lat, update.lon):
-            if client not in targets and client.subscriptions.matches_area(update.lat, update.lon):
+        lat, lon = update.lat, update.lon
+        for client, area in self._areas.candidates(lat, lon):
+            if client not in targets and area.contains(lat, lon):
                 targets.add(client)
         now = self.batch_s <= 0
         for client in targets:
@@ -141,7 +142,7 @@ class Hub:
         for vendor_id in client.subscriptions.vendor_ids:
             self._by_vendor[vendor_id].add(client)
         if client.subscriptions.has_area:
-            self._areas.add(client, client.subscriptions.boxes)
+            self._areas.add(client, client.subscriptions.areas)
 
 
 def updates_frame(parts: list[bytes]) -> str:

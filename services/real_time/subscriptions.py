@@ -155,13 +155,8 @@ class SubscriptionSet:
         return frozenset().union(*(s.vendor_ids for s in self.items.values()))
 
     @property
-    def boxes(self) -> list[BBox]:
-        """The bounding boxes of the areas (a circle's box holds the circle)."""
-        return [
-            s.area if isinstance(s.area, BBox) else s.area.box
-            for s in self.items.values()
-            if s.area is not None
-        ]
+    def areas(self) -> list[BBox | Circle]:
+        return [s.area for s in self.items.values() if s.area is not None]
 
     @property
     def has_area(self) -> bool:
