@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import math
 import multiprocessing
@@ -49,6 +50,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -684,6 +686,7 @@ class CityRun:
     frames: int
     load_side_cpu_s: float
     load: float
+    closed: dict[int, int]  # close code -> clients the server closed (none expected)
 
     @property
     def lost(self) -> int:
@@ -743,7 +746,7 @@ async def city_run(
                 pending.append(asyncio.create_task(_put(http, vendor, body, accepted, fix)))
             await asyncio.gather(*pending)
             seconds = time.perf_counter() - started
-        await asyncio.sleep(3.0)  # the tail arrives before losses are counted
+        await _workers_quiet([pipe for _, pipe, _ in workers])  # the tail arrives before losses count
         after = rt.cpu_seconds(), gateway.cpu_seconds(), geo.cpu_seconds()
     expected_by_client: list[set[str]] = [set() for _ in range(args.city_clients)]
     for vendor in accepted:
@@ -752,9 +755,11 @@ async def city_run(
     received = unexpected = frames = 0
     latencies: list[float] = []
     load_side = 0.0
+    closed: collections.Counter[int] = collections.Counter()
     for process, pipe, part in workers:
         pipe.send("stop")
-        got, lat_s, worker_frames, worker_cpu = await loop.run_in_executor(None, pipe.recv)
+        got, lat_s, worker_frames, worker_cpu, codes = await loop.run_in_executor(None, pipe.recv)
+        closed.update(codes)
         for index, vendors in zip(part, got, strict=True):
             hits = set(vendors) & expected_by_client[index]
             received += len(hits)
@@ -778,7 +783,23 @@ async def city_run(
         frames,
         load_side,
         load(),
+        dict(closed),
     )
+
+
+async def _workers_quiet(pipes: list[Connection], still_s: float = 2.0, limit_s: float = 60.0) -> None:
+    """Until the client processes have received nothing new for ``still_s`` (``limit_s`` at most)."""
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + limit_s
+    seen, since = -1, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < still_s:
+        await asyncio.sleep(0.5)
+        counts = 0
+        for pipe in pipes:
+            pipe.send("count")
+            counts += await loop.run_in_executor(None, pipe.recv)
+        if counts != seen:
+            seen, since = counts, time.monotonic()
 
 
 async def bench_city(
@@ -796,7 +817,8 @@ async def bench_city(
     per_delivery = run.rt_cpu_s / max(1, run.received) * 1e6
     print(
         f"  {run.accepted} updates accepted, {run.expected} deliveries expected, {run.received} received,"
-        f" lost {run.lost}, unexpected {run.unexpected}; p50 {pct(run.latencies, 50):.1f} ms,"
+        f" lost {run.lost}, unexpected {run.unexpected}, clients closed {run.closed or 'none'};"
+        f" p50 {pct(run.latencies, 50):.1f} ms,"
         f" p99 {pct(run.latencies, 99):.1f} ms (from geolocation's accepted_at);"
         f" {run.received / run.seconds:,.0f} deliveries/s in {run.frames / run.seconds:,.0f} frames/s"
     )

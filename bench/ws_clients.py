@@ -32,10 +32,15 @@ class WsClient(asyncio.Protocol):
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.messages: asyncio.Queue[dict[str, object]] = asyncio.Queue()
         self.transport: asyncio.Transport | None = None
+        self.close_code: int | None = None  # from the server's close frame
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
 
     def send_text(self, text: str) -> None:
         payload, mask = text.encode(), os.urandom(4)
@@ -73,6 +78,8 @@ class WsClient(asyncio.Protocol):
             del self.buf[: pos + length]
             if opcode == 1:
                 self._text(payload)
+            elif opcode == 8:
+                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
 
     def _text(self, payload: bytes) -> None:
         # Most clients receive byte-identical frames: decode each distinct frame once.
@@ -116,8 +123,9 @@ def city_clients(
     pipe: Connection, port: int, tokens: list[str], circles: list[tuple[float, float, float]]
 ) -> None:
     """A client process of the 2,000-client case: connects one client per token, each subscribed to
-    its circle (lat, lon, radius_m); sends ``("ready", connected)`` on the pipe, then on ``"stop"``
-    sends ``(received vendor ids per client, latencies in s, frames, CPU s)``. Updates of vendors
+    its circle (lat, lon, radius_m); sends ``("ready", connected)`` on the pipe, answers ``"count"``
+    with the updates received so far, and on ``"stop"`` sends ``(received vendor ids per client,
+    latencies in s, frames, CPU s, close codes of clients the server closed)``. Updates of vendors
     whose id starts with ``warm`` are not recorded."""
     os.sched_setaffinity(0, os.sched_getaffinity(0))  # as the parent placed it
     asyncio.run(_city_clients(pipe, port, tokens, circles))
@@ -157,8 +165,11 @@ async def _city_clients(
     await asyncio.gather(*(connect(i) for i in range(len(tokens))))
     pipe.send(("ready", len(clients)))
     loop = asyncio.get_running_loop()
-    assert await loop.run_in_executor(None, pipe.recv) == "stop"
-    pipe.send((received, latencies, frames, time.process_time()))
+    while (command := await loop.run_in_executor(None, pipe.recv)) == "count":
+        pipe.send(len(latencies))
+    assert command == "stop"
+    closed = [c.close_code or 1006 for c in clients if c.lost or c.close_code is not None]
+    pipe.send((received, latencies, frames, time.process_time(), closed))
     for client in clients:
         if client.transport is not None:
             client.transport.close()
