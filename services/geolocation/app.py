@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.common.app import Resources, build_app
-from services.common.nats_client import LOCATIONS_STREAM, VENDOR_STATE_STREAM, VENDORS_STREAM
+from services.common.nats_client import LOCATIONS_STREAM, VENDOR_STATE_STREAM, VENDORS_STREAM, AckedPublisher
 from services.common.redis_client import open_pipelined_redis
 from services.common.settings import load_settings
 from services.common.tasks import running_tasks
@@ -25,8 +25,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def background(app: FastAPI, res: Resources) -> AsyncIterator[None]:
-        assert res.redis is not None and res.js is not None
+        assert res.redis is not None and res.js is not None and res.nats is not None
         scripts = open_pipelined_redis(settings)
+        events = app.state.events = AckedPublisher(res.nats)
+        await events.start()
         store = LocationStore(res.redis, scripts, settings.location_stale_after_seconds)
         app.state.location_store = store
         rebuild = app.state.vendor_rebuild = VendorRebuild(res.js, store)
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with running_tasks(vendor_events=consumer, vendor_rebuild=rebuild.run()):
                 yield
         finally:
+            await events.stop()
             await scripts.aclose()
 
     return build_app(

@@ -22,7 +22,13 @@ from services.api_gateway.routes_table import ROUTES, upstream_setting
 from services.api_gateway.settings import Settings as GatewayConfig
 from services.common.auth import TokenIssuer
 from services.common.metrics import sample_value
-from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event, publish_event
+from services.common.nats_client import (
+    LOCATIONS_STREAM,
+    VENDORS_STREAM,
+    ensure_streams,
+    new_event,
+    publish_event,
+)
 from services.common.redis_pipeline import PipelinedRedis
 from services.geolocation.app import create_app
 from services.geolocation.events import VendorChange
@@ -392,3 +398,23 @@ async def test_latitudes_the_geo_index_cannot_hold_are_422_naming_the_range(
     assert (position["minimum"], position["maximum"]) == (-85.05112878, 85.05112878)
     nearby = {p["name"]: p for p in schema["paths"]["/api/locations/nearby"]["get"]["parameters"]}
     assert nearby["lat"]["schema"]["maximum"] == 85.05112878
+
+
+async def test_a_position_is_acknowledged_only_once_its_event_is_stored(geo: Geo) -> None:
+    """The LOCATIONS stream gone (a JetStream that lost it): the update answers 503 and says the
+    position is stored but not published; once the stream is back, the client's retry of the same
+    fix is accepted and its event stored once, under the id a second retry repeats."""
+    vendor = await geo.new_vendor("owner-events")
+    fix = datetime.now(UTC).isoformat()
+    body = {"lat": 52.5, "lon": 13.4, "timestamp": fix}
+    await geo.js.delete_stream(LOCATIONS_STREAM.name)
+    try:
+        refused = await geo.put(vendor, "owner-events", body)
+        assert refused.status_code == 503, refused.text
+        assert "could not be published" in refused.json()["detail"]
+    finally:
+        await ensure_streams(geo.js, LOCATIONS_STREAM)
+    for _ in range(2):  # the retry, and a retry of the retry
+        assert (await geo.put(vendor, "owner-events", body)).status_code == 200
+    info = await geo.js.stream_info(LOCATIONS_STREAM.name)
+    assert info.state.messages == 1

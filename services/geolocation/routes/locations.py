@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from services.common.deps import CurrentUser, app_settings, current_principal
-from services.common.nats_client import publish_event
 from services.geolocation.events import location_event
 from services.geolocation.schemas import NearbyOut, NearbyQuery, PositionIn, PositionOut
 from services.geolocation.settings import Settings
@@ -152,7 +151,7 @@ async def report_position(
     # client's retry of the same fix re-publishes under the same event id (no duplicate downstream).
     try:
         event = location_event(vendor_id, body.lat, body.lon, body.accuracy_m, ts, accepted_at=now)
-        await publish_event(state.resources.js, event, timeout=2.0)
+        await state.events.publish(event, timeout=2.0)
     except Exception as exc:
         log.warning("location event not published", extra={"vendor_id": vendor_id, "error": str(exc)})
         raise HTTPException(503, "position stored but its event could not be published; retry") from None
