@@ -441,7 +441,8 @@ def public_location(value: bytes, upstream: Upstream, route: Route) -> bytes:
 
 class GatewayMiddleware:
     """Sends ``/api/...`` to the gateway (HTTP here, WebSocket upgrades to ``websockets``); anything
-    else goes to the app, which serves nothing on the public port (404)."""
+    else goes to the app, which serves nothing on the public port (404). Served by the gateway's own
+    protocol (protocol.py), HTTP under ``/api/`` never reaches this: only upgrades and other paths."""
 
     def __init__(self, app: ASGIApp, gateway: Gateway, websockets: ASGIApp) -> None:
         self.app = app
