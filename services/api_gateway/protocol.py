@@ -76,6 +76,7 @@ class ProxyCycle(RequestResponseCycle):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.status = 500
+        self._no_body = False
         self._head: bytes | None = None
         self._flush: asyncio.Handle | None = None
 
@@ -132,7 +133,7 @@ class ProxyCycle(RequestResponseCycle):
         content += (b"x-request-id: ", self._request_id, b"\r\n")
         if not self.keep_alive:
             content.append(_CLOSE)
-        no_body = self.scope["method"] == "HEAD" or status in (204, 304)
+        no_body = self._no_body = self.scope["method"] == "HEAD" or status in (204, 304)
         self.chunked_encoding = chunked and not no_body
         if self.chunked_encoding:
             content.append(_CHUNKED)
@@ -170,7 +171,7 @@ class ProxyCycle(RequestResponseCycle):
             self._flush.cancel()
             self._flush = None
         self._head = None
-        if self.scope["method"] == "HEAD":
+        if self._no_body:  # a Content-Length here describes the body not sent (HEAD, 304)
             self.expected_content_length = 0
         elif self.chunked_encoding:
             if body:

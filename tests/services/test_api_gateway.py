@@ -44,6 +44,14 @@ def echo_upstream() -> FastAPI:
         await asyncio.sleep(3)
         return {"late": "yes"}
 
+    @app.api_route("/search/cached", methods=["GET", "HEAD"])
+    async def cached(request: Request) -> Response:
+        # A Content-Length describing a body that is not sent: legal for HEAD and 304.
+        headers = {"ETag": '"v1"', "Content-Length": "17"}
+        if request.headers.get("if-none-match") == '"v1"':
+            return Response(status_code=304, headers=headers)
+        return Response(b'{"cached": "yes"}', headers=headers, media_type="application/json")
+
     @app.get("/health/ready")
     async def ready() -> dict[str, str]:
         return {"status": "ready"}
@@ -246,3 +254,32 @@ async def test_oversized_body_is_413(servers: Servers, serve: Any, upstreams: di
         assert upload.status_code != 413
         too_big = await gw.post("/api/files", content=b"x" * 9000, headers=bearer(token))
         assert too_big.status_code == 413 and "8192 bytes" in too_big.json()["detail"]
+
+
+async def test_answers_without_a_body_keep_their_headers_and_the_connection(
+    servers: Servers, serve: Any, upstreams: dict[str, str]
+) -> None:
+    """HEAD and 304 answers name a Content-Length for a body that is not sent: they go through as
+    they are, and the client's connection serves the next request."""
+    async with await start_gateway(servers, serve, upstreams) as gw:
+        full = await gw.get("/api/search/cached")
+        assert full.status_code == 200 and full.json() == {"cached": "yes"}
+        token = {"Authorization": f"Bearer {servers.issuer().issue('reader', 'customer')}"}
+        head = await gw.head("/api/search/cached", headers=token)  # only GET is public there
+        assert head.status_code == 200 and head.headers["content-length"] == "17" and head.content == b""
+        unchanged = await gw.get("/api/search/cached", headers={"If-None-Match": '"v1"'})
+        assert unchanged.status_code == 304 and unchanged.headers["etag"] == '"v1"'
+    # On one connection: the 304 leaves it usable for the next request.
+    host, port = str(gw.base_url.host), int(gw.base_url.port or 80)
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for etag, status in (('"v1"', b" 304 "), ('"v0"', b" 200 ")):
+            writer.write(
+                f"GET /api/search/cached HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n".encode()
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert status in head.split(b"\r\n")[0], head
+            if status == b" 200 ":
+                assert await reader.readexactly(17) == b'{"cached": "yes"}'
+    finally:
+        writer.close()
