@@ -8,23 +8,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.builders import keys, network, quota
+from infra.builders import call_graph, keys, names, quota
 from infra.builders.labels import labels, selector
 from infra.builders.service_env import Credentials, Endpoints, config_data, endpoints, secret_data
 from infra.components.datastore import DataStoreCommon
-from infra.components.nats import PORTS as NATS_PORTS
 from infra.components.nats import Nats, NatsArgs
-from infra.components.postgres import PORT as POSTGRES_PORT
 from infra.components.postgres import Postgres, PostgresArgs
-from infra.components.redis import PORT as REDIS_PORT
 from infra.components.redis import Redis, RedisArgs
 from infra.components.service import FileStorage, VentaService, VentaServiceArgs
 from infra.observability.component import Observability, ObservabilityArgs
-from stacks.catalog import GATEWAY, SERVICES, ServiceSpec, callers_of
+from stacks.catalog import SERVICES, ServiceSpec
 from stacks.model import StackSettings
 
 core, meta = k8s.core.v1, k8s.meta.v1
-HTTP_PORT = "http"
 
 
 @dataclass
@@ -224,54 +220,29 @@ class Platform(pulumi.ComponentResource):
             )
         return VentaServiceArgs(
             spec=spec,
-            settings=s.services[spec.name],  # type: ignore[index]
+            settings=s.services[spec.name],
             namespace=self.namespace,
             instance=self.instance,
             images=s.images,
             config=public_key.apply(lambda pem: config_data(spec, s, where, pem)),
             secrets=pulumi.Output.secret(creds.apply(lambda c: secret_data(spec, where, c))),
-            network=self._service_network(s, spec),
+            network=call_graph.service_policy(
+                spec, SERVICES, self.instance, s.gateway.ingress_namespace, s.monitoring.namespace
+            ),
             spread_across_nodes=s.spread_across_nodes,
             file_storage=files,
         )
 
-    def _service_network(
-        self, s: StackSettings, spec: ServiceSpec
-    ) -> k8s.networking.v1.NetworkPolicySpecArgs:
-        callers = [network.pods(self._selector(c)) for c in SERVICES if c.name in callers_of(spec.name)]
-        if spec.name == GATEWAY:
-            callers = [network.namespace(s.gateway.ingress_namespace)]
-        ingress = [
-            network.allow_from(callers, HTTP_PORT),
-            network.allow_from([network.namespace(s.monitoring.namespace)], HTTP_PORT),
-        ]
-        egress = [network.dns()]
-        if spec.database:
-            egress.append(
-                network.allow_to([network.pods(selector("postgres", self.instance))], POSTGRES_PORT)
-            )
-        if spec.redis:
-            egress.append(network.allow_to([network.pods(selector("redis", self.instance))], REDIS_PORT))
-        if spec.nats:
-            egress.append(
-                network.allow_to([network.pods(selector("nats", self.instance))], NATS_PORTS["client"])
-            )
-        if spec.name == GATEWAY:
-            upstreams = [network.pods(self._selector(u)) for u in SERVICES if u.name != GATEWAY]
-            egress.append(network.allow_to(upstreams, HTTP_PORT))
-        if spec.internet_egress:
-            egress.append(network.public_internet(80, 443))
-        return network.policy(self._selector(spec), ingress, egress)
-
     def _ingress(self, s: StackSettings, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
         gw = s.gateway
         net = k8s.networking.v1
+        (entry,) = (spec for spec in SERVICES if spec.public_entry)
         k8s.networking.v1.Ingress(
             "gateway",
             metadata=meta.ObjectMetaArgs(
-                name=GATEWAY,
+                name=entry.name,
                 namespace=self.namespace,
-                labels=labels(GATEWAY, "infrastructure", self.instance, s.images.tag),
+                labels=labels(entry.name, entry.area, self.instance, s.images.tag),
                 # real-time's WebSockets stay open far longer than the controller's default 60 s.
                 annotations={
                     "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
@@ -293,7 +264,8 @@ class Platform(pulumi.ComponentResource):
                                     path_type="Prefix",
                                     backend=net.IngressBackendArgs(
                                         service=net.IngressServiceBackendArgs(
-                                            name=GATEWAY, port=net.ServiceBackendPortArgs(name=HTTP_PORT)
+                                            name=entry.name,
+                                            port=net.ServiceBackendPortArgs(name=names.SERVICE_PORT_NAME),
                                         )
                                     ),
                                 )

@@ -2,8 +2,8 @@
 
 Starts throwaway PostgreSQL, Redis and NATS (or uses ``TEST_DATABASE_URL``/``TEST_REDIS_URL``/
 ``TEST_NATS_URL`` when set), a database per service, a fresh Ed25519 dev key pair, then each service as
-``python -m services <name>`` (the container command) with the environment its Settings class asks
-for, waits until each is ready, prints the URLs, and on Ctrl-C/SIGTERM stops everything it started.
+``python -m services <name>`` (the container command) with the environment its catalog entry implies,
+waits until each is ready, prints the URLs, and on Ctrl-C/SIGTERM stops everything it started.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from localdev.services import (
     data_stores,
     prepare_databases,
     service_env,
-    settings_class,
     start_service,
     stop_all,
     wait_ready,
@@ -46,14 +45,11 @@ def run(names: list[str], free_ports: bool, stop_after: float | None = None) -> 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as stack, data_stores(stack) as urls:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="venta-local-")))
-        classes = {e.name: settings_class(e) for e in entries}
         urls.update(prepare_databases(urls["postgres"], entries))
         stack.callback(stop_all, procs)
         # All at once (the gateway's readiness does not depend on its upstreams), then wait for each.
         for entry in entries:
-            procs[entry.name] = start_service(
-                entry, service_env(entry, classes[entry.name], urls, ports, seed, scratch)
-            )
+            procs[entry.name] = start_service(entry, service_env(entry, urls, ports, seed, scratch))
         for entry in entries:
             wait_ready(ports[entry.name], procs[entry.name], entry.name)
         print("\nVenta is running locally (Ctrl-C stops everything):", flush=True)

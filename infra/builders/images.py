@@ -19,7 +19,7 @@ def image_name(images: Images, service: str) -> str:
 
 def reference(images: Images, service: str) -> str:
     """A prebuilt image, pinned by digest when the stack names one for this service."""
-    digest = images.digests.get(service)  # type: ignore[call-overload]
+    digest = images.digests.get(service)
     return f"{image_name(images, service)}@{digest}" if digest else image_name(images, service)
 
 

@@ -12,7 +12,8 @@ import pulumi_kubernetes as k8s
 from infra.builders import images, pod, scanner
 from infra.builders.checksum import checksum
 from infra.builders.labels import labels, selector
-from infra.builders.service_env import PORT, STORAGE_DIR
+from infra.builders.names import SERVICE_PORT as PORT
+from infra.builders.names import STORAGE_DIR
 from stacks.catalog import ServiceSpec
 from stacks.model import Images, ServiceSettings
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from infra.observability import metrics as m
+from stacks.catalog import SERVICES
 from stacks.monitoring import AlertThresholds
 
 Rule = dict[str, Any]
@@ -23,7 +24,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # Durable JetStream consumers worth watching, by the service that owns them. A consumer belongs to a
 # service when its durable name is the service name, optionally followed by `-<suffix>` (one per stream).
-DEFAULT_CONSUMER_SERVICES: tuple[str, ...] = ("search-discovery", "geolocation", "webhooks")
+DEFAULT_CONSUMER_SERVICES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.durable_consumer)
 
 
 @dataclass(frozen=True)

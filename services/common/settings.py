@@ -15,6 +15,8 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -43,8 +45,9 @@ class ServiceSettings(BaseSettings):
 
 class DatabaseSettings(ServiceSettings):
     database_url: str
-    db_pool_min: int = Field(default=2, ge=0, le=100)
-    db_pool_max: int = Field(default=10, ge=1, le=200)
+    # Defaults and bound shared with the stack's settings (services/catalog.py).
+    db_pool_min: int = Field(default=DB_POOL_MIN, ge=0, le=DB_POOL_MAX_LIMIT)
+    db_pool_max: int = Field(default=DB_POOL_MAX, ge=1, le=DB_POOL_MAX_LIMIT)
     db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @field_validator("database_url")

@@ -7,7 +7,7 @@ import pytest
 
 from tests.delivery.conftest import make_host
 from tests.delivery.fakes import RecordingEngine, RecordingStack
-from tests.delivery.repo_files import CONTRACT_SERVICES
+from tests.delivery.repo_files import CATALOG_SERVICES
 from venta.cli import main
 from venta.engine import Output
 from venta.host import Host
@@ -199,7 +199,7 @@ def test_the_policy_pack_runs_only_when_asked_with_the_stacks_config(
 
 
 def write_digests(
-    folder: Path, fill: str, services: list[str] = CONTRACT_SERVICES
+    folder: Path, fill: str, services: list[str] = CATALOG_SERVICES
 ) -> tuple[Path, dict[str, str]]:
     digests = {service: "sha256:" + fill * 64 for service in services}
     path = folder / f"digests-{fill}.json"

@@ -6,11 +6,10 @@ from typing import Any
 import pytest
 
 from tests.delivery.repo_files import (
-    CONTRACT_SERVICES,
+    CATALOG_SERVICES,
     WORKFLOWS,
     check_schema,
     readme_fresh_machine_commands,
-    service_names,
     stack_names,
     workflow,
 )
@@ -98,8 +97,8 @@ def test_main_pushes_images_tagged_with_the_commit_then_updates_dev() -> None:
     assert "${{ env.REGISTRY }}/${{ matrix.service }}:${{ github.sha }}" in build["with"]["tags"]
     assert build["with"]["file"] == "services/Dockerfile"
     assert images["permissions"]["packages"] == "write"
-    assert images["strategy"]["matrix"]["service"] == CONTRACT_SERVICES
-    assert set(service_names()) <= set(CONTRACT_SERVICES)
+    # One image per service of the catalog, in its order: a new service fails here until it is added.
+    assert images["strategy"]["matrix"]["service"] == CATALOG_SERVICES
     up_dev = doc["jobs"]["up-dev"]
     assert (up_dev["needs"], up_dev["if"]) == ("images", "github.ref == 'refs/heads/main'")
     assert up_dev["steps"][-1]["run"] == f'.venv/bin/venta deploy dev "$GITHUB_SHA" --policy {DIGESTS_ARG}'

@@ -223,7 +223,7 @@ def _only_tag(stack: ClusterStack, tag: str) -> dict[str, set[str]] | None:
 def test_a_config_change_rolls_only_that_deployment(deployed: ClusterStack) -> None:
     before = {d["metadata"]["name"]: d for d in deployed.get("deployments")}
     replica_sets = deployed.active_replica_sets()
-    current = deployed.settings.services[CHANGED_SERVICE].log_level  # type: ignore[index]
+    current = deployed.settings.services[CHANGED_SERVICE].log_level
     deployed.set_config(
         f'venta:services["{CHANGED_SERVICE}"].logLevel', "ERROR" if current != "ERROR" else "INFO"
     )

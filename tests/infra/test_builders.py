@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 import stacks
 from infra.builders import datastore_config, images, keys, labels, pod, quota, service_env
 from infra.builders.checksum import checksum
-from stacks.catalog import BY_NAME, callers_of
+from stacks.catalog import BY_NAME
 from stacks.model import Images, Resources
 from stacks.quantities import cpu_millis, format_cpu, format_memory, memory_bytes
 from tests.infra.test_settings import config
@@ -102,11 +102,6 @@ def test_secret_env_and_urls() -> None:
     no_auth = service_env.secret_data(BY_NAME["real-time"], where, service_env.Credentials())
     assert no_auth == {"NATS_USER": "", "NATS_PASSWORD": ""}
     assert service_env.redis_url(None, "h") == "redis://h:6379/0"
-
-
-def test_call_graph() -> None:
-    assert callers_of("api-gateway") == ()
-    assert callers_of("geolocation") == ("api-gateway",)
 
 
 def test_postgres_init_sql_escapes_and_isolates() -> None:

@@ -34,7 +34,7 @@ def run(build: Callable[[], Any]) -> tuple[CapturedStack, dict[str, dict[str, An
 
 
 def service_args(**changes: Any) -> VentaServiceArgs:
-    spec = ServiceSpec("demo", "testing", database=True)
+    spec = ServiceSpec("demo", "demo", 9999, "testing", database=True)
     args: dict[str, Any] = {
         "spec": spec,
         "settings": ServiceSettings(
