@@ -1,7 +1,8 @@
-"""Pod-level specs shared by the services and the data stores: security, resources, probes, spread."""
+"""Pod-level specs shared by every workload: the restricted pod, security, resources, probes, spread."""
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 from stacks.model import Resources
@@ -42,6 +43,37 @@ def container_security(uid: int, gid: int | None = None) -> core.SecurityContext
         read_only_root_filesystem=True,
         capabilities=core.CapabilitiesArgs(drop=["ALL"]),
         seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def restricted_pod(
+    account: pulumi.Input[str],
+    containers: list[core.ContainerArgs],
+    volumes: list[core.VolumeArgs],
+    *,
+    uid: int = UID,
+    init_containers: list[core.ContainerArgs] | None = None,
+    grace_seconds: int | None = None,
+    spread: dict[str, str] | None = None,
+    anti_affinity_to: dict[str, str] | None = None,
+    restart_policy: str | None = None,
+) -> core.PodSpecArgs:
+    """Every pod of the stack: the restricted Pod Security profile, its own account without an API token,
+    no service links. `spread` spreads the pods it selects over nodes (topology spread and
+    anti-affinity); `anti_affinity_to` only prefers nodes without the pods it selects."""
+    affinity = spread or anti_affinity_to
+    return core.PodSpecArgs(
+        service_account_name=account,
+        automount_service_account_token=False,
+        enable_service_links=False,
+        security_context=pod_security(uid),
+        restart_policy=restart_policy,
+        termination_grace_period_seconds=grace_seconds,
+        init_containers=init_containers,
+        containers=containers,
+        volumes=volumes,
+        topology_spread_constraints=topology_spread(spread) if spread else None,
+        affinity=anti_affinity(affinity) if affinity else None,
     )
 
 
@@ -86,7 +118,7 @@ def tcp_probe(port: str | int, initial_delay: int, period: int, failures: int = 
     )
 
 
-def spread(selector: dict[str, str]) -> list[core.TopologySpreadConstraintArgs]:
+def topology_spread(selector: dict[str, str]) -> list[core.TopologySpreadConstraintArgs]:
     """At most one pod more on any node than on the emptiest; zones balanced where the cluster has them."""
     match = meta.LabelSelectorArgs(match_labels=selector)
     return [
@@ -122,7 +154,7 @@ def anti_affinity(selector: dict[str, str]) -> core.AffinityArgs:
     )
 
 
-def secret_env(name: str, secret: str, key: str | None = None) -> core.EnvVarArgs:
+def secret_env(name: str, secret: pulumi.Input[str], key: str | None = None) -> core.EnvVarArgs:
     return core.EnvVarArgs(
         name=name,
         value_from=core.EnvVarSourceArgs(

@@ -70,7 +70,7 @@ def test_encrypted_stack_values_get_a_stand_in_under_mocks(
     assert "v1:" not in values["venta:secrets"] and len(base64.b64decode(secrets["jwtSigningSeed"])) == 32
     captured = capture.capture_stack("qa")
     assert captured.outputs["namespace"] == "venta-qa"
-    url = captured.by_name("api-gateway-secret").inputs["stringData"]["value"]["REDIS_URL"]
+    url = captured.by_name("venta-api-gateway-secret").inputs["stringData"]["value"]["REDIS_URL"]
     assert secrets["redisPassword"] in url or quote(secrets["redisPassword"], safe="") in url
 
 

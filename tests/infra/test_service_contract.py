@@ -14,8 +14,8 @@ from stacks.catalog import SERVICES
 
 
 def _environment(captured: CapturedStack, service: str) -> dict[str, str]:
-    config = captured.by_name(f"{service}-config").inputs["data"]
-    secret = captured.by_name(f"{service}-secret").inputs["stringData"]
+    config = captured.by_name(f"venta-{service}-config").inputs["data"]
+    secret = captured.by_name(f"venta-{service}-secret").inputs["stringData"]
     values = secret["value"] if SECRET_SIG in secret else secret
     return {**config, **values}
 

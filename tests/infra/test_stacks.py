@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 import stacks
-from infra.builders.images import BUILD_CONTEXT, DOCKERFILE, REPO_ROOT
+from infra.builders.images import BUILD_CONTEXT, DOCKERFILE
 from infra.render import CapturedStack
+from infra.render.capture import AUTONAMED, REPO_ROOT
 from tests.infra.helpers import (
     containers,
     inventory,
@@ -310,12 +311,13 @@ def test_build_mode_builds_each_service_from_the_shared_dockerfile(captured_stac
     built = captured.of_type("docker:index/image:Image")
     assert len(built) == len(stacks.SERVICE_NAMES)
     for image in built:
-        service = image.name.removesuffix("-image")
+        service = image.inputs["build"]["args"]["SERVICE"]
+        assert image.name == f"venta-{service}-image"
         build = image.inputs["build"]
         assert build["context"] == BUILD_CONTEXT and build["dockerfile"] == DOCKERFILE
         assert build["args"] == {"SERVICE": service} and build["platform"] == "linux/amd64"
         assert image.inputs["imageName"] == f"localhost:5000/venta/{service}:dev1"
-        assert image.parent.endswith(f"VentaService::{service}")
+        assert image.parent.endswith(f"VentaService::venta-{service}")
     deployment = named(captured, "Deployment", "geolocation")
     assert containers(deployment)[0]["image"].startswith("localhost:5000/venta/geolocation@sha256:")
 
@@ -409,18 +411,33 @@ def test_prod_spreads_pods_and_dev_does_not(captured: CapturedStack) -> None:
 
 
 def test_config_changes_roll_the_pods(captured_stack: Any, dev_stack: CapturedStack) -> None:
+    """ConfigMaps and Secrets have no fixed name: the engine names them, a change of their data replaces
+    them under a new name, and the pod template that refers to that name changes, which rolls the pods."""
     changed = captured_stack("dev", {"venta:services": '{"webhooks": {"logLevel": "ERROR"}}'})
+    for kind in ("ConfigMap", "Secret"):
+        for resource in dev_stack.of_type(f"kubernetes:core/v1:{kind}"):
+            # The mocks, like the provider, name (and mark) only what the program left unnamed.
+            assert resource.inputs["metadata"]["annotations"][AUTONAMED] == "true", resource.name
 
-    def checksums(captured: CapturedStack) -> dict[str, str]:
+    def references(captured: CapturedStack) -> dict[str, tuple[str, ...]]:
         return {
-            d["metadata"]["name"]: pod_template(d)["metadata"]["annotations"]["checksum/config"]
+            d["metadata"]["name"]: tuple(
+                ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in containers(d)[0]["envFrom"]
+            )
             for d in of_kind(captured, "Deployment")
         }
 
-    before, after = checksums(dev_stack), checksums(changed)
+    before, after = references(dev_stack), references(changed)
     assert {n for n in before if before[n] != after[n]} == {"webhooks"}
+    assert before["webhooks"][1] == after["webhooks"][1]  # the Secret did not change
+    config_maps = {m["metadata"]["name"] for m in of_kind(dev_stack, "ConfigMap")}
+    assert set(ref for refs in before.values() for ref in refs[:1]) <= config_maps
     annotations = pod_template(named(dev_stack, "Deployment", "geolocation"))["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "8000"
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8000",
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def test_prod_data_stores(prod_stack: CapturedStack) -> None:
