@@ -51,7 +51,7 @@ async def connect(settings: NatsSettings) -> NatsClient:
 
     options: dict[str, Any] = {}
     if settings.nats_user:
-        options = {"user": settings.nats_user, "password": settings.nats_password}
+        options = {"user": settings.nats_user, "password": settings.nats_password.get_secret_value()}
     return await nats.connect(
         servers=settings.nats_servers,
         name=settings.service_name,

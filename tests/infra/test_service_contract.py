@@ -37,7 +37,7 @@ def test_stack_environment_satisfies_the_service_settings(
     assert settings.port == 8000
     assert settings.environment == stack
     if spec.database:
-        assert settings.database_url == env["DATABASE_URL"]
+        assert settings.database_url.get_secret_value() == env["DATABASE_URL"]
     if spec.nats:
         assert settings.nats_user == spec.name and settings.nats_password
         assert settings.nats_servers == [f"nats://nats.venta-{stack}.svc:4222"]

@@ -149,7 +149,7 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
     # First run: apply the schema only.
     await serve(create_app(settings.model_copy(update={"outbox_poll_seconds": 60})))
     # The "crash": a change committed with its outbox row, and no relay alive to publish it.
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1)
     try:
         owner = uuid.uuid4()
         row = await repository.create_vendor(
