@@ -65,7 +65,7 @@ def test_upstreams_are_http_urls_without_a_trailing_slash(public_pem: str) -> No
         **upstreams,
     )
     assert settings.upstream_url("vendor-management") == "http://vendor_management.internal"
-    with pytest.raises(SettingsError, match="UPSTREAM_WEBHOOKS: .*must be a http:// or https:// URL"):
+    with pytest.raises(SettingsError, match=r"UPSTREAM_WEBHOOKS: .*must be a http:// or https:// URL"):
         load_settings(
             GatewaySettings,
             service_name="api-gateway",
