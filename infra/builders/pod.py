@@ -86,36 +86,30 @@ def mount(name: str, path: str, read_only: bool = False, sub_path: str | None = 
     return core.VolumeMountArgs(name=name, mount_path=path, read_only=read_only or None, sub_path=sub_path)
 
 
-def http_probe(
-    path: str, port: str | int, initial_delay: int, period: int, failures: int = 3, timeout: int = 3
-) -> core.ProbeArgs:
+def _probe(initial_delay: int, period: int, failures: int, timeout: int, **action: object) -> core.ProbeArgs:
     return core.ProbeArgs(
-        http_get=core.HTTPGetActionArgs(path=path, port=port),
         initial_delay_seconds=initial_delay,
         period_seconds=period,
         timeout_seconds=timeout,
         failure_threshold=failures,
+        **action,  # type: ignore[arg-type]  # exactly one of http_get, exec_, tcp_socket
+    )
+
+
+def http_probe(
+    path: str, port: str | int, initial_delay: int, period: int, failures: int = 3, timeout: int = 3
+) -> core.ProbeArgs:
+    return _probe(
+        initial_delay, period, failures, timeout, http_get=core.HTTPGetActionArgs(path=path, port=port)
     )
 
 
 def exec_probe(command: list[str], initial_delay: int, period: int, failures: int = 3) -> core.ProbeArgs:
-    return core.ProbeArgs(
-        exec_=core.ExecActionArgs(command=command),
-        initial_delay_seconds=initial_delay,
-        period_seconds=period,
-        timeout_seconds=5,
-        failure_threshold=failures,
-    )
+    return _probe(initial_delay, period, failures, 5, exec_=core.ExecActionArgs(command=command))
 
 
 def tcp_probe(port: str | int, initial_delay: int, period: int, failures: int = 3) -> core.ProbeArgs:
-    return core.ProbeArgs(
-        tcp_socket=core.TCPSocketActionArgs(port=port),
-        initial_delay_seconds=initial_delay,
-        period_seconds=period,
-        timeout_seconds=3,
-        failure_threshold=failures,
-    )
+    return _probe(initial_delay, period, failures, 3, tcp_socket=core.TCPSocketActionArgs(port=port))
 
 
 def topology_spread(selector: dict[str, str]) -> list[core.TopologySpreadConstraintArgs]:

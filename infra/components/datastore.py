@@ -9,19 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pydantic import SecretStr
 
-from infra.builders import images, names, network, scanner
+from infra.builders import images, names, network, pod, scanner
 from infra.builders.labels import labels, selector
 from infra.builders.quota import Workload
 from stacks.model import Resources
 
 apps, core, meta = k8s.apps.v1, k8s.core.v1, k8s.meta.v1
 DATA_VOLUME = "data"
+
+
+SettingsT = TypeVar("SettingsT")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,17 @@ class DataStoreCommon:
     monitoring_namespace: str
     spread_across_nodes: bool = False
     pull_policy: str = "Always"
+
+
+@dataclass
+class DataStoreArgs(Generic[SettingsT]):
+    """What every store is given: its settings, where it lives, its volume's size, and its clients
+    (the pods that may connect, by their selectors)."""
+
+    settings: SettingsT
+    common: DataStoreCommon
+    storage_size: str
+    clients: list[dict[str, str]]
 
 
 class DataStore(pulumi.ComponentResource):
@@ -67,6 +82,20 @@ class DataStore(pulumi.ComponentResource):
     def logical(self, app: str, suffix: str = "") -> str:
         """A child's Pulumi name: the component's name in place of its own app name."""
         return self.name + app.removeprefix(self.app) + suffix
+
+    def container(
+        self, name: str, resources: Resources, mounts: list[core.VolumeMountArgs], **fields: Any
+    ) -> core.ContainerArgs:
+        """A container of the store's image under the restricted profile, with its resources."""
+        return core.ContainerArgs(
+            name=name,
+            image=self.image,
+            image_pull_policy=self.common.pull_policy,
+            resources=pod.resources(resources),
+            security_context=pod.container_security(pod.UID),
+            volume_mounts=mounts,
+            **fields,
+        )
 
     def make_password(self, suffix: str, given: SecretStr | None = None) -> pulumi.Output[str]:
         """The operator's secret when the stack sets one, else a generated one (kept in state, encrypted)."""
@@ -172,15 +201,24 @@ class DataStore(pulumi.ComponentResource):
             opts=self.child,
         )
 
+    @staticmethod
+    def secret_files(volume: str, secret: core.Secret) -> core.VolumeArgs:
+        """One of the store's Secrets as read-only files for the pod's group, under its generated name:
+        credentials are read from files, never from the environment."""
+        return core.VolumeArgs(
+            name=volume,
+            secret=core.SecretVolumeSourceArgs(secret_name=secret.metadata.name, default_mode=0o440),
+        )
+
+    @staticmethod
+    def client_rule(
+        clients: list[dict[str, str]], port: int | str
+    ) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
+        """Admits the store's clients on `port`; no clients, no rule (so nothing is admitted)."""
+        return [network.allow_from([network.pods(c) for c in clients], port)] if clients else []
+
     def _meta(self, name: str, app_labels: dict[str, str]) -> meta.ObjectMetaArgs:
         return meta.ObjectMetaArgs(name=name, namespace=self.common.namespace, labels=app_labels)
-
-
-def secret_files(volume: str, secret: pulumi.Input[str]) -> core.VolumeArgs:
-    """A Secret as read-only files for the pod's group: credentials read from files, not the environment."""
-    return core.VolumeArgs(
-        name=volume, secret=core.SecretVolumeSourceArgs(secret_name=secret, default_mode=0o440)
-    )
 
 
 def volume_claim(
@@ -194,9 +232,3 @@ def volume_claim(
             resources=core.VolumeResourceRequirementsArgs(requests={"storage": size}),
         ),
     )
-
-
-def client_rule(
-    clients: list[dict[str, str]], port: int | str
-) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
-    return [network.allow_from([network.pods(c) for c in clients], port)] if clients else []

@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 
 from infra.builders import datastore_config as conf
 from infra.builders import names, network, pod
-from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreCommon, client_rule, secret_files
+from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreArgs
 from stacks.model import Nats as NatsSettings
 from stacks.quantities import memory_bytes
 
@@ -19,13 +19,9 @@ PORTS = names.NATS_PORTS
 
 
 @dataclass
-class NatsArgs:
-    settings: NatsSettings
-    common: DataStoreCommon
-    storage_size: str
+class NatsArgs(DataStoreArgs[NatsSettings]):
     # One NATS user per service that publishes or subscribes, named after the service.
     users: list[str]
-    clients: list[dict[str, str]]
     # The Kubernetes name: the Service clients connect to, the StatefulSet and its pods.
     app: str = names.NATS
 
@@ -61,7 +57,7 @@ class Nats(DataStore):
             self.disruption_budget(self.app, self.labels, self.selector)
         peers = [network.pods(self.selector)]
         ingress = [
-            *client_rule(args.clients, PORTS["client"]),
+            *self.client_rule(args.clients, PORTS["client"]),
             network.allow_from(peers, PORTS["cluster"]),
             network.allow_from([network.namespace(common.monitoring_namespace)], PORTS["monitor"]),
         ]
@@ -70,30 +66,28 @@ class Nats(DataStore):
         self.register_outputs({"host": self.app, "replicas": s.replicas})
 
     def _template(self, s: NatsSettings) -> core.PodTemplateSpecArgs:
-        container = core.ContainerArgs(
-            name="nats",
-            image=s.image,
-            image_pull_policy=self.common.pull_policy,
-            command=["nats-server", "--config", "/etc/nats/nats.conf"],
-            ports=[
-                core.ContainerPortArgs(name=n, container_port=p, protocol="TCP") for n, p in PORTS.items()
-            ],
-            env=[pod.field_env("POD_NAME", "metadata.name")],
-            resources=pod.resources(s.resources),
-            startup_probe=pod.http_probe("/healthz?js-enabled-only=true", "monitor", 5, 5, failures=60),
-            liveness_probe=pod.http_probe("/healthz?js-enabled-only=true", "monitor", 30, 10),
-            readiness_probe=pod.http_probe("/healthz", "monitor", 5, 5),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
+        ports = [core.ContainerPortArgs(name=n, container_port=p, protocol="TCP") for n, p in PORTS.items()]
+        # Ready once it serves clients; alive (and started) once JetStream is up, which takes longer.
+        jetstream = "/healthz?js-enabled-only=true"
+        container = self.container(
+            "nats",
+            s.resources,
+            [
                 pod.mount(DATA_VOLUME, "/data"),
                 pod.mount("config", "/etc/nats", read_only=True),
                 pod.mount(pod.TMP_VOLUME, "/tmp"),
             ],
+            command=["nats-server", "--config", "/etc/nats/nats.conf"],
+            ports=ports,
+            env=[pod.field_env("POD_NAME", "metadata.name")],
+            startup_probe=pod.http_probe(jetstream, "monitor", 5, 5, failures=60),
+            liveness_probe=pod.http_probe(jetstream, "monitor", 30, 10),
+            readiness_probe=pod.http_probe("/healthz", "monitor", 5, 5),
         )
         spec = pod.restricted_pod(
             self.service_account(self.app, self.labels),
             [container],
-            [pod.scratch_volume(), secret_files("config", self.config.metadata.name)],
+            [pod.scratch_volume(), self.secret_files("config", self.config)],
             grace_seconds=60,
             spread=self.selector if self.common.spread_across_nodes else None,
         )

@@ -12,7 +12,7 @@ from infra.builders import datastore_config as conf
 from infra.builders import names, network, pod
 from infra.builders.labels import selector
 from infra.builders.quota import Workload
-from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreCommon, secret_files, volume_claim
+from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreArgs, volume_claim
 from stacks.model import Postgres as PostgresSettings
 
 batch, core, meta = k8s.batch.v1, k8s.core.v1, k8s.meta.v1
@@ -27,13 +27,9 @@ BACKUP_DIR = "/backups"
 
 
 @dataclass
-class PostgresArgs:
-    settings: PostgresSettings
-    common: DataStoreCommon
-    storage_size: str
+class PostgresArgs(DataStoreArgs[PostgresSettings]):
     backup_size: str
     databases: list[str]
-    clients: list[dict[str, str]]
     superuser_password: SecretStr | None = None
     # The Kubernetes name: the Service clients connect to, the StatefulSet and its pods.
     app: str = names.POSTGRES
@@ -84,29 +80,27 @@ class Postgres(DataStore):
     def _container(self, extra_mounts: tuple[core.VolumeMountArgs, ...] = ()) -> core.ContainerArgs:
         s = self.args.settings
         ready = ["pg_isready", "-U", SUPERUSER, "-h", "127.0.0.1", "-p", str(PORT)]
-        return core.ContainerArgs(
-            name="postgres",
-            image=s.image,
-            image_pull_policy=self.common.pull_policy,
+        mounts = [
+            pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
+            pod.mount("run", "/var/run/postgresql"),
+            pod.mount(pod.TMP_VOLUME, "/tmp"),
+            pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
+            *extra_mounts,
+        ]
+        return self.container(
+            "postgres",
+            s.resources,
+            mounts,
             ports=[core.ContainerPortArgs(name="postgres", container_port=PORT, protocol="TCP")],
             env=[
                 core.EnvVarArgs(name="POSTGRES_USER", value=SUPERUSER),
                 core.EnvVarArgs(name="PGDATA", value=PGDATA),
                 core.EnvVarArgs(name="POSTGRES_PASSWORD_FILE", value=f"{CREDENTIALS_DIR}/POSTGRES_PASSWORD"),
             ],
-            resources=pod.resources(s.resources),
             # Liveness asks only whether the server accepts connections; readiness whether it serves.
             startup_probe=pod.exec_probe(ready, 5, 5, failures=60),
             liveness_probe=pod.tcp_probe("postgres", 30, 10, failures=6),
             readiness_probe=pod.exec_probe(ready, 5, 5),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
-                pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
-                pod.mount("run", "/var/run/postgresql"),
-                pod.mount(pod.TMP_VOLUME, "/tmp"),
-                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
-                *extra_mounts,
-            ],
         )
 
     def _server(
@@ -125,7 +119,7 @@ class Postgres(DataStore):
             [
                 pod.scratch_volume(),
                 pod.scratch_volume("run", "16Mi"),
-                secret_files("credentials", self.credentials.metadata.name),
+                self.secret_files("credentials", self.credentials),
                 *extra_volumes,
             ],
             init_containers=init,
@@ -139,7 +133,7 @@ class Postgres(DataStore):
 
     def _primary(self, init: core.Secret) -> None:
         mount = pod.mount("init", "/docker-entrypoint-initdb.d", read_only=True)
-        volumes = [secret_files("init", init.metadata.name)]
+        volumes = [self.secret_files("init", init)]
         self._server(self.app, self.labels, self._container((mount,)), volumes)
 
     def _replica(self, app: str) -> dict[str, str]:
@@ -148,12 +142,17 @@ class Postgres(DataStore):
         replica_labels = self.labels_of(app)
         sel = selector(app, common.instance)
         primary = names.pod_address(self.app, 0)
-        clone = core.ContainerArgs(
-            name="clone-primary",
-            image=s.image,
-            image_pull_policy=common.pull_policy,
+        mounts = [
+            pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
+            pod.mount(pod.TMP_VOLUME, "/tmp"),
+            pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
+        ]
+        # A fresh volume starts as a copy of the primary, configured (-R) to follow it.
+        clone = self.container(
+            "clone-primary",
+            s.resources,
+            mounts,
             command=["sh", "-c"],
-            # A fresh volume starts as a copy of the primary, configured (-R) to follow it.
             args=[
                 f'export PGPASSWORD="$(cat {CREDENTIALS_DIR}/REPLICATION_PASSWORD)"; '
                 'if [ ! -s "$PGDATA/PG_VERSION" ]; then '
@@ -161,13 +160,6 @@ class Postgres(DataStore):
                 '-D "$PGDATA" -R -X stream && chmod 0700 "$PGDATA"; fi'
             ],
             env=[core.EnvVarArgs(name="PGDATA", value=PGDATA)],
-            resources=pod.resources(s.resources),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
-                pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
-                pod.mount(pod.TMP_VOLUME, "/tmp"),
-                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
-            ],
         )
         self._server(app, replica_labels, self._container(), [], [clone])
         self.services(app, replica_labels, sel, {"postgres": PORT})
@@ -206,22 +198,15 @@ class Postgres(DataStore):
             # Retention: dumps older than the configured number of days are removed after a good run.
             f"find {BACKUP_DIR} -name '*.dump' -mtime +{s.backup.retention_days} -delete"
         )
-        dump = core.ContainerArgs(
-            name="pg-dump",
-            image=s.image,
-            image_pull_policy=common.pull_policy,
-            command=["sh", "-c", script],
-            resources=pod.resources(s.resources),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
-                pod.mount("backups", BACKUP_DIR),
-                pod.mount(pod.TMP_VOLUME, "/tmp"),
-                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
-            ],
-        )
+        mounts = [
+            pod.mount("backups", BACKUP_DIR),
+            pod.mount(pod.TMP_VOLUME, "/tmp"),
+            pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
+        ]
+        dump = self.container("pg-dump", s.resources, mounts, command=["sh", "-c", script])
         volumes = [
             pod.scratch_volume(),
-            secret_files("credentials", self.credentials.metadata.name),
+            self.secret_files("credentials", self.credentials),
             core.VolumeArgs(
                 name="backups",
                 persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(

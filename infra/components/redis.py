@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from infra.builders import datastore_config as conf
 from infra.builders import names, network, pod
-from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreCommon, client_rule, secret_files
+from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreArgs
 from stacks.model import Redis as RedisSettings
 
 core, meta = k8s.core.v1, k8s.meta.v1
@@ -19,11 +19,7 @@ PORT = names.REDIS_PORT
 
 
 @dataclass
-class RedisArgs:
-    settings: RedisSettings
-    common: DataStoreCommon
-    storage_size: str
-    clients: list[dict[str, str]]
+class RedisArgs(DataStoreArgs[RedisSettings]):
     password: SecretStr | None = None
     # The Kubernetes name: the Service clients connect to, the StatefulSet and its pod.
     app: str = names.REDIS
@@ -47,33 +43,31 @@ class Redis(DataStore):
         # The password is read from the mounted Secret inside the probe, never from argv or the environment.
         auth = 'REDISCLI_AUTH="$(cat /etc/redis/password)" ' if s.auth else ""
         ping = ["sh", "-c", f"{auth}redis-cli -h 127.0.0.1 -p {PORT} ping | grep -q PONG"]
-        container = core.ContainerArgs(
-            name="redis",
-            image=s.image,
-            image_pull_policy=args.common.pull_policy,
+        mounts = [
+            pod.mount(DATA_VOLUME, "/data"),
+            pod.mount("config", "/etc/redis", read_only=True),
+            pod.mount(pod.TMP_VOLUME, "/tmp"),
+        ]
+        container = self.container(
+            "redis",
+            s.resources,
+            mounts,
             command=["redis-server", "/etc/redis/redis.conf"],
             ports=[core.ContainerPortArgs(name="redis", container_port=PORT, protocol="TCP")],
-            resources=pod.resources(s.resources),
             startup_probe=pod.exec_probe(ping, 2, 5, failures=30),
             liveness_probe=pod.tcp_probe("redis", 30, 10),
             readiness_probe=pod.exec_probe(ping, 5, 5),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
-                pod.mount(DATA_VOLUME, "/data"),
-                pod.mount("config", "/etc/redis", read_only=True),
-                pod.mount(pod.TMP_VOLUME, "/tmp"),
-            ],
         )
         spec = pod.restricted_pod(
             self.service_account(self.app, self.labels),
             [container],
-            [pod.scratch_volume(), secret_files("config", self.config.metadata.name)],
+            [pod.scratch_volume(), self.secret_files("config", self.config)],
         )
         template = core.PodTemplateSpecArgs(metadata=meta.ObjectMetaArgs(labels=self.labels), spec=spec)
         self.statefulset(self.app, self.labels, template, s.resources, args.storage_size)
         self.network_policy(
             self.app,
             self.labels,
-            network.policy(self.selector, client_rule(args.clients, PORT), [network.dns()]),
+            network.policy(self.selector, self.client_rule(args.clients, PORT), [network.dns()]),
         )
         self.register_outputs({"host": self.app, "auth": s.auth})

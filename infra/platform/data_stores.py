@@ -42,39 +42,21 @@ def data_stores(
     def clients(uses: str) -> list[dict[str, str]]:
         return [selector(spec.name, instance) for spec in SERVICES if getattr(spec, uses)]
 
-    postgres = Postgres(
-        f"{name}-{names.POSTGRES}",
-        PostgresArgs(
-            settings=s.postgres,
-            common=common,
-            storage_size=s.storage.postgres,
-            backup_size=s.storage.backups,
-            databases=[spec.database_name for spec in SERVICES if spec.database],
-            clients=clients("database"),
-            superuser_password=s.secrets.postgres_password,
-        ),
-        child(names.POSTGRES),
+    storage, secrets = s.storage, s.secrets
+    # Each store: its settings, volume size and clients (the services whose catalog entry uses it).
+    postgres = PostgresArgs(
+        s.postgres,
+        common,
+        storage.postgres,
+        clients("database"),
+        backup_size=storage.backups,
+        databases=[spec.database_name for spec in SERVICES if spec.database],
+        superuser_password=secrets.postgres_password,
     )
-    redis = Redis(
-        f"{name}-{names.REDIS}",
-        RedisArgs(
-            settings=s.redis,
-            common=common,
-            storage_size=s.storage.redis,
-            clients=clients("redis"),
-            password=s.secrets.redis_password,
-        ),
-        child(names.REDIS),
+    redis = RedisArgs(s.redis, common, storage.redis, clients("redis"), password=secrets.redis_password)
+    nats = NatsArgs(s.nats, common, storage.nats, clients("nats"), users=[e.name for e in SERVICES if e.nats])
+    return DataStores(
+        Postgres(f"{name}-{names.POSTGRES}", postgres, child(names.POSTGRES)),
+        Redis(f"{name}-{names.REDIS}", redis, child(names.REDIS)),
+        Nats(f"{name}-{names.NATS}", nats, child(names.NATS)),
     )
-    nats = Nats(
-        f"{name}-{names.NATS}",
-        NatsArgs(
-            settings=s.nats,
-            common=common,
-            storage_size=s.storage.nats,
-            users=[spec.name for spec in SERVICES if spec.nats],
-            clients=clients("nats"),
-        ),
-        child(names.NATS),
-    )
-    return DataStores(postgres, redis, nats)
