@@ -1,4 +1,4 @@
-"""NATS with JetStream: connection with the guide's reconnect policy, streams, event envelopes.
+"""NATS with JetStream: connection (5 reconnects 2 s apart by default), streams, event envelopes.
 
 Streams and subjects follow docs/contracts.md. Producers *and* consumers call ``ensure_streams`` at
 start-up with the same definitions, so start order does not matter. Events are JSON

@@ -1,4 +1,4 @@
-"""asyncpg pool with the deployment guide's bounds (min 2 / max 10 by default)."""
+"""asyncpg pool: 2 to 10 connections by default (DB_POOL_MIN/DB_POOL_MAX, at most 100)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""redis.asyncio client with the guide's behaviour: 3 retries per command, a bounded retry time.
+"""redis.asyncio client: 3 retries per command, a bounded retry time.
 
 Each command is tried at most ``1 + redis_max_retries`` times with exponential backoff; connect and
 socket timeouts are sized so that all attempts of one command end within ``redis_retry_deadline_seconds``

@@ -40,7 +40,7 @@ def test_committed_stacks_load() -> None:
     assert prod.redis.append_only and prod.redis.auth
 
 
-def test_prod_carries_the_guides_scaling_table() -> None:
+def test_prod_carries_the_scaling_table() -> None:
     prod = stacks.load("prod", config("prod"))
     table = {
         name: (
