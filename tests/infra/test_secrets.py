@@ -11,6 +11,7 @@ import yaml
 
 from infra.render import REDACTED, CapturedStack
 from infra.render.capture import SECRET_SIG
+from stacks.catalog import SERVICES
 from tests.infra.helpers import containers, manifests, of_kind, workloads
 
 
@@ -26,8 +27,10 @@ def _leaks(text: str, captured: CapturedStack) -> list[str]:
 
 def test_generators_ran(captured: CapturedStack) -> None:
     passwords = captured.of_type("random:index/randomPassword:RandomPassword")
-    # superuser + five service databases (+ replication), redis, one NATS user per NATS service (+ routes)
-    assert len(passwords) == (12 if captured.stack == "dev" else 14)
+    # superuser, one per database (+ replication), redis, one NATS user per NATS service (+ routes)
+    prod = captured.stack == "prod"
+    databases, nats_users = (sum(getattr(s, uses) for s in SERVICES) for uses in ("database", "nats"))
+    assert len(passwords) == 1 + databases + prod + 1 + nats_users + prod
     assert all(p.inputs["special"] is False and p.inputs["length"] == 32 for p in passwords)
     assert captured.of_type("random:index/randomBytes:RandomBytes")[0].inputs["length"] == 32
     assert len(captured.generated_secrets) == len(passwords) + 2  # seed as base64 and hex
