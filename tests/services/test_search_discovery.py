@@ -12,6 +12,7 @@ import nats
 import orjson
 import pytest
 from nats.js import JetStreamContext
+from pydantic import SecretStr
 
 from services.common.metrics import sample_value
 from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event
@@ -185,7 +186,7 @@ async def test_redis_outage_turns_ready_503_while_search_keeps_answering(
 ) -> None:
     redis = private_server("redis")
     settings = await servers.search_settings()
-    url = await serve(create_search(settings.model_copy(update={"redis_url": redis.url})))
+    url = await serve(create_search(settings.model_copy(update={"redis_url": SecretStr(redis.url)})))
     async with httpx.AsyncClient(base_url=url, timeout=20) as client:
         assert (await client.get("/health/ready")).status_code == 200
         redis.stop()
