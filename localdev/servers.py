@@ -1,8 +1,9 @@
 """Throwaway PostgreSQL, Redis and NATS servers on free loopback ports, each in its own temp dir.
 
 Used by the service tests (session fixtures) and by ``python -m localdev``. Every server:
-- binds 127.0.0.1 on a free port that it keeps across ``stop()``/``start()`` (so clients can reconnect
-  after a restart, which the readiness and reconnect tests rely on);
+- binds 127.0.0.1 (or the address given, e.g. a container network's host side) on a free port that it
+  keeps across ``stop()``/``start()`` (so clients can reconnect after a restart, which the readiness and
+  reconnect tests rely on);
 - dies with the process that started it (``PR_SET_PDEATHSIG``), and is stopped by PID, never by name;
 - runs PostgreSQL as the ``postgres`` user when we are root (PostgreSQL refuses to run as root).
 """
@@ -26,9 +27,12 @@ PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr
 _PR_SET_PDEATHSIG = 1
 
 
-def free_port() -> int:
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -38,15 +42,17 @@ def die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20.0) -> None:
+def _wait_for_port(
+    host: str, port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 20.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
             return
         time.sleep(0.02)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
+    raise RuntimeError(f"{what} did not listen on {host}:{port} within {timeout} s")
 
 
 class Server:
@@ -55,8 +61,9 @@ class Server:
     name = "server"
     stop_signal = signal.SIGTERM
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, host: str = LOOPBACK) -> None:
+        self.host = host
+        self.port = free_port(host)
         self.dir = Path(tempfile.mkdtemp(prefix=f"venta-{self.name}-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = open(self.dir / "server.log", "ab")  # noqa: SIM115 (closed in cleanup)
@@ -85,7 +92,7 @@ class Server:
             preexec_fn=die_with_parent,
             **self._popen_kwargs(),  # type: ignore[call-overload]
         )
-        _wait_for_port(self.port, self.proc, self.name)
+        _wait_for_port(self.host, self.port, self.proc, self.name)
         self._ready()
         return self
 
@@ -119,7 +126,7 @@ class RedisServer(Server):
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def _command(self) -> list[str]:
         return [
@@ -127,7 +134,7 @@ class RedisServer(Server):
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            self.host,
             "--dir",
             str(self.dir),
             "--save",
@@ -144,14 +151,14 @@ class NatsServer(Server):
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
     def _command(self) -> list[str]:
         # JetStream state lives in the temp dir, so a restart keeps streams and durable consumers.
         return [
             shutil.which("nats-server") or "nats-server",
             "-a",
-            "127.0.0.1",
+            self.host,
             "-p",
             str(self.port),
             "-js",
@@ -178,8 +185,8 @@ class PostgresServer(Server):
     # "Fast" shutdown: SIGTERM would wait for every client to disconnect first.
     stop_signal = signal.SIGINT
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, host: str = LOOPBACK) -> None:
+        super().__init__(host)
         self._as_user: dict[str, object] = {}
         uid = gid = None
         if os.geteuid() == 0:
@@ -220,7 +227,7 @@ class PostgresServer(Server):
         return self.url_for("postgres")
 
     def url_for(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def _popen_kwargs(self) -> dict[str, object]:
         return self._as_user
@@ -233,7 +240,7 @@ class PostgresServer(Server):
             "-p",
             str(self.port),
             "-h",
-            "127.0.0.1",
+            self.host,
             "-k",
             str(self.dir),
             "-c",
@@ -251,7 +258,7 @@ class PostgresServer(Server):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             done = subprocess.run(
-                [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+                [_pg_bin("pg_isready"), "-h", self.host, "-p", str(self.port), "-U", "postgres"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 check=False,
@@ -267,7 +274,7 @@ class PostgresServer(Server):
             [
                 _pg_bin("psql"),
                 "-h",
-                "127.0.0.1",
+                self.host,
                 "-p",
                 str(self.port),
                 "-U",
@@ -285,7 +292,7 @@ class PostgresServer(Server):
         return self.url_for(name)
 
 
-SERVER_TYPES: dict[str, Callable[[], Server]] = {
+SERVER_TYPES: dict[str, Callable[[str], Server]] = {
     "postgres": PostgresServer,
     "redis": RedisServer,
     "nats": NatsServer,
@@ -293,9 +300,9 @@ SERVER_TYPES: dict[str, Callable[[], Server]] = {
 
 
 @contextlib.contextmanager
-def running(kind: str) -> Iterator[Server]:
-    """Start one server of ``kind`` ("postgres", "redis", "nats"); stop and delete it on exit."""
-    server = SERVER_TYPES[kind]()
+def running(kind: str, host: str = LOOPBACK) -> Iterator[Server]:
+    """Start one server of ``kind`` ("postgres", "redis", "nats") on ``host``; stop and delete it on exit."""
+    server = SERVER_TYPES[kind](host)
     try:
         yield server.start()
     finally:

@@ -45,6 +45,8 @@ def service_env(
         "HOST": "127.0.0.1",
         "ENVIRONMENT": "local",
         "JWT_PUBLIC_KEY": public_pem_from_seed(seed),
+        # No balancer in front of a local run: nothing to drain for, Ctrl-C stops at once.
+        "SHUTDOWN_DRAIN_SECONDS": "0",
     }
     if entry.database:
         env["DATABASE_URL"] = urls[f"db:{entry.name}"]

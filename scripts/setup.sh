@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for the Venta repo: system packages the tests start for real
-# (PostgreSQL, Redis, NATS), uv, and the locked Python environment in .venv.
-# Safe to run again: each step is skipped when already done.
+# (PostgreSQL, Redis, NATS), uv, the locked Python environment in .venv, and the Pulumi engine that
+# `venta` runs (scripts/toolchain/engine.sh: a recent one on PATH, else the official release, else
+# built from Go modules, about 12 minutes once).
+# Safe to run again: each step is skipped when already done, and a second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(postgresql redis-server nats-server wrk)
+# docker.io and mmdebstrap: the image tests (tests/images) build and run the services' images.
+apt_packages=(postgresql redis-server nats-server wrk docker.io mmdebstrap)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -37,3 +40,5 @@ if ! cmp -s "$scan_pins" .venv-scan/.pins 2>/dev/null; then
   uv pip sync --quiet --python .venv-scan/bin/python "$scan_pins"
   cp "$scan_pins" .venv-scan/.pins
 fi
+
+bash scripts/toolchain/engine.sh >/dev/null

@@ -1,9 +1,10 @@
 """``python -m services <service-name>``: run one service in one uvicorn process.
 
 Without an argument the name comes from ``SERVICE_NAME`` (the image's default command relies on that,
-since an exec-form CMD cannot expand variables). uvloop + httptools; on SIGTERM uvicorn stops
-accepting, lets in-flight requests finish (up to ``SHUTDOWN_GRACE_SECONDS``), then the app's lifespan
-drains consumers and closes its clients.
+since an exec-form CMD cannot expand variables). uvloop + httptools; on SIGTERM the service drains
+(not ready, connections closed after each response, still serving) for ``SHUTDOWN_DRAIN_SECONDS``,
+then uvicorn stops accepting, lets in-flight requests finish (up to ``SHUTDOWN_GRACE_SECONDS``), and
+the app's lifespan drains consumers and closes its clients (services/common/drain.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import uvicorn
 
 from services.catalog import SERVICES
+from services.common.drain import DrainingServer
 from services.common.settings import SettingsError
 
 
@@ -39,7 +41,7 @@ def main(argv: list[str]) -> int:
     # the p99 latency.
     gc.collect()
     gc.freeze()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -59,6 +61,8 @@ def main(argv: list[str]) -> int:
         # redo that work for every client and about double its CPU.
         ws_per_message_deflate=False,
     )
+    server = DrainingServer(config, settings.shutdown_drain_seconds, app.state.health.start_draining)
+    server.run()
     return 0
 
 

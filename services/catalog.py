@@ -7,6 +7,8 @@ nothing from the project (shared/DESIGN.md: the one part of services/ that infra
 import). A new service is one line in ``SERVICES``, its package under services/ and its route in
 ``services/api_gateway/routes_table.py``; every other list of services is derived from this table or
 fails a test until it agrees.
+``SHUTDOWN`` holds how long each step of stopping a service takes, read by the services' settings and
+by the pod spec (its preStop hook and termination grace period), so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -114,3 +116,29 @@ SERVICES: dict[str, Service] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class ShutdownTimes:
+    """Stopping a replica without losing a request, step by step (seconds)."""
+
+    # preStop: the pod is already marked terminating and keeps serving everything while its removal
+    # from the endpoints reaches kube-proxy, the Ingress and the gateway's DNS.
+    endpoint_propagation: int = 5
+    # After SIGTERM: readiness answers 503 and every response says `Connection: close`, so clients
+    # holding keep-alive connections move to other replicas. Longer than the gateway's pooled
+    # keep-alive (15 s): every pooled connection is either used in this time (and closed after its
+    # answer) or too old for the gateway to use again, so none is closed under a request.
+    drain: int = 20
+    # Then the listener closes and requests still running get this long to finish.
+    in_flight: int = 10
+    # Then the app's shutdown: consumers finish their batch, NATS drains, pools close.
+    cleanup: int = 10
+
+    @property
+    def grace_period(self) -> int:
+        """terminationGracePeriodSeconds: every step above; past it the kubelet sends SIGKILL."""
+        return self.endpoint_propagation + self.drain + self.in_flight + self.cleanup
+
+
+SHUTDOWN = ShutdownTimes()

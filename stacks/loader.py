@@ -6,6 +6,7 @@ Only this module reads Pulumi config; everything below receives the resulting `S
 from __future__ import annotations
 
 import json
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ NAMESPACE = "venta"
 _STRING_KEYS = {"namespace", "profile"}
 _SECRET_ROOT = "secrets"
 _RESERVED = {"stack"}
+# Set (to a folder): the kubernetes provider writes manifests there instead of talking to a cluster.
+RENDER_DIR_VARIABLE = "VENTA_RENDER_DIR"
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,15 @@ class SettingsError(ValueError):
         super().__init__(f"stack {stack!r} has {len(problems)} invalid setting(s):\n{lines}")
 
 
-def load(stack: str, config: Mapping[str, str] | None = None) -> StackSettings:
+def load(
+    stack: str, config: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> StackSettings:
     """Validate `stack`'s settings. `config` maps `venta:<key>` to the string values Pulumi passes;
-    None reads the running program's config."""
+    None reads the running program's config. `environ` (default: the process's) may hold
+    RENDER_DIR_VARIABLE, which `venta` sets to render instead of deploying."""
     raw = _read_pulumi_config() if config is None else dict(config)
     values, problems = _parse(raw)
+    _apply_render_dir(values, os.environ if environ is None else environ)
     profile_name = values.get("profile", stack)
     if not isinstance(profile_name, str) or profile_name not in PROFILES:
         path = "profile" if "profile" in values else "stack"
@@ -64,6 +71,15 @@ def load(stack: str, config: Mapping[str, str] | None = None) -> StackSettings:
     if problems:
         raise SettingsError(stack, problems)
     return settings
+
+
+def _apply_render_dir(values: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Render mode for one run: set by `venta` through the environment, so choosing it never
+    writes into the committed Pulumi.<stack>.yaml. A renderDir the stack's config names wins."""
+    folder = environ.get(RENDER_DIR_VARIABLE, "").strip()
+    kubernetes = values.get("kubernetes")
+    if folder and (kubernetes is None or isinstance(kubernetes, dict)):
+        values["kubernetes"] = {"renderDir": folder, **(kubernetes or {})}
 
 
 def _read_pulumi_config() -> dict[str, str]:

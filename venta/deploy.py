@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 
 from venta import stack_config
-from venta.engine import StackOps
+from venta.engine import EngineError, StackOps
 from venta.report import changes_line, show_outputs
 from venta.target import Say, Target, prepare
 from venta.versions import deploy_message
@@ -35,7 +35,10 @@ def deploy(
         stack.remove_config(stack_config.IMAGE_DIGESTS)
         say(f"images: dropped the digests pinned for {previous}")
     say(f"preview of {stack.name} at {version}:")
-    say(f"preview: {changes_line(stack.preview())}")
+    report = stack.preview()
+    if report.error:
+        raise EngineError(report.error)
+    say(f"preview: {changes_line(report.counts)}")
     _update(stack, verb, version, rendering, say)
 
 

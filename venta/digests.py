@@ -16,7 +16,21 @@ class DigestError(ValueError):
 
 
 def load_digests(path: Path, services: Sequence[str], *, require_all: bool) -> dict[str, str]:
-    """The file's service -> digest object, checked; `require_all`: every service must be pinned."""
+    """The file's service -> digest object (or every `*.json` in a folder, merged: one per image
+    job), checked; `require_all`: every service must be pinned."""
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files:
+        raise DigestError(f"the digests folder {str(path)!r} holds no .json file")
+    data: dict[str, object] = {}
+    for file in files:
+        for service, digest in _read_object(file).items():
+            if service in data and data[service] != digest:
+                raise DigestError(f"digests: {service!r} is pinned twice, differently, in {str(path)!r}")
+            data[service] = digest
+    return check_digests(data, services, require_all=require_all)
+
+
+def _read_object(path: Path) -> dict[str, object]:
     try:
         data = json.loads(path.read_text())
     except OSError as error:
@@ -25,7 +39,7 @@ def load_digests(path: Path, services: Sequence[str], *, require_all: bool) -> d
         raise DigestError(f"the digests file {str(path)!r} is not JSON: {error}") from error
     if not isinstance(data, dict) or not data:
         raise DigestError(f"the digests file {str(path)!r} must be a JSON object of service name -> digest")
-    return check_digests(data, services, require_all=require_all)
+    return data
 
 
 def check_digests(

@@ -27,6 +27,48 @@ class Output:
     secret: bool
 
 
+# Steps that change nothing in the cluster; a refresh step only updates the state.
+UNCHANGED_OPS = frozenset({"same", "read", "refresh"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource in a preview: what the engine would do to it and which properties differ."""
+
+    op: str  # create, update, replace, delete, ... (pulumi's OpType values)
+    type: str  # kubernetes:apps/v1:Deployment
+    name: str  # the resource's logical name
+    diffs: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> bool:
+        return self.op not in UNCHANGED_OPS
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A policy violation reported during a preview."""
+
+    policy: str
+    level: str  # mandatory, advisory (reported as warning), ...
+    message: str
+    resource: str  # logical name, or "" for the stack
+
+
+@dataclass(frozen=True)
+class PreviewReport:
+    counts: dict[str, int]
+    steps: tuple[Step, ...]
+    findings: tuple[Finding, ...]
+    # Pulumi's message when the preview failed (a mandatory policy violation, say): what was
+    # reported until then is kept, so a refused preview still says why in its summary.
+    error: str | None = None
+
+    @property
+    def changed(self) -> tuple[Step, ...]:
+        return tuple(step for step in self.steps if step.changes)
+
+
 class StackOps(Protocol):
     """The operations the command runs on one stack. Config keys are paths (`venta:images.tag`)."""
 
@@ -38,7 +80,9 @@ class StackOps(Protocol):
 
     def remove_config(self, key: str) -> None: ...
 
-    def preview(self) -> dict[str, int]: ...
+    def change_secrets_provider(self, provider: str) -> None: ...
+
+    def preview(self, *, refresh: bool = False) -> PreviewReport: ...
 
     def up(self, message: str) -> dict[str, int]: ...
 
@@ -59,12 +103,14 @@ class Engine(Protocol):
 
 
 def pulumi_message(error: auto.CommandError) -> str:
-    """Pulumi's own account of a failure: its stderr, else the Diagnostics it printed (stdout)."""
+    """Pulumi's own account of a failure: the Diagnostics it printed (stdout) and its stderr, without
+    the warnings that accompany every run (plugins found on PATH, say)."""
     # CommandError keeps only its string form: "\n code: N\n stdout: ...\n stderr: ..."
     head, _, stderr = str(error).partition("\n stderr: ")
-    if stderr.strip():
-        return stderr.strip()
-    return _diagnostics(head.partition("\n stdout: ")[2]) or "pulumi failed without a message"
+    errors = "\n".join(line for line in stderr.strip().splitlines() if not line.startswith("warning: "))
+    diagnostics = _diagnostics(head.partition("\n stdout: ")[2])
+    found = [text for text in (diagnostics, errors.strip()) if text]
+    return "\n".join(dict.fromkeys(found)) or stderr.strip() or "pulumi failed without a message"
 
 
 def _diagnostics(stdout: str) -> str:
@@ -90,6 +136,20 @@ def translate_errors(call: Callable[[], T]) -> T:
 def _stream(line: str) -> None:
     # The Automation API hands over each line with its newline stripped.
     print(line, flush=True)
+
+
+def _logical_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+def _step(metadata: auto.events.StepEventMetadata) -> Step:
+    op = getattr(metadata.op, "value", str(metadata.op))
+    return Step(op, metadata.type, _logical_name(metadata.urn), tuple(metadata.diffs or ()))
+
+
+def _finding(event: auto.events.PolicyEvent) -> Finding:
+    resource = _logical_name(event.resource_urn) if event.resource_urn else ""
+    return Finding(event.policy_name, event.enforcement_level, event.message.strip(), resource)
 
 
 def change_counts(op_map: Mapping[Any, int] | None) -> dict[str, int]:
@@ -125,13 +185,35 @@ class AutomationStack:
     def remove_config(self, key: str) -> None:
         translate_errors(lambda: self._stack.remove_config(key, path=True))
 
-    def preview(self) -> dict[str, int]:
-        result = translate_errors(
-            lambda: self._stack.preview(
-                on_output=_stream, diff=True, policy_packs=self._packs, policy_pack_configs=self._pack_configs
+    def change_secrets_provider(self, provider: str) -> None:
+        # Re-encrypts the stack's secrets with the new provider (the Automation API has no call for it).
+        workspace = self._stack.workspace
+        assert isinstance(workspace, auto.LocalWorkspace)
+        args = ["stack", "change-secrets-provider", "--stack", self.name, provider]
+        translate_errors(lambda: workspace.pulumi_command.run(args, workspace.work_dir, workspace.env_vars))
+
+    def preview(self, *, refresh: bool = False) -> PreviewReport:
+        steps: list[Step] = []
+        findings: list[Finding] = []
+
+        def collect(event: auto.EngineEvent) -> None:
+            if event.resource_pre_event is not None:
+                steps.append(_step(event.resource_pre_event.metadata))
+            if event.policy_event is not None:
+                findings.append(_finding(event.policy_event))
+
+        try:
+            result = self._stack.preview(
+                on_output=_stream,
+                on_event=collect,
+                diff=True,
+                refresh=refresh,
+                policy_packs=self._packs,
+                policy_pack_configs=self._pack_configs,
             )
-        )
-        return change_counts(result.change_summary)
+        except auto.CommandError as error:
+            return PreviewReport({}, tuple(steps), tuple(findings), error=pulumi_message(error))
+        return PreviewReport(change_counts(result.change_summary), tuple(steps), tuple(findings))
 
     def up(self, message: str) -> dict[str, int]:
         result = translate_errors(
@@ -163,7 +245,13 @@ class AutomationStack:
 
 
 class AutomationEngine:
-    """Opens stacks of the project in `root` with the `pulumi` CLI found on PATH."""
+    """Opens stacks of the project in `root` with the `pulumi` CLI in `bin_dir` (venta.engine_location)."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        # PulumiCommand wants the folder above `bin/pulumi`: every Pulumi install is laid out so.
+        if bin_dir.name != "bin":
+            raise EngineError(f"the Pulumi CLI must sit in a folder named bin, not {bin_dir}")
+        self._root = bin_dir.parent
 
     def open_stack(
         self,
@@ -179,7 +267,10 @@ class AutomationEngine:
             Path(backend.removeprefix("file://")).expanduser().mkdir(parents=True, exist_ok=True)
         try:
             workspace = auto.LocalWorkspace(
-                work_dir=str(root), env_vars=dict(env), secrets_provider=secrets_provider
+                work_dir=str(root),
+                env_vars=dict(env),
+                secrets_provider=secrets_provider,
+                pulumi_command=auto.PulumiCommand(root=str(self._root)),
             )
         except auto.InvalidVersionError as error:
             raise EngineError(f"unsupported pulumi CLI: {error}") from error

@@ -1,4 +1,4 @@
-"""What this machine offers: the Pulumi CLI, a state backend, a kube context, a Docker daemon.
+"""What this machine offers: a state backend, a kube context, a Docker daemon.
 
 Every check reads a `Host` snapshot instead of the process environment, so tests can describe a
 machine without changing the real one.
@@ -6,7 +6,6 @@ machine without changing the real one.
 
 import json
 import os
-import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,14 +13,15 @@ from pathlib import Path
 
 import yaml
 
-PULUMI_MISSING = """\
-venta: the Pulumi CLI was not found on PATH; nothing was run.
-Get one, put its folder on PATH, then run the command again:
-  - the install script:   curl -fsSL https://get.pulumi.com | sh   (installs into ~/.pulumi/bin)
-  - a package manager:    brew install pulumi/tap/pulumi
+# A stack with this profile is never run with secrets under an empty passphrase.
+PROTECTED_PROFILES = frozenset({"prod"})
+EMPTY_PASSPHRASE_REFUSED = """\
+venta: refusing to run stack {stack!r} (profile {profile!r}) with an empty passphrase: whoever reads
+its state (a file or a bucket) would read its secrets. Nothing was run. Either
+  - set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the stack's passphrase, or
+  - pass --secrets-provider with a key management URL (awskms://..., gcpkms://...,
+    azurekeyvault://..., hashivault://...), or use the Pulumi Cloud backend (`pulumi login`).
 """
-# Offline, the end-to-end tests' script builds the CLI from Go modules.
-TOOLCHAIN_SCRIPT = "tests/e2e/toolchain.sh"
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,10 @@ class PulumiEnv:
     backend: str  # a URL, or a description when the CLI's own login decides
     secrets_provider: str | None  # None: leave the choice to the backend
     notes: list[str]
-
-
-def find_pulumi(host: Host) -> str | None:
-    """Path of the `pulumi` executable on the host's PATH, if any."""
-    return shutil.which("pulumi", path=host.env.get("PATH", os.defpath))
+    # Secrets would be encrypted with an empty passphrase: readable by whoever reads the state.
+    empty_passphrase: bool = False
+    # The provider the stack file records, when the run asks for another one (it is changed first).
+    change_from: str | None = None
 
 
 def _pulumi_login(host: Host) -> str | None:
@@ -65,8 +64,14 @@ def _pulumi_login(host: Host) -> str | None:
     return current if isinstance(current, str) and current else None
 
 
-def pulumi_env(host: Host) -> PulumiEnv:
-    """State in a local folder unless the user chose a backend; a passphrase for secrets."""
+def has_passphrase(host: Host) -> bool:
+    """A non-empty passphrase, or a file Pulumi reads it from."""
+    return bool(host.env.get("PULUMI_CONFIG_PASSPHRASE") or host.env.get("PULUMI_CONFIG_PASSPHRASE_FILE"))
+
+
+def pulumi_env(host: Host, chosen: str | None = None, recorded: str | None = None) -> PulumiEnv:
+    """State in a local folder unless the user chose a backend. Secrets: `chosen` (--secrets-provider),
+    else what the stack file `recorded`, else the Pulumi Cloud's own key or a passphrase."""
     variables: dict[str, str] = {}
     notes: list[str] = []
     backend = host.env.get("PULUMI_BACKEND_URL") or _pulumi_login(host)
@@ -78,14 +83,29 @@ def pulumi_env(host: Host) -> PulumiEnv:
     else:
         notes.append(f"state: {backend}")
     # The Pulumi Cloud keeps its own secrets key; every other backend uses a passphrase.
-    secrets_provider = None if backend.startswith("https://") else "passphrase"
-    if secrets_provider and not (
-        "PULUMI_CONFIG_PASSPHRASE" in host.env or "PULUMI_CONFIG_PASSPHRASE_FILE" in host.env
-    ):
+    default = None if backend.startswith("https://") else "passphrase"
+    provider = chosen or recorded or default
+    empty = provider == "passphrase" and not has_passphrase(host)
+    # Changing away from a passphrase decrypts with it first, so the (empty) passphrase is passed then too.
+    if (empty or recorded == "passphrase") and not has_passphrase(host):
         variables["PULUMI_CONFIG_PASSPHRASE"] = ""
-        notes.append("secrets: passphrase provider with an empty passphrase (set PULUMI_CONFIG_PASSPHRASE)")
+    if empty:
+        notes.append(
+            "secrets: passphrase provider with an empty passphrase "
+            "(set PULUMI_CONFIG_PASSPHRASE, or pass --secrets-provider)"
+        )
+    elif provider not in (None, "passphrase"):
+        notes.append(f"secrets: {provider}")
     variables.setdefault("PULUMI_SKIP_UPDATE_CHECK", host.env.get("PULUMI_SKIP_UPDATE_CHECK", "true"))
-    return PulumiEnv(variables=variables, backend=backend, secrets_provider=secrets_provider, notes=notes)
+    change_from = recorded if chosen and recorded and chosen != recorded else None
+    return PulumiEnv(
+        variables=variables,
+        backend=backend,
+        secrets_provider=provider,
+        notes=notes,
+        empty_passphrase=empty,
+        change_from=change_from,
+    )
 
 
 def _kubeconfig_paths(host: Host) -> list[Path]:

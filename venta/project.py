@@ -42,6 +42,32 @@ def known_stacks(root: Path) -> list[str]:
     return sorted(path.name.removeprefix("Pulumi.").removesuffix(".yaml") for path in files)
 
 
+def _stack_file(root: Path, stack: str) -> dict[str, object]:
+    try:
+        doc = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def stack_profile(root: Path, stack: str) -> str:
+    """The environment profile a stack resolves to, as `stacks.load` resolves it: `venta:profile`,
+    else the stack's own name."""
+    config = _stack_file(root, stack).get("config")
+    profile = config.get("venta:profile") if isinstance(config, dict) else None
+    return profile if isinstance(profile, str) and profile else stack
+
+
+def stack_secrets_provider(root: Path, stack: str) -> str | None:
+    """The secrets provider the stack file records: a KMS URL (`secretsprovider`), "passphrase" when
+    it carries a passphrase salt, or None when the stack was never initialised with this file."""
+    doc = _stack_file(root, stack)
+    provider = doc.get("secretsprovider")
+    if isinstance(provider, str) and provider not in ("", "default"):
+        return provider
+    return "passphrase" if doc.get("encryptionsalt") else None
+
+
 def render_dir(stack: str) -> str:
     """Where render mode writes a stack's manifests, relative to the project (git-ignored)."""
     return f"rendered/{stack}"

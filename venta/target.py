@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stacks.loader import RENDER_DIR_VARIABLE
 from venta import stack_config
 from venta.engine import StackOps
 
@@ -28,17 +29,22 @@ def prepare(stack: StackOps, target: Target, say: Say, *, reference_images: bool
 
 
 def _point_at_target(stack: StackOps, target: Target, say: Say) -> str | None:
-    configured = stack.get_config(stack_config.RENDER_DIR)
-    if target.kube_context is None:
-        folder = configured or target.render_dir
-        if not configured:
-            stack.set_config(stack_config.RENDER_DIR, folder)
+    """Nothing is written into the stack's config: without a cluster, `venta` passes the render
+    folder to the program for this run (`environment`); a renderDir the stack names wins."""
+    folder = stack.get_config(stack_config.RENDER_DIR) or (
+        target.render_dir if target.kube_context is None else None
+    )
+    if folder is not None:
+        reason = "no kube context configured" if target.kube_context is None else "the stack names renderDir"
         say(
-            f"no kube context configured: rendering the manifests into {folder}/ with the kubernetes "
-            "provider's renderYamlToDirectory; nothing is deployed to a cluster"
+            f"{reason}: rendering the manifests into {folder}/ with the kubernetes provider's "
+            "renderYamlToDirectory; nothing is deployed to a cluster"
         )
         return folder
-    if configured:
-        stack.remove_config(stack_config.RENDER_DIR)
     say(f"deploying to the cluster of kube context {target.kube_context!r}")
     return None
+
+
+def environment(target: Target) -> dict[str, str]:
+    """Variables the program reads for this run (stacks.load): the render folder without a cluster."""
+    return {RENDER_DIR_VARIABLE: target.render_dir} if target.kube_context is None else {}

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra.builders import images, names, pod, scanner
+from infra.builders import images, names, pod, scanner, shutdown
 from infra.builders.labels import labels, selector
 from infra.builders.quota import Workload
 from stacks.catalog import ServiceSpec
@@ -174,6 +174,8 @@ class VentaService(pulumi.ComponentResource):
             security_context=pod.container_security(pod.UID),
             volume_mounts=mounts,
         )
+        # A preStop sleep, and a grace period that covers every step of stopping (infra/builders/shutdown.py).
+        drained = shutdown.drained_pod(container)
         annotations = {
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(names.SERVICE_PORT),
@@ -189,9 +191,9 @@ class VentaService(pulumi.ComponentResource):
                 metadata=meta.ObjectMetaArgs(labels=self.labels, annotations=annotations),
                 spec=pod.restricted_pod(
                     self.account.metadata.name,
-                    [container],
+                    drained["containers"],
                     volumes,
-                    grace_seconds=30,
+                    grace_seconds=drained["termination_grace_period_seconds"],
                     spread=self.selector if args.spread_across_nodes else None,
                 ),
             ),

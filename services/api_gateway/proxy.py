@@ -2,10 +2,11 @@
 
 Per request: match the route table, verify the bearer token unless the route is public (verified
 tokens are cached briefly in-process), check the client's rate limit (local lease, see ratelimit.py),
-then forward over a pooled keep-alive aiohttp session of that upstream with the request id. Idempotent
-methods are retried on connection failures only, within the same overall deadline; a timeout is a
-504 and an unreachable or broken upstream a 502, each with a JSON body naming the service. Building
-no Starlette Request/Response objects here keeps the gateway's own cost low.
+then forward over a pooled keep-alive aiohttp session of that upstream with the request id. A refused
+connection (nothing was sent) is retried for any method, other connection failures for idempotent
+methods only, within the same overall deadline; a timeout is a 504 and an unreachable or broken
+upstream a 502, each with a JSON body naming the service. Building no Starlette Request/Response
+objects here keeps the gateway's own cost low.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ class Gateway:
         url = URL(target, encoded=True)
         timeout = self.settings.upstream_timeout_seconds
         deadline = time.monotonic() + timeout
-        attempts = 1 + (self.settings.upstream_retries if method in IDEMPOTENT else 0)
+        attempts = 1 + self.settings.upstream_retries
         for attempt in range(1, attempts + 1):
             # The first attempt uses the session's timeout; a retry gets only what is left of it.
             per_try = (
@@ -267,7 +268,14 @@ class Gateway:
                 )
                 return
             except aiohttp.ClientError as exc:
-                if attempt < attempts and deadline - time.monotonic() > 0.05:
+                # A refused connection sent nothing, so any method may be tried again (a replica
+                # that just stopped listening while a balancer still sends to it); after a request
+                # went out, only an idempotent one may.
+                refused = isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+                    exc, aiohttp.ClientSSLError
+                )
+                retry = refused or method in IDEMPOTENT
+                if retry and attempt < attempts and deadline - time.monotonic() > 0.05:
                     UPSTREAM.labels(route.service, "retried").inc()
                     await asyncio.sleep(0.02 * attempt)
                     continue

@@ -43,7 +43,11 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("/api/users", "user-management", public=("POST /register", "POST /login", "POST /refresh")),
+    Route(
+        "/api/users",
+        "user-management",
+        public=("POST /register", "POST /login", "POST /refresh", "POST /logout"),
+    ),
     Route("/api/vendors", "vendor-management", public=("GET ", "GET /*")),
     Route("/api/search", "search-discovery", public=("GET /**",)),
     # These four serve their routes under /api themselves. /api/realtime is HTTP only through the

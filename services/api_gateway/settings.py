@@ -18,7 +18,8 @@ UpstreamUrl = Annotated[
 class GatewaySettings(RedisSettings, JwtSettings):
     upstream_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
-    # Extra attempts for idempotent requests whose connection failed (never after a timeout).
+    # Extra attempts after a refused connection (any method) or another connection failure
+    # (idempotent methods only); never after a timeout.
     upstream_retries: int = Field(default=2, ge=0, le=5)
     upstream_pool_size: int = Field(default=100, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -5,7 +5,8 @@ exactly the clients its settings ask for (a ``DatabaseSettings`` subclass gets a
 migrations applied, ``RedisSettings`` a Redis client, ``NatsSettings`` a NATS connection with the
 streams ensured, ``JwtSettings`` a token verifier), registers a readiness check for each, runs the
 service's own ``background`` context (consumers, relays) and closes everything in reverse order on
-shutdown: background work drains first, then NATS drains, then Redis and the pool close.
+shutdown: background work drains first, then NATS drains (or just closes, if it is down), then Redis
+and the pool close.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.middleware import Middleware
 
 from services.common import nats_client, postgres
 from services.common.auth import TokenVerifier
+from services.common.drain import CloseWhileDraining
 from services.common.errors import install_error_handlers
 from services.common.health import Health, health_router
 from services.common.logs import configure_logging
@@ -58,12 +60,6 @@ class Resources:
 Background = Callable[[FastAPI, Resources], contextlib.AbstractAsyncContextManager[None]]
 
 
-async def _nats_check(nc: NatsClient) -> None:
-    if not nc.is_connected:
-        raise ConnectionError("not connected")
-    await nc.flush(timeout=1)
-
-
 @contextlib.asynccontextmanager
 async def _open_resources(
     app: FastAPI,
@@ -86,12 +82,13 @@ async def _open_resources(
             stack.push_async_callback(redis.aclose)
             health.add_check("redis", redis.ping)
         if isinstance(settings, NatsSettings):
-            nc = res.nats = await nats_client.connect(settings)
-            stack.push_async_callback(nc.drain)
+            watch = nats_client.ConnectionWatch(settings.nats_outage_budget_seconds)
+            nc = res.nats = await nats_client.connect(settings, watch)
+            stack.push_async_callback(nats_client.close, nc)
             res.js = nc.jetstream()
             if streams:
                 await nats_client.ensure_streams(res.js, *streams)
-            health.add_check("nats", lambda: _nats_check(nc))
+            health.add_check("nats", lambda: watch.check(nc))
         if isinstance(settings, JwtSettings):
             res.verifier = TokenVerifier(settings.jwt_public_key, cache_seconds=settings.token_cache_seconds)
         yield res
@@ -130,6 +127,7 @@ def build_app(
     app.state.health = Health(service=settings.service_name, environment=settings.environment)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CloseWhileDraining, health=app.state.health)
     app.user_middleware.extend(middleware)  # add_middleware would put them outside the request context
     app.include_router(health_router())
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN
+from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN, SHUTDOWN
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -67,8 +67,11 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"
     environment: str = "dev"
-    # uvicorn waits this long for in-flight requests on SIGTERM before the lifespan shutdown runs.
-    shutdown_grace_seconds: int = Field(default=10, ge=1, le=300)
+    # On SIGTERM: readiness fails and responses close their connections, while serving goes on this
+    # long (0 for a process with no balancer in front); then uvicorn waits up to the grace for
+    # in-flight requests before the lifespan shutdown runs (services/common/drain.py).
+    shutdown_drain_seconds: float = Field(default=SHUTDOWN.drain, ge=0, le=300)
+    shutdown_grace_seconds: int = Field(default=SHUTDOWN.in_flight, ge=1, le=300)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -102,8 +105,12 @@ class NatsSettings(ServiceSettings):
     nats_queue: str = ""
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")
+    # The client reconnects for as long as the process lives, pausing 0.25 s, 0.5 s, ... up to
+    # NATS_RECONNECT_WAIT_SECONDS between attempts. "5 reconnects, 2 s apart" is the outage budget:
+    # once the connection has been down that long (10 s), readiness fails and
+    # nats_reconnect_budget_exceeded turns 1. -1 never fails readiness for an outage.
     nats_max_reconnect_attempts: int = Field(default=5, ge=-1)
-    nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0)
+    nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("nats_servers", mode="before")
     @classmethod
@@ -115,12 +122,20 @@ class NatsSettings(ServiceSettings):
         return value
 
     @property
+    def nats_outage_budget_seconds(self) -> float:
+        """How long the connection may be down before readiness fails (infinite for -1)."""
+        if self.nats_max_reconnect_attempts < 0:
+            return float("inf")
+        return self.nats_max_reconnect_attempts * self.nats_reconnect_wait_seconds
+
+    @property
     def queue_name(self) -> str:
         """Durable consumer / queue group name shared by the replicas of one service."""
         return self.nats_queue or self.service_name
 
 
 class JwtSettings(ServiceSettings):
+    # One or more PEM public keys, all accepted (more than one while a signing key is rotated).
     jwt_public_key: str
     # Verified tokens are remembered this long (never past their own expiry); 0 verifies every time.
     # An Ed25519 check costs about 0.1-0.25 ms of CPU, more than the rest of a cached read.
@@ -129,9 +144,9 @@ class JwtSettings(ServiceSettings):
     @field_validator("jwt_public_key")
     @classmethod
     def _pem(cls, value: str) -> str:
-        from services.common.auth import load_public_key
+        from services.common.auth import load_public_keys
 
-        load_public_key(value)  # raises ValueError with the reason
+        load_public_keys(value)  # raises ValueError with the reason
         return value
 
 
@@ -153,13 +168,11 @@ class JwtSigningSettings(JwtSettings):
 
     @model_validator(mode="after")
     def _key_pair_matches(self) -> JwtSigningSettings:
-        from services.common.auth import public_pem_from_seed
+        from services.common.auth import key_id, load_public_keys, private_key_from_seed
 
-        if (
-            public_pem_from_seed(self.jwt_signing_seed.get_secret_value()).strip()
-            != self.jwt_public_key.strip()
-        ):
-            raise ValueError("JWT_PUBLIC_KEY is not the public key of JWT_SIGNING_SEED")
+        seed = self.jwt_signing_seed.get_secret_value()
+        if key_id(private_key_from_seed(seed).public_key()) not in load_public_keys(self.jwt_public_key):
+            raise ValueError("JWT_PUBLIC_KEY does not include the public key of JWT_SIGNING_SEED")
         return self
 
 

@@ -20,10 +20,11 @@ _MAX_FILENAME = 255
 
 
 class UploadRejected(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after  # seconds, for a 429
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ def boundary_of(content_type: str | None) -> bytes:
 class _FilePart:
     """Collects the one ``file`` part; the parser's callbacks only record, this class decides."""
 
-    def __init__(self, sink: PendingWrite, max_bytes: int) -> None:
+    def __init__(self, sink: PendingWrite, max_bytes: int, too_large: UploadRejected | None) -> None:
         self.sink = sink
         self.max_bytes = max_bytes
+        self.too_large = too_large or UploadRejected(413, f"file exceeds the limit of {max_bytes} bytes")
         self.hash = hashlib.sha256()
         self.size = 0
         self.head = b""
@@ -70,7 +72,7 @@ class _FilePart:
     def feed(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise UploadRejected(413, f"file exceeds the limit of {self.max_bytes} bytes")
+            raise self.too_large
         self.hash.update(data)
         if self.content_type is None:
             self.head += data
@@ -93,10 +95,15 @@ class _FilePart:
 
 
 async def receive(
-    body: AsyncIterator[bytes], content_type: str | None, sink: PendingWrite, max_bytes: int
+    body: AsyncIterator[bytes],
+    content_type: str | None,
+    sink: PendingWrite,
+    max_bytes: int,
+    too_large: UploadRejected | None = None,
 ) -> Received:
-    """Stream the request body into ``sink``; raises UploadRejected (and leaves ``sink`` to the caller)."""
-    part = _FilePart(sink, max_bytes)
+    """Stream the request body into ``sink``; raises UploadRejected (``too_large`` past ``max_bytes``)
+    and leaves ``sink`` to the caller."""
+    part = _FilePart(sink, max_bytes, too_large)
     events: list[tuple[str, bytes]] = []
     header = {"field": b"", "value": b""}
     disposition = [b""]

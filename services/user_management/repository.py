@@ -62,29 +62,67 @@ async def update_display_name(pool: asyncpg.Pool, user_id: uuid.UUID, name: str)
     return row
 
 
-async def new_refresh_token(conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID, ttl: int) -> str:
+class RefreshTokenReused(Exception):
+    """A refresh token was presented after it had been rotated or revoked; its family is now revoked."""
+
+
+async def new_refresh_token(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID, ttl: int, family_id: uuid.UUID | None = None
+) -> str:
+    """A fresh refresh token: of a new family (a login) unless ``family_id`` continues one (a refresh)."""
     token = secrets.token_urlsafe(32)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
     await conn.execute(
-        "INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
         _token_hash(token),
         user_id,
+        family_id or uuid.uuid4(),
         expires,
     )
     return token
 
 
+_REVOKE_FAMILY = "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL"
+
+
 async def rotate_refresh_token(pool: asyncpg.Pool, token: str, ttl: int) -> tuple[asyncpg.Record, str] | None:
-    """Spend ``token`` and hand out its successor, atomically: of two concurrent uses only one wins."""
+    """Spend ``token`` and hand out its successor in the same family; None when the token is unknown
+    or expired. A token already spent or revoked raises ``RefreshTokenReused`` after revoking its whole
+    family: one of its holders is not the user. Of two concurrent uses of one token the second counts
+    as a reuse too (the row lock orders them), which logs that login out: safer than guessing which."""
+    reused = False
     async with pool.acquire() as conn, conn.transaction():
-        user_id = await conn.fetchval(
-            "UPDATE refresh_tokens SET revoked_at = now()"
-            " WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING user_id",
+        row = await conn.fetchrow(
+            "SELECT user_id, family_id, revoked_at, expires_at > now() AS live FROM refresh_tokens"
+            " WHERE token_hash = $1 FOR UPDATE",
             _token_hash(token),
         )
-        if user_id is None:
+        if row is None or not row["live"]:
             return None
-        user = await conn.fetchrow("SELECT id, email, role, display_name FROM users WHERE id = $1", user_id)
-        if user is None:
-            return None
-        return user, await new_refresh_token(conn, user_id, ttl)
+        if row["revoked_at"] is not None:
+            await conn.execute(_REVOKE_FAMILY, row["family_id"])
+            reused = True
+        else:
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1", _token_hash(token)
+            )
+            user = await conn.fetchrow(
+                "SELECT id, email, role, display_name FROM users WHERE id = $1", row["user_id"]
+            )
+            if user is None:
+                return None
+            return user, await new_refresh_token(conn, row["user_id"], ttl, row["family_id"])
+    if reused:  # raised after the commit, so the revocation stands
+        raise RefreshTokenReused
+    return None
+
+
+async def revoke_family(pool: asyncpg.Pool, token: str) -> bool:
+    """Revoke every token of ``token``'s family (logout); False when the token is unknown."""
+    family = await pool.fetchval(
+        "SELECT family_id FROM refresh_tokens WHERE token_hash = $1", _token_hash(token)
+    )
+    if family is None:
+        return False
+    await pool.execute(_REVOKE_FAMILY, family)
+    return True

@@ -1,4 +1,5 @@
-"""webhooks' app: subscription and delivery routes, the JetStream ingest and the delivery worker."""
+"""webhooks' app: subscription and delivery routes, the JetStream ingest, the delivery worker and
+the retention of finished deliveries."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.common.app import Resources, build_app
+from services.common.retention import keep_deleting
 from services.common.settings import load_settings
 from services.common.tasks import running_tasks
-from services.webhooks import delivery, ingest
+from services.webhooks import delivery, ingest, retention
 from services.webhooks.routes import deliveries, subscriptions
 from services.webhooks.settings import Settings
 
@@ -26,7 +28,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert res.db is not None and res.js is not None
         async with delivery.Deliverer(res.db, settings) as deliverer:
             loops = ingest.consumers(res.js, res.db, settings.queue_name)
-            async with running_tasks(**loops, delivery=deliverer.run()):
+            purge = keep_deleting(
+                res.db,
+                retention.PURGE,
+                settings.webhook_retention_days * 86400,
+                settings.webhook_retention_interval_seconds,
+                retention.PURGED,
+            )
+            async with running_tasks(**loops, delivery=deliverer.run(), retention=purge):
                 yield
 
     return build_app(

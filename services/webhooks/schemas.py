@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 EventType = Literal["vendor.created", "vendor.updated", "vendor.deleted", "location.updated"]
 DeliveryStatus = Literal["pending", "delivered", "dead"]
+MAX_VENDORS = 100
 
 
 class SubscriptionIn(BaseModel):
@@ -17,6 +18,12 @@ class SubscriptionIn(BaseModel):
 
     url: str = Field(min_length=1, max_length=2048, description="http(s) URL that receives the POSTs")
     event_types: list[EventType] = Field(min_length=1, max_length=4)
+    vendor_ids: list[uuid.UUID] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_VENDORS,
+        description="the vendors to follow, each one yours; omitted: every vendor you own, now and later",
+    )
     description: str = Field(default="", max_length=500)
 
 
@@ -24,6 +31,7 @@ class SubscriptionOut(BaseModel):
     id: uuid.UUID
     url: str
     event_types: list[str]
+    vendor_ids: list[str] | None
     description: str
     created_at: datetime
 

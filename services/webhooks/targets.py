@@ -49,6 +49,12 @@ def parse_target(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+def target_key(url: str) -> str:
+    """What deliveries are limited and circuit-broken by: the URL's host[:port], lower-cased (the same
+    text the migration derived for older subscriptions)."""
+    return urlsplit(url).netloc.lower()
+
+
 async def resolve_checked(host: str, port: int, allow_private: bool) -> list[ResolveResult]:
     """Resolve ``host`` and refuse it when any of its addresses is not public (unless allowed)."""
     try:

@@ -20,13 +20,17 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def make_host(tmp_path: Path, *, pulumi: bool = True, kube_context: str | None = None) -> Host:
-    """A machine with (or without) a `pulumi` on PATH and a kubeconfig naming `kube_context`."""
+def make_host(
+    tmp_path: Path, *, pulumi: bool = True, kube_context: str | None = None, passphrase: str = ""
+) -> Host:
+    """A machine with (or without) a `pulumi` on PATH, a kubeconfig naming `kube_context`, and
+    `PULUMI_CONFIG_PASSPHRASE` when `passphrase` is given."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     if pulumi:
         cli = bin_dir / "pulumi"
-        cli.write_text("#!/bin/sh\nexit 99\n")  # never run: the engine is replaced
+        # Answers `pulumi version` only: every other operation goes to the replaced engine.
+        cli.write_text('#!/bin/sh\n[ "$1" = version ] && echo v3.274.1 && exit 0\nexit 99\n')
         cli.chmod(0o755)
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -35,12 +39,19 @@ def make_host(tmp_path: Path, *, pulumi: bool = True, kube_context: str | None =
         (home / ".kube" / "config").write_text(
             f"current-context: {kube_context}\ncontexts:\n- name: {kube_context}\n  context: {{cluster: c}}\n"
         )
-    return Host(env={"PATH": str(bin_dir)}, home=home, docker_socket=tmp_path / "no-docker.sock")
+    env = {"PATH": str(bin_dir)} | ({"PULUMI_CONFIG_PASSPHRASE": passphrase} if passphrase else {})
+    return Host(env=env, home=home, docker_socket=tmp_path / "no-docker.sock")
 
 
 @pytest.fixture
 def host(tmp_path: Path) -> Host:
     return make_host(tmp_path)
+
+
+@pytest.fixture
+def ci_host(tmp_path: Path) -> Host:
+    """A machine as CI is: with the stacks' passphrase (prod refuses to run without one)."""
+    return make_host(tmp_path, passphrase="from-the-repository-secrets")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from venta.engine import EngineError, Output
+from venta.engine import EngineError, Output, PreviewReport
 from venta.project import PolicyPack
 from venta.versions import Update
 
@@ -51,6 +51,10 @@ class RecordingStack:
     output_values: dict[str, Output] = field(default_factory=dict)
     fail_up_with: str | None = None
     calls: list[tuple[str, ...]] = field(default_factory=list)
+    # What the next preview reports (steps, policy findings); by default 8 updates of 48.
+    next_preview: PreviewReport = field(
+        default_factory=lambda: PreviewReport({"same": 40, "update": 8}, (), ())
+    )
 
     def get_config(self, key: str) -> str | None:
         self.calls.append(("get", key))
@@ -69,9 +73,12 @@ class RecordingStack:
         for stored in [k for k in self.config if k == key or _is_under(k, key)]:
             del self.config[stored]
 
-    def preview(self) -> dict[str, int]:
-        self.calls.append(("preview",))
-        return {"same": 40, "update": 8}
+    def change_secrets_provider(self, provider: str) -> None:
+        self.calls.append(("change-secrets-provider", provider))
+
+    def preview(self, *, refresh: bool = False) -> PreviewReport:
+        self.calls.append(("preview", "refresh") if refresh else ("preview",))
+        return self.next_preview
 
     def up(self, message: str) -> dict[str, int]:
         self.calls.append(("up", message))

@@ -21,11 +21,13 @@ def test_up_without_a_cluster_renders_with_referenced_images(
 ) -> None:
     assert main(["up", "dev"], engine=engine, host=host) == 0
     assert engine.stack.operations() == [
-        ("set", RENDER_DIR, "rendered/dev"),
         ("set", IMAGE_BUILD, "false"),  # no Docker daemon on this host
         ("up", "venta up dev v1.0.0"),
         ("outputs",),
     ]
+    # The render folder reaches the program through the environment, not the stack's file.
+    [(_, _, env, _)] = engine.opened
+    assert env["VENTA_RENDER_DIR"] == "rendered/dev"
     out = capsys.readouterr().out
     assert "no kube context configured: rendering the manifests into rendered/dev/" in out
     assert "rollout: nothing to wait for in render mode" in out
@@ -45,11 +47,13 @@ def test_up_uses_a_local_file_backend_and_an_empty_passphrase_by_default(
 def test_up_with_a_kube_context_deploys_to_the_cluster(
     project: Path, tmp_path: Path, dev_stack: RecordingStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dev_stack.config[RENDER_DIR] = "rendered/dev"  # left from an earlier run without a cluster
     host = make_host(tmp_path, kube_context="kind-venta")
     host = Host(env={**host.env, "DOCKER_HOST": "tcp://127.0.0.1:2375"}, home=host.home)
-    assert main(["up", "dev"], engine=RecordingEngine(dev_stack), host=host) == 0
-    assert dev_stack.operations() == [("remove", RENDER_DIR), ("up", "venta up dev v1.0.0"), ("outputs",)]
+    engine = RecordingEngine(dev_stack)
+    assert main(["up", "dev"], engine=engine, host=host) == 0
+    assert dev_stack.operations() == [("up", "venta up dev v1.0.0"), ("outputs",)]
+    [(_, _, env, _)] = engine.opened
+    assert "VENTA_RENDER_DIR" not in env
     out = capsys.readouterr().out
     assert "deploying to the cluster of kube context 'kind-venta'" in out
     assert "rollout: complete" in out
@@ -183,18 +187,18 @@ def test_rollback_without_a_target_version_stops_before_updating(
 
 
 def test_the_policy_pack_runs_only_when_asked_with_the_stacks_config(
-    project: Path, engine: RecordingEngine, host: Host
+    project: Path, engine: RecordingEngine, ci_host: Host
 ) -> None:
     (project / "policy" / "config").mkdir(parents=True)
     (project / "policy" / "config" / "dev.json").write_text("{}")
-    main(["deploy", "dev", "v1.1.0"], engine=engine, host=host)
-    main(["deploy", "dev", "v1.2.0", "--policy"], engine=engine, host=host)
+    main(["deploy", "dev", "v1.1.0"], engine=engine, host=ci_host)
+    main(["deploy", "dev", "v1.2.0", "--policy"], engine=engine, host=ci_host)
     assert engine.policies == [
         None,
         PolicyPack(str(project / "policy"), str(project / "policy" / "config" / "dev.json")),
     ]
     engine.stack.name = "prod"  # prod has no config file here: the pack runs with its defaults
-    main(["up", "prod", "--policy"], engine=engine, host=host)
+    main(["up", "prod", "--policy"], engine=engine, host=ci_host)
     assert engine.policies[-1] == PolicyPack(str(project / "policy"), None)
 
 
@@ -222,14 +226,12 @@ def pinning_run(version: str, digests: dict[str, str], message: str) -> list[tup
 
 
 def test_deploy_with_digests_pins_every_service_with_the_tag(
-    project: Path, host: Host, capsys: pytest.CaptureFixture[str]
+    project: Path, ci_host: Host, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack = RecordingStack("prod", config={IMAGE_TAG: "v1.0.0", digest_key("webhooks"): "sha256:" + "0" * 64})
     path, digests = write_digests(project, "c")
-    assert (
-        main(["deploy", "prod", "v1.1.0", "--digests", str(path)], engine=RecordingEngine(stack), host=host)
-        == 0
-    )
+    argv = ["deploy", "prod", "v1.1.0", "--digests", str(path)]
+    assert main(argv, engine=RecordingEngine(stack), host=ci_host) == 0
     expected = pinning_run("v1.1.0", digests, "venta deploy prod v1.1.0")
     assert stack.operations()[-len(expected) :] == expected
     # What the update ran with, in the shape Pulumi's history keeps (`venta:images` as one object).
@@ -246,16 +248,16 @@ def test_dev_may_pin_some_services_only(project: Path, engine: RecordingEngine, 
 
 
 def test_rollback_restores_the_digests_deployed_with_that_version(
-    project: Path, host: Host, capsys: pytest.CaptureFixture[str]
+    project: Path, ci_host: Host, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine = RecordingEngine(RecordingStack("prod", config={IMAGE_TAG: "v0.9.0"}))
     stack = engine.stack
     deployed = {version: write_digests(project, fill) for version, fill in (("v1.0.0", "1"), ("v1.1.0", "2"))}
     for version, (path, _) in deployed.items():
-        assert main(["deploy", "prod", version, "--digests", str(path)], engine=engine, host=host) == 0
+        assert main(["deploy", "prod", version, "--digests", str(path)], engine=engine, host=ci_host) == 0
     first_digests = deployed["v1.0.0"][1]
     stack.calls.clear()
-    assert main(["rollback", "prod"], engine=engine, host=host) == 0
+    assert main(["rollback", "prod"], engine=engine, host=ci_host) == 0
     expected = pinning_run("v1.0.0", first_digests, "venta rollback prod v1.0.0")
     assert stack.operations()[-len(expected) :] == expected
     assert json.loads(stack.history_entries[0].config["venta:images"])["digests"] == first_digests
@@ -263,15 +265,28 @@ def test_rollback_restores_the_digests_deployed_with_that_version(
 
 
 def test_rollback_to_a_version_deployed_without_digests_says_so(
-    project: Path, host: Host, capsys: pytest.CaptureFixture[str]
+    project: Path, ci_host: Host, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine = RecordingEngine(RecordingStack("prod", config={IMAGE_TAG: "v0.9.0"}))
     stack = engine.stack
     path, _ = write_digests(project, "3")
-    assert main(["deploy", "prod", "v1.0.0"], engine=engine, host=host) == 0
-    assert main(["deploy", "prod", "v1.1.0", "--digests", str(path)], engine=engine, host=host) == 0
-    assert main(["rollback", "prod", "v1.0.0"], engine=engine, host=host) == 0
+    assert main(["deploy", "prod", "v1.0.0"], engine=engine, host=ci_host) == 0
+    assert main(["deploy", "prod", "v1.1.0", "--digests", str(path)], engine=engine, host=ci_host) == 0
+    assert main(["rollback", "prod", "v1.0.0"], engine=engine, host=ci_host) == 0
     out = capsys.readouterr().out
     assert "images: the history records no digests for v1.0.0; they are referenced by tag only" in out
     assert "images: dropped the digests pinned for v1.1.0" in out
     assert not any(key.startswith(IMAGE_DIGESTS) for key in stack.config)
+
+
+def test_deploy_merges_a_folder_of_digest_files_one_per_image_job(
+    project: Path, engine: RecordingEngine, host: Host
+) -> None:
+    folder = project / "digests"
+    folder.mkdir()
+    pins = {"api-gateway": "sha256:" + "a" * 64, "webhooks": "sha256:" + "b" * 64}
+    for service, digest in pins.items():
+        (folder / f"digest-{service}.json").write_text(json.dumps({service: digest}))
+    assert main(["deploy", "dev", "v1.1.0", "--digests", str(folder)], engine=engine, host=host) == 0
+    pinned = {key: value for key, value in engine.stack.config.items() if key.startswith(IMAGE_DIGESTS)}
+    assert pinned == {digest_key(service): digest for service, digest in pins.items()}

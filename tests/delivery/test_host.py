@@ -1,10 +1,10 @@
-"""What the command learns about the machine: kube context, state backend, Docker daemon, Pulumi CLI."""
+"""What the command learns about the machine: kube context, state backend, Docker daemon."""
 
 import json
 import socket
 from pathlib import Path
 
-from venta.host import Host, docker_daemon, find_pulumi, kube_context, pulumi_env
+from venta.host import Host, docker_daemon, kube_context, pulumi_env
 
 KUBECONFIG_WITH_CONTEXT = """\
 apiVersion: v1
@@ -74,11 +74,3 @@ def test_docker_daemon_is_found_only_where_one_listens(tmp_path: Path) -> None:
         server.listen(1)
         assert docker_daemon(Host(env={}, home=tmp_path, docker_socket=path))
     assert docker_daemon(Host(env={"DOCKER_HOST": "tcp://10.0.0.5:2376"}, home=tmp_path, docker_socket=path))
-
-
-def test_pulumi_is_looked_up_on_the_hosts_path_only(tmp_path: Path) -> None:
-    assert find_pulumi(Host(env={"PATH": str(tmp_path)}, home=tmp_path)) is None
-    cli = tmp_path / "pulumi"
-    cli.write_text("#!/bin/sh\n")
-    cli.chmod(0o755)
-    assert find_pulumi(Host(env={"PATH": str(tmp_path)}, home=tmp_path)) == str(cli)

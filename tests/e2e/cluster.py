@@ -1,7 +1,7 @@
 """A real Kubernetes control plane on loopback with simulated nodes, for the e2e cluster tests.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real binaries (built by
-``tests/e2e/cluster_toolchain.sh``); kwok plays the kubelets, so pods scheduled onto its fake nodes
+``scripts/toolchain/build-cluster.sh``); kwok plays the kubelets, so pods scheduled onto its fake nodes
 become Running and Ready without containers. Every process binds 127.0.0.1 on a free port, dies with
 the test process (``PR_SET_PDEATHSIG``) and is stopped by PID.
 
@@ -53,7 +53,7 @@ POD_CIDR = "10.244.0.0/16"
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
-TOOLCHAIN_SCRIPT = Path(__file__).with_name("cluster_toolchain.sh")
+TOOLCHAIN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "toolchain" / "build-cluster.sh"
 
 
 def cluster_bin() -> Path | None:

@@ -1,4 +1,4 @@
-"""The real Pulumi CLI (built by ``tests/e2e/toolchain.sh``) on a throwaway copy of the project.
+"""The real Pulumi CLI (the engine setup provides) on a throwaway copy of the project.
 
 Each `PulumiProject` is a copy of the repository's project files in a temp dir, with its own file
 backend, `PULUMI_HOME` and `HOME`, no kubeconfig and plugin downloads off: every run is offline and
@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from venta.engine_location import EngineNotFound, locate
+from venta.host import Host
+
 REPO = Path(__file__).resolve().parents[2]
-TOOLCHAIN_SCRIPT = REPO / "tests" / "e2e" / "toolchain.sh"
 # What the program, the policy pack and the venta command read; everything else stays behind.
 PROJECT_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "pyproject.toml"]
 PROJECT_DIRS = ["stacks", "infra", "policy", "venta", "services"]
@@ -27,11 +29,11 @@ RUN_TIMEOUT = 900
 
 
 def toolchain_bin() -> Path | None:
-    """The built toolchain's bin folder, or None when it has not been built (the script never builds here)."""
-    done = subprocess.run(["bash", str(TOOLCHAIN_SCRIPT), "--check"], capture_output=True, text=True)
-    if done.returncode != 0:
+    """The bin folder of the engine `venta` runs (venta.engine_location), or None when none is set up."""
+    try:
+        return locate(Host.current(), REPO).bin_dir
+    except EngineNotFound:
         return None
-    return Path(done.stdout.strip().splitlines()[-1])
 
 
 class PulumiError(AssertionError):
@@ -99,12 +101,19 @@ class PulumiProject:
     def run(self, *args: str, check: bool = True, label: str | None = None) -> Run:
         return self.run_command(["pulumi", *args, "--non-interactive"], check=check, label=label)
 
-    def run_command(self, argv: list[str], *, check: bool = True, label: str | None = None) -> Run:
+    def run_command(
+        self,
+        argv: list[str],
+        *,
+        check: bool = True,
+        label: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Run:
         started = time.monotonic()
         done = subprocess.run(
             argv,
             cwd=self.root,
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             stdin=subprocess.DEVNULL,  # an inherited open stdin stalls the policy pack's start-up
             capture_output=True,
             text=True,

@@ -261,7 +261,11 @@ def test_refresh_then_preview_shows_no_drift(deployed: ClusterStack) -> None:
         for s in planned_steps(preview)
         if s["op"] != "same"
     ]
-    assert changed == []
+    # On a failure, the engine's own detailed diff says what moved (the step list alone may not).
+    detail = (
+        "" if not changed else deployed.project.run("preview", "--stack", deployed.stack, "--diff").stdout
+    )
+    assert changed == [], detail[-6000:]
 
 
 def test_destroy_leaves_nothing_in_the_namespace(deployed: ClusterStack) -> None:

@@ -39,5 +39,5 @@ def test_stack_environment_satisfies_the_service_settings(
     if spec.database:
         assert settings.database_url.get_secret_value() == env["DATABASE_URL"]
     if spec.nats:
-        assert settings.nats_user == spec.name and settings.nats_password
+        assert settings.nats_user == spec.name and settings.nats_password.get_secret_value()
         assert settings.nats_servers == [f"nats://nats.venta-{stack}.svc:4222"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-BUILD_SCRIPT = Path(__file__).with_name("promtool.sh")
+BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "toolchain" / "build-promtool.sh"
 
 
 @pytest.fixture(scope="session")

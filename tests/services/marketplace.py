@@ -65,11 +65,13 @@ class Servers:
         urls = {route.service: f"http://127.0.0.1:{CLOSED_PORT}" for route in ROUTES} | upstreams
         fields: dict[str, Any] = {upstream_setting(name): url for name, url in urls.items()}
         return GatewayConfig(
-            service_name="api-gateway",
-            redis_url=self.redis_url,
-            jwt_public_key=self.public_pem,
-            **fields,
-            **extra,
+            **{
+                "service_name": "api-gateway",
+                "redis_url": self.redis_url,
+                "jwt_public_key": self.public_pem,
+                **fields,
+                **extra,
+            }
         )
 
     def issuer(self) -> TokenIssuer:

@@ -45,9 +45,12 @@ class Files:
         )
 
     async def rows(self) -> int:
+        return int(await self.sql("SELECT count(*) FROM files"))
+
+    async def sql(self, query: str, *args: Any) -> Any:
         conn = await asyncpg.connect(self.db_url)
         try:
-            return int(await conn.fetchval("SELECT count(*) FROM files"))
+            return await conn.fetchval(query, *args)
         finally:
             await conn.close()
 
@@ -58,20 +61,39 @@ class Files:
 
 
 @pytest.fixture
-async def files(
+async def start_files(
     new_database: Callable[[], Awaitable[str]],
     public_pem: str,
     signing_seed: str,
     serve: Callable[[Any], Awaitable[str]],
     tmp_path: Path,
-) -> AsyncIterator[Files]:
-    db_url = await new_database()
-    settings = Settings(
-        database_url=db_url, jwt_public_key=public_pem, storage_dir=tmp_path / "files", file_max_bytes=LIMIT
-    )
-    url = await serve(create_app(settings))
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        yield Files(http, TokenIssuer(signing_seed, 900), db_url, DirectoryStorage(settings.storage_dir))
+) -> AsyncIterator[Callable[..., Awaitable[Files]]]:
+    """``await start_files(**settings)``: file-management on a fresh database and directory."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def start(**overrides: Any) -> Files:
+        db_url = await new_database()
+        settings = Settings(
+            **{
+                "database_url": db_url,
+                "jwt_public_key": public_pem,
+                "storage_dir": tmp_path / f"files-{len(clients)}",
+                "file_max_bytes": LIMIT,
+                **overrides,
+            }
+        )
+        http = httpx.AsyncClient(base_url=await serve(create_app(settings)), timeout=10)
+        clients.append(http)
+        return Files(http, TokenIssuer(signing_seed, 900), db_url, DirectoryStorage(settings.storage_dir))
+
+    yield start
+    for http in clients:
+        await http.aclose()
+
+
+@pytest.fixture
+async def files(start_files: Callable[..., Awaitable[Files]]) -> Files:
+    return await start_files()
 
 
 async def test_upload_then_download_with_validators(files: Files) -> None:
@@ -195,3 +217,50 @@ async def test_upload_cut_off_midway_leaves_no_file_and_no_row(files: Files) -> 
         await asyncio.sleep(0.02)
     assert files.stored() == [] and await files.rows() == 0
     reader.feed_eof()
+
+
+async def test_upload_count_quota_holds_over_the_window_even_when_files_are_deleted(
+    start_files: Callable[..., Awaitable[Files]],
+) -> None:
+    files = await start_files(file_quota_uploads=3, file_quota_window_seconds=600)
+    made = [(await files.upload("alice", f"{i}.png", PNG)).json() for i in range(3)]
+    assert all("id" in meta for meta in made)
+    over = await files.upload("alice", "4.png", PNG)
+    assert over.status_code == 429
+    assert over.json()["detail"].startswith("upload quota exceeded: 3 of 3 uploads per 600 s")
+    assert 1 <= int(over.headers["retry-after"]) <= 600
+    # Deleting a file frees its space but not its place in the quota: no delete-and-upload loop.
+    one = f"/api/files/{made[0]['id']}"
+    assert (await files.http.delete(one, headers=files.auth("alice"))).status_code == 204
+    assert (await files.upload("alice", "5.png", PNG)).status_code == 429
+    assert (await files.upload("bob", "b.png", PNG)).status_code == 201  # a quota per user
+    assert await files.rows() == 3 and len(files.stored()) == 3
+    # Once the window has moved past those uploads, alice may upload again.
+    await files.sql("UPDATE upload_ledger SET created_at = created_at - interval '601 seconds'")
+    assert (await files.upload("alice", "6.png", PNG)).status_code == 201
+
+
+async def test_upload_byte_quota_stops_the_body_that_would_overrun_it(
+    start_files: Callable[..., Awaitable[Files]],
+) -> None:
+    files = await start_files(file_quota_bytes=8000, file_quota_window_seconds=600)
+    whole = await files.upload("alice", "big.png", PNG + os.urandom(6000))
+    assert whole.status_code == 413  # larger than the whole quota: waiting would not help
+    assert "upload quota of 8000 bytes" in whole.json()["detail"] and "retry-after" not in whole.headers
+    for name in ("a.png", "b.png"):
+        assert (await files.upload("alice", name, PNG)).status_code == 201
+    third = await files.upload("alice", "c.png", PNG)  # 2 x 3008 used: 1984 bytes left
+    assert third.status_code == 429
+    assert "upload quota exceeded: 6016 of 8000 bytes used per 600 s" in third.json()["detail"]
+    assert int(third.headers["retry-after"]) >= 1
+    assert await files.rows() == 2 and len(files.stored()) == 2 and files.storage.leftovers() == []
+    assert (await files.upload("alice", "menu.pdf", PDF)).status_code == 201  # what still fits, fits
+
+
+async def test_concurrent_uploads_cannot_overrun_the_quota_together(
+    start_files: Callable[..., Awaitable[Files]],
+) -> None:
+    files = await start_files(file_quota_uploads=3)
+    results = await asyncio.gather(*(files.upload("alice", f"{i}.png", PNG) for i in range(8)))
+    assert sorted(r.status_code for r in results) == [201] * 3 + [429] * 5
+    assert await files.rows() == 3 and len(files.stored()) == 3 and files.storage.leftovers() == []

@@ -145,7 +145,8 @@ class Stack:
     async def vendor(self, owner: str) -> str:
         vendor_id = str(uuid.uuid4())
         await publish_event(
-            self.js, new_event("vendor.created", {"id": vendor_id, "owner_id": owner, "active": True})
+            self.js,
+            new_event("vendor.created", {"id": vendor_id, "owner_id": owner, "active": True, "version": 1}),
         )
         for _ in range(500):  # until geolocation's consumer has seen it
             resp = await self.move(vendor_id, owner, 0.0, 0.0)

@@ -52,12 +52,52 @@ async def test_register_login_refresh_and_profile(users: httpx.AsyncClient, serv
     new_pair = refreshed.json()
     assert new_pair["refresh_token"] != pair["refresh_token"]
     assert (await users.get("/users/me", headers=bearer(new_pair["access_token"]))).status_code == 200
-    # A refresh token is spent by its use: replaying it fails, its successor works once.
-    reused = await users.post("/users/refresh", json={"refresh_token": pair["refresh_token"]})
-    assert reused.status_code == 401 and "already used" in reused.json()["detail"]
-    assert (
-        await users.post("/users/refresh", json={"refresh_token": new_pair["refresh_token"]})
-    ).status_code == 200
+    # A refresh token is spent by its use: its successor works once, then is spent in turn.
+    third = await users.post("/users/refresh", json={"refresh_token": new_pair["refresh_token"]})
+    assert third.status_code == 200
+    spent = await users.post("/users/refresh", json={"refresh_token": new_pair["refresh_token"]})
+    assert spent.status_code == 401 and "already used" in spent.json()["detail"]
+
+
+async def refresh(users: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await users.post("/users/refresh", json={"refresh_token": token})
+
+
+async def login(users: httpx.AsyncClient, email: str) -> str:
+    resp = await users.post("/users/login", json={"email": email, "password": "correct horse"})
+    assert resp.status_code == 200, resp.text
+    token: str = resp.json()["refresh_token"]
+    return token
+
+
+async def test_reusing_a_rotated_refresh_token_revokes_its_whole_family(users: httpx.AsyncClient) -> None:
+    await users.post("/users/register", json={"email": "fay@example.com", "password": "correct horse"})
+    stolen = await login(users, "fay@example.com")
+    other_device = await login(users, "fay@example.com")
+    successor = (await refresh(users, stolen)).json()["refresh_token"]  # the thief (or the user) rotates
+    latest = (await refresh(users, successor)).json()["refresh_token"]
+    replayed = await refresh(users, stolen)  # the other holder of the stolen token comes back with it
+    assert replayed.status_code == 401
+    assert "every token of that login is revoked" in replayed.json()["detail"]
+    # The whole family is gone: the newest token of that login no longer works either.
+    assert (await refresh(users, latest)).status_code == 401
+    # Another login of the same user is another family: untouched.
+    assert (await refresh(users, other_device)).status_code == 200
+
+
+async def test_logout_revokes_the_login_and_only_that_login(users: httpx.AsyncClient) -> None:
+    await users.post("/users/register", json={"email": "gil@example.com", "password": "correct horse"})
+    first = await login(users, "gil@example.com")
+    second = await login(users, "gil@example.com")
+    current = (await refresh(users, first)).json()["refresh_token"]
+    out = await users.post("/users/logout", json={"refresh_token": current})
+    assert out.status_code == 204
+    assert (await refresh(users, current)).status_code == 401
+    assert (await refresh(users, first)).status_code == 401
+    assert (await refresh(users, second)).status_code == 200
+    unknown = await users.post("/users/logout", json={"refresh_token": "made-up"})
+    assert unknown.status_code == 401 and unknown.json()["detail"] == "refresh token is unknown"
+    assert (await users.post("/users/logout", json={})).status_code == 422
 
 
 async def test_duplicate_email_is_409_whatever_the_case(users: httpx.AsyncClient) -> None:

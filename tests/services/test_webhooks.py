@@ -10,43 +10,25 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import httpx
 import nats
-import orjson
 import pytest
-from aiohttp import web
 
-from localdev.servers import Server, free_port
-from services.common.auth import TokenIssuer
+from localdev.servers import Server
 from services.common.metrics import sample_value
 from services.common.nats_client import (
     LOCATIONS_STREAM,
     VENDORS_STREAM,
     ensure_streams,
-    new_event,
-    publish_event,
 )
-from services.webhooks.app import create_app
 from services.webhooks.backoff import retry_delay
-from services.webhooks.settings import Settings
 from services.webhooks.signing import signature, verify
 from services.webhooks.targets import GuardedResolver, TargetRefused, parse_target, refused_reason
+from tests.services.webhooks_harness import Hooks, Receiver, publish, receiver, start_hooks
 
-# Short backoff keeps the suite fast; loopback targets are allowed explicitly (the local receiver).
-FAST = {
-    "webhook_backoff_base_seconds": 0.05,
-    "webhook_backoff_cap_seconds": 0.3,
-    "webhook_poll_seconds": 0.05,
-    "webhook_timeout_seconds": 2.0,
-    "webhook_allow_private_targets": True,
-    "nats_reconnect_wait_seconds": 0.2,
-    "nats_max_reconnect_attempts": -1,
-}
+__all__ = ["receiver", "start_hooks"]  # fixtures, used by name
 
 
 def test_signature_verifies_only_the_signed_body_and_recent_timestamps() -> None:
@@ -96,135 +78,18 @@ async def test_delivery_time_resolution_refuses_names_that_point_inside() -> Non
             parse_target(bad)
 
 
-class Receiver:
-    """A local HTTP endpoint that can be down (not listening) or failing (HTTP 500), then healthy."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.failing = False
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self._runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        if self.failing:
-            return web.Response(status=500)
-        self.received.append((dict(request.headers), await request.read()))
-        return web.Response(status=204)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    def event_ids(self, secret: str) -> list[str]:
-        """Ids of the received events, after checking each one's signature and idempotency key."""
-        ids = []
-        for headers, body in self.received:
-            assert verify(secret, headers["X-Venta-Signature"], body, now=time.time()), "bad signature"
-            event = orjson.loads(body)
-            assert headers["Idempotency-Key"] == event["id"] == headers["X-Venta-Event-Id"]
-            assert headers["X-Venta-Event-Type"] == event["type"]
-            ids.append(event["id"])
-        return ids
-
-
-class Hooks:
-    def __init__(self, http: httpx.AsyncClient, issuer: TokenIssuer, nats_url: str) -> None:
-        self.http, self.issuer, self.nats_url = http, issuer, nats_url
-
-    def auth(self, user: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.issuer.issue(user, 'customer')}"}
-
-    async def subscribe(self, user: str, url: str, types: list[str]) -> dict[str, Any]:
-        resp = await self.http.post(
-            "/api/webhooks/subscriptions", json={"url": url, "event_types": types}, headers=self.auth(user)
-        )
-        assert resp.status_code == 201, resp.text
-        return resp.json()
-
-    async def deliveries(self, user: str, sub_id: str, status: str | None = None) -> list[dict[str, Any]]:
-        params = {"status": status} if status else {}
-        resp = await self.http.get(
-            f"/api/webhooks/subscriptions/{sub_id}/deliveries", params=params, headers=self.auth(user)
-        )
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-    async def wait_for(self, check: Callable[[], Awaitable[bool]], what: str, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if await check():
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-
-async def publish(js: Any, count: int, subject: str = "vendor.created") -> list[str]:
-    ids = []
-    for i in range(count):
-        data = {"id": str(uuid.uuid4()), "owner_id": "o", "seq": i}
-        if subject == "location.updated":
-            data = {"vendor_id": data["id"], "lat": 1.0, "lon": 2.0, "accuracy_m": None}
-        event = new_event(subject, data)
-        for tries_left in range(50, -1, -1):  # as any producer would: retry until JetStream acks
-            try:
-                await publish_event(js, event, timeout=1.0)
-                break
-            except Exception:
-                if not tries_left:
-                    raise
-                await asyncio.sleep(0.1)
-        ids.append(event["id"])
-    return ids
-
-
-@pytest.fixture
-async def start_hooks(
-    new_database: Callable[[], Awaitable[str]],
-    public_pem: str,
-    signing_seed: str,
-    serve: Callable[[Any], Awaitable[str]],
-) -> AsyncIterator[Callable[..., Awaitable[Hooks]]]:
-    clients: list[httpx.AsyncClient] = []
-
-    async def start(nats_url: str, **overrides: Any) -> Hooks:
-        url = await new_database()
-        settings = Settings(
-            database_url=url, nats_servers=[nats_url], jwt_public_key=public_pem, **{**FAST, **overrides}
-        )
-        http = httpx.AsyncClient(base_url=await serve(create_app(settings)), timeout=10)
-        clients.append(http)
-        return Hooks(http, TokenIssuer(signing_seed, 900), nats_url)
-
-    yield start
-    for http in clients:
-        await http.aclose()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    await rec.stop()
-
-
 async def test_receiver_down_for_several_retries_gets_every_event_signed(
     start_hooks: Callable[..., Awaitable[Hooks]], nats_url: str, receiver: Receiver
 ) -> None:
-    hooks = await start_hooks(nats_url, webhook_max_attempts=40)
+    # Retries are what this test watches: the circuit breaker (tested below) would pause them.
+    hooks = await start_hooks(nats_url, webhook_max_attempts=40, webhook_breaker_failures=1000)
     sub = await hooks.subscribe("alice", receiver.url, ["vendor.created", "location.updated"])
     other = await hooks.subscribe("bob", receiver.url, ["vendor.deleted"])
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    sent = await publish(js, 12) + await publish(js, 8, "location.updated")
+    stall = str(uuid.uuid4())
+    sent = await publish(js, 1, vendor_id=stall) + await publish(js, 11)
+    sent += await publish(js, 8, "location.updated", vendor_id=stall)
 
     async def all_retried_while_down() -> bool:
         rows = await hooks.deliveries("alice", sub["id"])

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from services.common.deps import CurrentUser, DbPool, app_settings
+from services.file_management import quota
 from services.file_management.conditional import etag, last_modified, not_modified
 from services.file_management.schemas import FileOut
 from services.file_management.settings import Settings
@@ -53,22 +54,35 @@ async def _row(pool: asyncpg.Pool, file_id: uuid.UUID) -> asyncpg.Record:
     return row
 
 
-@router.post("", status_code=201, response_model=FileOut, responses={413: {}, 415: {}})
+def _refused(exc: UploadRejected) -> HTTPException:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return HTTPException(exc.status, exc.reason, headers=headers)
+
+
+@router.post("", status_code=201, response_model=FileOut, responses={413: {}, 415: {}, 429: {}})
 async def upload(
     request: Request, user: CurrentUser, pool: DbPool, storage: Storage, settings: Config
 ) -> FileOut:
-    """Multipart upload with one part named ``file``; the type is taken from the content itself."""
+    """Multipart upload with one part named ``file``; the type is taken from the content itself.
+    Each user may upload FILE_QUOTA_UPLOADS files and FILE_QUOTA_BYTES bytes per window (429 with
+    Retry-After beyond that)."""
+    used = await quota.usage(pool, user.user_id, settings.file_quota_window_seconds)
+    refused = quota.refusal(used, settings)
+    if refused is not None:
+        raise _refused(refused)
+    max_bytes, too_large = quota.size_limit(used, settings)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.file_max_bytes + _FRAMING_BYTES:
-        raise HTTPException(413, f"file exceeds the limit of {settings.file_max_bytes} bytes")
+    if declared and declared.isdigit() and int(declared) > max_bytes + _FRAMING_BYTES:
+        raise _refused(too_large)
     file_id = uuid.uuid4()
     pending = storage.begin(str(file_id))
     published = False
     try:
         got = await receive(
-            request.stream(), request.headers.get("content-type"), pending, settings.file_max_bytes
+            request.stream(), request.headers.get("content-type"), pending, max_bytes, too_large
         )
         async with pool.acquire() as conn, conn.transaction():
+            await quota.record(conn, user.user_id, got.size, settings)
             row = await conn.fetchrow(
                 f"INSERT INTO files (id, owner_id, filename, content_type, size_bytes, sha256) "
                 f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
@@ -84,7 +98,7 @@ async def upload(
             await asyncio.to_thread(pending.publish)
             published = True
     except UploadRejected as exc:
-        raise HTTPException(exc.status, exc.reason) from None
+        raise _refused(exc) from None
     except ClientDisconnect:
         log.info("upload cut off by the client", extra={"file_id": str(file_id)})
         raise HTTPException(400, "upload interrupted") from None

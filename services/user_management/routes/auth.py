@@ -1,11 +1,11 @@
-"""Register, log in, refresh: the public account endpoints."""
+"""Register, log in, refresh, log out: the public account endpoints."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from prometheus_client import Counter
 
 from services.common.auth import TokenIssuer
@@ -19,6 +19,9 @@ router = APIRouter(prefix="/users", tags=["auth"])
 
 REGISTRATIONS = Counter("users_registered_total", "Accounts created", ["role"])
 LOGINS = Counter("user_logins_total", "Login attempts", ["outcome"])
+REFRESH_REUSED = Counter(
+    "refresh_token_reuse_total", "Rotated or revoked refresh tokens presented again (their family is revoked)"
+)
 BAD_CREDENTIALS = "e-mail or password is wrong"
 
 
@@ -73,15 +76,30 @@ async def login(
     return await _token_pair(pool, user, tokens, config.refresh_token_ttl_seconds)
 
 
-@router.post("/refresh", responses={401: {"description": "refresh token unknown, used or expired"}})
+@router.post("/refresh", responses={401: {"description": "refresh token unknown, reused or expired"}})
 async def refresh(body: RefreshRequest, config: Config, pool: DbPool, tokens: IssuerDep) -> TokenPair:
     ttl = config.refresh_token_ttl_seconds
-    rotated = await repository.rotate_refresh_token(pool, body.refresh_token, ttl)
+    try:
+        rotated = await repository.rotate_refresh_token(pool, body.refresh_token, ttl)
+    except repository.RefreshTokenReused:
+        REFRESH_REUSED.inc()
+        raise HTTPException(
+            401, "refresh token was already used or revoked: every token of that login is revoked now"
+        ) from None
     if rotated is None:
-        raise HTTPException(401, "refresh token is unknown, already used or expired")
+        raise HTTPException(401, "refresh token is unknown or expired")
     user, new_refresh = rotated
     return TokenPair(
         access_token=tokens.issue(str(user["id"]), user["role"]),
         refresh_token=new_refresh,
         expires_in=tokens.ttl_seconds,
     )
+
+
+@router.post("/logout", status_code=204, responses={401: {"description": "refresh token unknown"}})
+async def logout(body: RefreshRequest, pool: DbPool) -> Response:
+    """End the login the refresh token belongs to: it and every token rotated from it stop working.
+    Access tokens already issued stay valid until they expire (ACCESS_TOKEN_TTL_SECONDS)."""
+    if not await repository.revoke_family(pool, body.refresh_token):
+        raise HTTPException(401, "refresh token is unknown")
+    return Response(status_code=204)

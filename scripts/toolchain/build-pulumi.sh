@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the Pulumi toolchain the e2e tests run, from Go modules, into a cache outside the repo:
+# Builds the Pulumi engine from Go modules into a cache outside the repo (scripts/toolchain/engine.sh
+# runs it when no official release can be downloaded):
 #   pulumi                        the CLI and engine (github.com/pulumi/pulumi/pkg/v3)
 #   pulumi-language-python-exec   the program launcher script shipped in github.com/pulumi/pulumi/sdk/v3
 #   pulumi-resource-kubernetes    the kubernetes provider (github.com/pulumi/pulumi-kubernetes/provider/v4)
-#   pulumi-language-python        built from tests/e2e/plugins (the upstream module is not served)
-#   pulumi-resource-random        built from tests/e2e/plugins (the upstream module is not served)
+#   pulumi-language-python        built from scripts/toolchain/plugins (the upstream module is not served)
+#   pulumi-resource-random        built from scripts/toolchain/plugins (the upstream module is not served)
 # Output: $VENTA_TOOLCHAIN_ROOT/pulumi-<versions>/bin (default root ~/.cache/venta-toolchain).
 # A finished build leaves a .complete marker and is reused; delete the folder to rebuild.
 # Prints the folder holding the binaries on its last line.
@@ -31,7 +32,7 @@ if [[ -f "$DEST/.complete" ]]; then
     exit 0
 fi
 if [[ "${1:-}" == "--check" ]]; then
-    echo "toolchain not built: run bash tests/e2e/toolchain.sh (expected $BIN)" >&2
+    echo "toolchain not built: run bash scripts/toolchain/build-pulumi.sh (expected $BIN)" >&2
     exit 1
 fi
 
@@ -44,6 +45,11 @@ WORK="$DEST/work"
 rm -rf "$WORK" && mkdir -p "$BIN" "$WORK"
 started=$(date +%s)
 log() { echo "[pulumi-toolchain] $(( $(date +%s) - started ))s $*" >&2; }
+# Go's own output (downloads, compiler notes) goes to a log beside the binaries; the terminal gets
+# one line per stage, and the log's tail when a stage fails.
+BUILD_LOG="$DEST/build.log"
+: > "$BUILD_LOG"
+trap 'echo "[pulumi-toolchain] failed; the end of $BUILD_LOG:" >&2; tail -n 30 "$BUILD_LOG" >&2' ERR
 
 build_cli() {
     local dir="$WORK/cli" sdk
@@ -53,7 +59,6 @@ build_cli() {
     # the sdk/v3 release of the same version.
     go mod edit -replace github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
     go get "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@v$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
-    log "building pulumi v$PULUMI_VERSION"
     "${NICE[@]}" go build -tags osusergo,grpcnotrace \
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION" \
         -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
@@ -62,7 +67,6 @@ build_cli() {
 }
 
 build_plugins() {
-    log "building pulumi-language-python and pulumi-resource-random from tests/e2e/plugins"
     cd "$PLUGINS"
     "${NICE[@]}" go build -mod=readonly \
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION -X main.version=4.21.4" \
@@ -87,15 +91,18 @@ schema["version"] = version
 mapping = json.loads((folder / "terraform-mapping.json").read_text())
 (folder / "terraform-mapping-embed.json").write_text(json.dumps(mapping, separators=(",", ":")))
 PY
-    log "building pulumi-resource-kubernetes $version"
     "${NICE[@]}" go build -mod=mod \
         -ldflags "-s -w -X $mod/pkg/version.Version=$version" \
         -o "$BIN/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
 }
 
-build_cli
-build_plugins
-build_kubernetes
+# Cold times measured on 2 cores with nothing else running (docs/ci-budget.md keeps the table).
+log "building the pulumi CLI v$PULUMI_VERSION (usually about 4 min cold)"
+(build_cli) >>"$BUILD_LOG" 2>&1
+log "building pulumi-language-python and pulumi-resource-random from scripts/toolchain/plugins (usually about 30 s)"
+(build_plugins) >>"$BUILD_LOG" 2>&1
+log "building pulumi-resource-kubernetes ${K8S_PROVIDER_VERSION#v} (usually about 8 min cold)"
+(build_kubernetes) >>"$BUILD_LOG" 2>&1
 rm -rf "$WORK"
 "$BIN/pulumi" version >/dev/null
 touch "$DEST/.complete"

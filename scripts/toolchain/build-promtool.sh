@@ -15,7 +15,7 @@ if [[ -x "$promtool" ]] && "$promtool" --version >/dev/null 2>&1; then
   exit 0
 fi
 
-command -v go >/dev/null 2>&1 || { echo "promtool.sh: Go is needed to build promtool" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || { echo "build-promtool.sh: Go is needed to build promtool" >&2; exit 1; }
 
 # Build into a scratch folder beside the cache and rename the binary in at the end (same filesystem,
 # so the rename is atomic): an interrupted build never leaves a half-written promtool behind.
@@ -23,7 +23,7 @@ mkdir -p "$cache_root"
 scratch="$(mktemp -d "$cache_root/.promtool-build.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 started=$SECONDS
-echo "promtool.sh: building promtool $release (module $module_version); this takes several minutes" >&2
+echo "build-promtool.sh: building promtool $release (module $module_version); this takes several minutes" >&2
 # remove_all_sd leaves out every service-discovery plugin (the cloud SDKs are most of the build time);
 # the rule checks and rule unit tests this repo runs use none of them.
 GOWORK=off CGO_ENABLED=0 GOBIN="$scratch" nice -n 19 go install -trimpath -tags remove_all_sd \
@@ -31,5 +31,5 @@ GOWORK=off CGO_ENABLED=0 GOBIN="$scratch" nice -n 19 go install -trimpath -tags 
   "github.com/prometheus/prometheus/cmd/promtool@$module_version" >&2
 mkdir -p "$bin_dir"
 mv "$scratch/promtool" "$promtool"
-echo "promtool.sh: built in $((SECONDS - started)) s" >&2
+echo "build-promtool.sh: built in $((SECONDS - started)) s" >&2
 echo "$promtool"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a local Kubernetes control plane from Go modules for the e2e cluster tests:
+# Builds a local Kubernetes control plane from Go modules for the e2e cluster tests (scripts/test.sh builds it when missing):
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok and kwokctl.
 # Output: $VENTA_TOOLCHAIN_ROOT/cluster-<versions>/bin (default root ~/.cache/venta-toolchain).
 # A finished build leaves a .complete marker and is reused; delete the folder to rebuild.
@@ -21,7 +21,7 @@ if [[ -f "$DEST/.complete" ]]; then
     exit 0
 fi
 if [[ "${1:-}" == "--check" ]]; then
-    echo "control plane not built: run bash tests/e2e/cluster_toolchain.sh (expected $BIN)" >&2
+    echo "control plane not built: run bash scripts/toolchain/build-cluster.sh (expected $BIN)" >&2
     exit 1
 fi
 
@@ -95,10 +95,16 @@ build_kwok() {
         "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 }
 
+# Go's own output goes to a log beside the binaries; the terminal gets one line per stage (with the
+# cold time measured on 2 cores, docs/ci-budget.md), and the log's tail when a stage fails.
+BUILD_LOG="$DEST/build.log"
+: > "$BUILD_LOG"
+trap 'log "failed; the end of $BUILD_LOG:"; tail -n 30 "$BUILD_LOG" >&2' ERR
+declare -A usual=([etcd]="about 1.5 min" [kwok]="about 3 min" [kubernetes]="about 6 min")
 for part in etcd kwok kubernetes; do
     t0=$(date +%s)
-    log "building $part"
-    "build_$part"
+    log "building $part (usually ${usual[$part]} cold)"
+    ("build_$part") >>"$BUILD_LOG" 2>&1
     log "$part built in $(( $(date +%s) - t0 ))s"
 done
 
