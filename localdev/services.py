@@ -16,18 +16,36 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from localdev.servers import die_with_parent, running
+from localdev.servers import die_with_parent, free_port, running
+from services.api_gateway.routes_table import upstream_internal_setting
 from services.catalog import SERVICES, Service
 from services.common.auth import public_pem_from_seed
 from services.common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOSED_PORT = 9  # "discard": nothing listens there on a dev machine
+# What a local run sets differently from a cluster, for any service whose catalog entry reads it:
+# local webhook receivers listen on loopback, which the SSRF guard refuses by default.
+LOCAL_ENV = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+
+
+@dataclass(frozen=True)
+class Ports:
+    public: int  # PORT: the API (only the gateway's is for clients)
+    internal: int  # INTERNAL_PORT: probes, metrics, docs
+
+
+def pick_ports(entries: list[Service], free_ports: bool) -> dict[str, Ports]:
+    """The catalog's dev ports (8080 and up, 9080 and up), or free ones."""
+    if free_ports:
+        return {e.name: Ports(free_port(), free_port()) for e in entries}
+    return {e.name: Ports(e.dev_port, e.dev_internal_port) for e in entries}
 
 
 def settings_class(entry: Service) -> type[ServiceSettings]:
@@ -36,14 +54,16 @@ def settings_class(entry: Service) -> type[ServiceSettings]:
 
 
 def service_env(
-    entry: Service, urls: dict[str, str], ports: dict[str, int], seed: str, scratch: Path
+    entry: Service, urls: dict[str, str], ports: dict[str, Ports], seed: str, scratch: Path
 ) -> dict[str, str]:
     """The environment of one service on this machine, derived from its catalog entry."""
     env = {
         "SERVICE_NAME": entry.name,
-        "PORT": str(ports[entry.name]),
+        "PORT": str(ports[entry.name].public),
+        "INTERNAL_PORT": str(ports[entry.name].internal),
         "HOST": "127.0.0.1",
         "ENVIRONMENT": "local",
+        "API_DOCS": "true",
         "JWT_PUBLIC_KEY": public_pem_from_seed(seed),
         # No balancer in front of a local run: nothing to drain for, Ctrl-C stops at once.
         "SHUTDOWN_DRAIN_SECONDS": "0",
@@ -60,11 +80,13 @@ def service_env(
         for upstream in SERVICES.values():
             if not upstream.public_entry:
                 # A service left out of this run gets a closed port: its routes answer 502, the rest work.
-                port = ports.get(upstream.name, CLOSED_PORT)
-                env[f"UPSTREAM_{upstream.env_suffix}"] = f"http://127.0.0.1:{port}"
+                port = ports.get(upstream.name, Ports(CLOSED_PORT, CLOSED_PORT))
+                env[f"UPSTREAM_{upstream.env_suffix}"] = f"http://127.0.0.1:{port.public}"
+                # Each local service has its own internal port (in a cluster they all share one).
+                env[upstream_internal_setting(upstream.name).upper()] = f"http://127.0.0.1:{port.internal}"
     if entry.file_storage:
         env["STORAGE_DIR"] = str(scratch / "files")
-    env.update(entry.env)
+    env.update({key: LOCAL_ENV.get(key, default) for key, default in entry.env})
     return env
 
 
@@ -94,6 +116,7 @@ def data_stores(stack: ExitStack) -> Iterator[dict[str, str]]:
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 180) -> None:
+    """Until ``/health/ready`` on the internal ``port`` answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

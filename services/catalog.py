@@ -64,6 +64,11 @@ class Service:
         """PostgreSQL identifiers cannot hold `-` unquoted, so `vendor-management` -> `vendor_management`."""
         return self.name.replace("-", "_")
 
+    @property
+    def dev_internal_port(self) -> int:
+        """The local run's INTERNAL_PORT (probes, metrics, docs): 9080 and up."""
+        return self.dev_port + 1000
+
 
 SERVICES: dict[str, Service] = {
     entry.name: entry

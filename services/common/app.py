@@ -7,6 +7,10 @@ streams ensured, ``JwtSettings`` a token verifier), registers a readiness check 
 service's own ``background`` context (consumers, relays) and closes everything in reverse order on
 shutdown: background work drains first, then NATS drains (or just closes, if it is down), then Redis
 and the pool close.
+
+The app it returns serves the service's routers only (no slash redirects: a redirect would name the
+address the request came to, an internal one behind the gateway). Probes, metrics and docs live on
+``app.state.internal_app`` (``services/common/internal.py``), served on ``INTERNAL_PORT``.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from services.common import nats_client, postgres
 from services.common.auth import TokenVerifier
 from services.common.drain import CloseWhileDraining
 from services.common.errors import install_error_handlers
-from services.common.health import Health, health_router
+from services.common.health import Health
+from services.common.inputs import NulGuard
+from services.common.internal import build_internal_app
 from services.common.logs import configure_logging
-from services.common.metrics import RequestContextMiddleware, metrics_endpoint
+from services.common.metrics import RequestContextMiddleware
 from services.common.migrations import apply_migrations
 from services.common.redis_client import open_redis
 from services.common.settings import (
@@ -104,9 +110,14 @@ def build_app(
     background: Background | None = None,
     configure: Callable[[FastAPI], Any] | None = None,
     middleware: Sequence[Middleware] = (),
+    internal_routers: Sequence[APIRouter] = (),
+    guard_inputs: bool = True,
 ) -> FastAPI:
     """``configure(app)`` runs before the lifespan starts (extra checks, state). ``middleware`` sits
-    inside the request context (so it sees the request id and is counted in the metrics)."""
+    inside the request context (so it sees the request id and is counted in the metrics).
+    ``internal_routers`` go on the internal port beside the probes. ``guard_inputs`` refuses NUL in
+    paths, queries and JSON/form bodies with a 422 (``services/common/inputs.py``); only a service
+    that stores nothing and must not read bodies whole (the gateway) turns it off."""
     configure_logging(settings.service_name, settings.log_level)
 
     @contextlib.asynccontextmanager
@@ -122,17 +133,25 @@ def build_app(
                     yield
             log.info("stopping")
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
     app.state.settings = settings
     app.state.health = Health(service=settings.service_name, environment=settings.environment)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(CloseWhileDraining, health=app.state.health)
-    app.user_middleware.extend(middleware)  # add_middleware would put them outside the request context
-    app.include_router(health_router())
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    guard = [Middleware(NulGuard)] if guard_inputs else []
+    # add_middleware would put these outside the request context.
+    app.user_middleware.extend([*guard, *middleware])
     for router in routers:
         app.include_router(router)
+    app.state.internal_app = build_internal_app(app, settings, internal_routers)
     if configure is not None:
         configure(app)
     return app

@@ -12,12 +12,14 @@ import logging
 from typing import Any
 
 import asyncpg
+import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from services.common.logs import request_id_var
 
@@ -29,6 +31,7 @@ _CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -57,6 +60,16 @@ def error_body(status: int, detail: Any, **extra: Any) -> dict[str, Any]:
         body["request_id"] = request_id
     body.update(extra)
     return body
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """A JSON answer straight from ASGI code (middleware, the gateway's hot path): no Response object."""
+    payload = orjson.dumps(body)
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

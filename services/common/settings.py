@@ -65,6 +65,13 @@ class ServiceSettings(BaseSettings):
     service_name: str = Field(min_length=1)
     host: str = "0.0.0.0"  # a container listens on all its interfaces
     port: int = Field(default=8000, ge=1, le=65535)
+    # Probes, /metrics and the API docs answer here, never on PORT: the public path (the gateway's
+    # port, the Ingress) cannot reach them.
+    internal_port: int = Field(default=9090, ge=1, le=65535)
+    # /docs and /openapi.json on the internal port; off unless a local run turns it on.
+    api_docs: bool = False
+    # The largest WebSocket message a client may send; the server closes with 1009 beyond it.
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     log_level: LogLevel = "INFO"
     environment: str = "dev"
     # On SIGTERM: readiness fails and responses close their connections, while serving goes on this
@@ -77,6 +84,12 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> ServiceSettings:
+        if self.internal_port == self.port:
+            raise ValueError(f"INTERNAL_PORT ({self.internal_port}) must differ from PORT ({self.port})")
+        return self
 
 
 class DatabaseSettings(ServiceSettings):

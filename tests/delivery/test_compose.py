@@ -127,8 +127,10 @@ def test_each_environment_is_the_one_the_cluster_gives(
         entry, where, service_env.Credentials()
     )
     given = dict(compose["services"][name]["environment"])
-    # A local run has no balancer in front to drain for (Kubernetes pods take the catalog's time).
-    assert given.pop("SHUTDOWN_DRAIN_SECONDS") == "0"
+    # Local knobs the cluster leaves at their defaults: no balancer in front to drain for (pods take
+    # the catalog's time), the internal port named outright, and the API docs on.
+    local = {"SHUTDOWN_DRAIN_SECONDS": "0", "INTERNAL_PORT": "9090", "API_DOCS": "true"}
+    assert {key: given.pop(key) for key in local} == local
     assert sorted(given) == sorted(cluster)
     assert (given["SERVICE_NAME"], given["PORT"]) == (name, cluster["PORT"])
     for variable, default in entry.env:

@@ -21,6 +21,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from services.catalog import SERVICES
+from services.common.settings import ServiceSettings
 from tests.images.build import BuiltImage
 from tests.images.containers import Pod, logs, probe_passes, state, wait_healthy
 from tests.images.daemon import Docker
@@ -92,7 +93,8 @@ def test_the_root_filesystem_is_read_only_and_tmp_writable_for_uid_10001(
 async def test_a_journey_through_the_gateway_reaches_every_service(service_pods: dict[str, Pod]) -> None:
     gateway = _public_url(service_pods["api-gateway"])
     async with httpx.AsyncClient(base_url=gateway, timeout=15) as http:
-        upstreams = (await http.get("/health/upstreams")).json()["upstreams"]
+        view = await http.get(_internal_url(service_pods["api-gateway"]) + "/health/upstreams")
+        upstreams = view.json()["upstreams"]
         assert {name for name, up in upstreams.items() if up["ready"]} == set(SERVICES) - {"api-gateway"}
 
         email = f"vendor-{uuid.uuid4().hex[:8]}@example.com"
@@ -120,7 +122,7 @@ async def test_a_journey_through_the_gateway_reaches_every_service(service_pods:
         await _eventually(found_in_search, "the vendor in search results")
 
         # real-time clients connect to real-time directly (the gateway proxies HTTP only).
-        ws_url = _public_url(service_pods["real-time"]).replace("http", "ws") + "/api/realtime/ws"
+        ws_url = gateway.replace("http", "ws") + "/api/realtime/ws"  # one public address
         async with connect(ws_url, compression=None) as ws:
             await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
             assert (await _frame(ws))["type"] == "ready"
@@ -180,6 +182,12 @@ def test_containers_stop_cleanly_on_sigterm_within_the_grace_period(
 def _public_url(pod: Pod) -> str:
     """Where the pod's Service sends its traffic: the container port the Service targets."""
     return f"http://{pod.ip}:{pod.serving_port}"
+
+
+def _internal_url(pod: Pod) -> str:
+    """Probes, metrics and the gateway's upstream view: the container's internal port."""
+    port = pod.run.ports.get("internal", ServiceSettings.model_fields["internal_port"].default)
+    return f"http://{pod.ip}:{port}"
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 30) -> None:

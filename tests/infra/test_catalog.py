@@ -12,7 +12,7 @@ import pytest
 
 import stacks
 from infra.render.capture import stack_config
-from localdev.services import service_env, settings_class
+from localdev.services import Ports, service_env, settings_class
 from services.api_gateway.routes_table import ROUTES
 from services.catalog import SERVICES
 from services.common.settings import (
@@ -77,7 +77,8 @@ def test_the_local_run_gives_each_service_what_it_requires(name: str, tmp_path: 
         f"db:{name}": "postgresql://x@h/d",
     }
     seed = "A" * 43 + "="
-    env = service_env(entry, urls, {n: 9000 + i for i, n in enumerate(NAMES)}, seed, tmp_path)
+    ports = {n: Ports(9000 + i, 9500 + i) for i, n in enumerate(NAMES)}
+    env = service_env(entry, urls, ports, seed, tmp_path)
     fields = settings_class(entry).model_fields
     required = {field for field, info in fields.items() if info.is_required()}
     assert required <= {variable.lower() for variable in env}

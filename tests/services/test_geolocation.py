@@ -364,3 +364,30 @@ async def eventually_value(read: Callable[[], float], want: float, within: float
     while read() != want:
         assert time.monotonic() < deadline, f"value stayed {read()}, wanted {want}"
         await asyncio.sleep(0.02)
+
+
+async def test_latitudes_the_geo_index_cannot_hold_are_422_naming_the_range(
+    geo: Geo, public_pem: str
+) -> None:
+    vendor = await geo.new_vendor("owner-range")
+    for lat in (89.0, 85.06, -85.1):
+        resp = await geo.put(vendor, "owner-range", {"lat": lat, "lon": 0})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["fields"][0]["field"] == "lat" and "85.05112878" in resp.json()["detail"]
+    edge = await geo.put(vendor, "owner-range", {"lat": 85.05112878, "lon": -180})
+    assert edge.status_code == 200, edge.text  # the index's own limits are accepted
+    for params in ({"lat": -90, "lon": -180}, {"lat": 85.1, "lon": 0}):
+        resp = await geo.http.get("/api/locations/nearby", params=params, headers=geo.auth("x"))
+        assert resp.status_code == 422 and "-85.05112878 and 85.05112878" in resp.json()["detail"]
+    near_pole = await geo.http.get(
+        "/api/locations/nearby", params={"lat": -85.05, "lon": 179.9}, headers=geo.auth("x")
+    )
+    assert near_pole.status_code == 200
+    unopened = Settings(
+        redis_url="redis://127.0.0.1:9/0", nats_servers=["nats://127.0.0.1:9"], jwt_public_key=public_pem
+    )
+    schema = create_app(unopened).openapi()  # what /openapi.json serves
+    position = schema["components"]["schemas"]["PositionIn"]["properties"]["lat"]
+    assert (position["minimum"], position["maximum"]) == (-85.05112878, 85.05112878)
+    nearby = {p["name"]: p for p in schema["paths"]["/api/locations/nearby"]["get"]["parameters"]}
+    assert nearby["lat"]["schema"]["maximum"] == 85.05112878

@@ -19,7 +19,7 @@ from fastapi import APIRouter
 from nats.js.api import StreamConfig
 
 from localdev.servers import PostgresServer, Server, die_with_parent, free_port
-from localdev.services import ROOT, create_databases, service_env, settings_class
+from localdev.services import ROOT, Ports, create_databases, service_env, settings_class
 from services.catalog import SERVICES
 from services.common.app import build_app
 from services.common.auth import TokenIssuer
@@ -57,7 +57,7 @@ async def test_nats_connection_outlives_an_outage_past_its_budget_and_shuts_down
         nats_servers=[nats_server.url], nats_max_reconnect_attempts=5, nats_reconnect_wait_seconds=0.3
     )
     app = build_app(settings, title="nats demo", routers=[APIRouter()])
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app.state.internal_app)  # probes and metrics
     # The lifespan is driven by hand so that an error while shutting down fails the test.
     async with (
         app.router.lifespan_context(app),
@@ -230,7 +230,7 @@ async def test_every_service_heals_after_a_minute_without_nats_and_nothing_writt
 ) -> None:
     nats_server = private_server("nats")
     entries = list(SERVICES.values())
-    ports = {entry.name: free_port() for entry in entries}
+    ports = {entry.name: Ports(free_port(), free_port()) for entry in entries}
     urls = {"redis": redis_url, "nats": nats_server.url}
     with_db = [e for e in entries if issubclass(settings_class(e), DatabaseSettings)]
     databases = await create_databases(postgres_admin_url, [f"heal_{e.package}" for e in with_db])
@@ -256,7 +256,9 @@ async def test_every_service_heals_after_a_minute_without_nats_and_nothing_writt
 
             async def ready(name: str) -> int:
                 try:
-                    return (await client.get(f"http://127.0.0.1:{ports[name]}/health/ready")).status_code
+                    return (
+                        await client.get(f"http://127.0.0.1:{ports[name].internal}/health/ready")
+                    ).status_code
                 except httpx.TransportError:
                     return 0
 
@@ -264,7 +266,7 @@ async def test_every_service_heals_after_a_minute_without_nats_and_nothing_writt
                 return all(status == 200 for status in await asyncio.gather(*map(ready, SERVICES)))
 
             await eventually(all_ready, within=180, what="every service ready")
-            gateway = f"http://127.0.0.1:{ports['api-gateway']}"
+            gateway = f"http://127.0.0.1:{ports['api-gateway'].public}"
             token = bearer(TokenIssuer(signing_seed, 900).issue(str(uuid.uuid4()), "vendor"))
 
             nats_server.stop()
@@ -276,14 +278,16 @@ async def test_every_service_heals_after_a_minute_without_nats_and_nothing_writt
                     break
                 assert time.monotonic() - stopped < 20, statuses
                 await asyncio.sleep(0.2)
-            vendor_metrics = (await client.get(f"http://127.0.0.1:{ports['vendor-management']}/metrics")).text
+            vendor_metrics = (
+                await client.get(f"http://127.0.0.1:{ports['vendor-management'].internal}/metrics")
+            ).text
             assert "nats_reconnect_budget_exceeded 1.0" in vendor_metrics
             name = f"Outage Bakery {uuid.uuid4().hex[:8]}"
             made = await client.post(
                 f"{gateway}/api/vendors", json={"name": name, "category": "food"}, headers=token
             )
             assert made.status_code == 201, made.text  # written to its database and outbox
-            full = (await client.get(f"http://127.0.0.1:{ports['vendor-management']}/health")).json()
+            full = (await client.get(f"http://127.0.0.1:{ports['vendor-management'].internal}/health")).json()
             assert full["details"]["outbox"]["pending"] == 1
             await asyncio.sleep(60 - (time.monotonic() - stopped))
 
@@ -301,7 +305,7 @@ async def test_every_service_heals_after_a_minute_without_nats_and_nothing_writt
             assert all(proc.returncode is None for proc in procs.values()), "no service restarted"
             assert (
                 "nats_reconnects_total 1.0"
-                in (await client.get(f"http://127.0.0.1:{ports['search-discovery']}/metrics")).text
+                in (await client.get(f"http://127.0.0.1:{ports['search-discovery'].internal}/metrics")).text
             )
     finally:
         for proc in procs.values():

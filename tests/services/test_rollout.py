@@ -24,7 +24,7 @@ import pytest
 
 from infra.builders.shutdown import core, drained_pod
 from localdev.servers import die_with_parent, free_port
-from localdev.services import ROOT, service_env
+from localdev.services import ROOT, Ports, service_env
 from services.api_gateway.app import create_app as create_gateway
 from services.catalog import SERVICES
 from services.common.metrics import sample_value
@@ -99,6 +99,7 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
 class Replica:
     name: str
     port: int
+    internal_port: int  # probes
     proc: asyncio.subprocess.Process
     log: Path
 
@@ -119,7 +120,7 @@ async def replicas() -> AsyncIterator[list[Replica]]:
 async def start_replica(
     name: str, env: dict[str, str], replicas: list[Replica], tmp_path: Path, **extra: str
 ) -> Replica:
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     log = tmp_path / f"{name}.log"
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         proc = await asyncio.create_subprocess_exec(
@@ -128,19 +129,19 @@ async def start_replica(
             "services",
             VENDORS.name,
             cwd=ROOT,
-            env={**os.environ, **env, "PORT": str(port), **extra},
+            env={**os.environ, **env, "PORT": str(port), "INTERNAL_PORT": str(internal_port), **extra},
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=die_with_parent,
         )
-    replica = Replica(name, port, proc, log)
+    replica = Replica(name, port, internal_port, proc, log)
     replicas.append(replica)
     async with httpx.AsyncClient(timeout=2) as client:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert proc.returncode is None, f"{name} exited during start-up:\n{replica.logs()[-3000:]}"
             with contextlib.suppress(httpx.TransportError):
-                if (await client.get(f"http://127.0.0.1:{port}/health/ready")).status_code == 200:
+                if (await client.get(f"http://127.0.0.1:{internal_port}/health/ready")).status_code == 200:
                     return replica
             await asyncio.sleep(0.1)
     raise AssertionError(f"{name} not ready within 60 s:\n{replica.logs()[-3000:]}")
@@ -149,7 +150,7 @@ async def start_replica(
 async def vendor_env(servers: Servers, tmp_path: Path) -> dict[str, str]:
     """The environment infra gives vendor-management, on this test's servers; the drain as deployed."""
     urls = {"db:vendor-management": await servers.new_database(), "nats": servers.nats_url}
-    env = service_env(VENDORS, urls, {VENDORS.name: 0}, servers.signing_seed, tmp_path)
+    env = service_env(VENDORS, urls, {VENDORS.name: Ports(0, 0)}, servers.signing_seed, tmp_path)
     env.pop("SHUTDOWN_DRAIN_SECONDS")  # the local runner's 0; pods drain for the catalog's time
     return env
 
@@ -232,7 +233,7 @@ async def test_draining_replica_is_not_ready_closes_each_connection_and_then_sto
         replica.proc.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         await asyncio.sleep(0.3)
-        ready = await client.get("/health/ready")
+        ready = await client.get(f"http://127.0.0.1:{replica.internal_port}/health/ready")
         assert ready.status_code == 503 and ready.json()["failed"] == ["draining"]
         listing = await client.get("/vendors")  # still served, on a fresh connection each time
         assert listing.status_code == 200 and listing.headers["connection"] == "close"

@@ -157,7 +157,7 @@ async def test_bad_input_is_422_with_a_reason(
 
 
 async def test_an_event_committed_before_a_crash_is_published_on_restart(
-    servers: Servers, serve: Any, nats_url: str
+    servers: Servers, serve: Any, serve_service: Any, nats_url: str
 ) -> None:
     settings = await servers.vendor_settings(outbox_poll_seconds=0.2)
     # First run: apply the schema only.
@@ -171,7 +171,7 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
         )
         assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
         # A replica starting later publishes it.
-        url = await serve(create_app(settings))
+        _, internal_url = await serve_service(create_app(settings))
         events = await stream_events(nats_url, 1)
         assert events[0][0]["data"]["id"] == str(row["id"])
 
@@ -179,7 +179,7 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
             return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
         await eventually(marked, what="outbox row marked published")
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=internal_url) as client:
             health = (await client.get("/health")).json()
         assert health["details"]["outbox"] == {"pending": 0, "oldest_seconds": 0.0}
     finally:
