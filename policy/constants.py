@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# The prod scaling table from the deployment guide: replicas and the HPA utilisation targets (%).
-# None means the guide fixes only the minimum.
+# The prod scaling table the platform was specified with: replicas and the HPA utilisation targets (%).
+# None means only the minimum is fixed (the gateway and the other services run at least 2).
 PROD_SCALING_TABLE: dict[str, dict[str, Any]] = {
     "user-management": {"min": 2, "max": 5, "cpu": 70, "memory": 80},
     "vendor-management": {"min": 2, "max": 5, "cpu": 70, "memory": 80},
@@ -34,6 +34,10 @@ EXPOSED_SERVICES = ("api-gateway",)
 # A workload that really needs the Kubernetes API says so (with the reason) in this annotation;
 # only then may it mount a service-account token.
 API_ACCESS_ANNOTATION = "policy.venta.io/kubernetes-api"
+
+# The container port a service serves its probes, metrics and docs on (docs/contracts.md): where a
+# container declares it, every probe must target it; the public `http` port answers 404 for /health/*.
+PROBE_PORT_NAME = "internal"
 
 MIN_PROD_REPLICAS = 2
 HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -16,7 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from stacks.catalog import SERVICE_NAMES, ServiceName
+from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN, LOCATION_STALE_AFTER_SECONDS
+from stacks.catalog import SERVICE_NAMES, SERVICES, ServiceName
 from stacks.monitoring import DEV_THRESHOLDS, AlertThresholds
 from stacks.quantities import cpu_millis, memory_bytes
 
@@ -54,6 +56,14 @@ def _parses(parse: Callable[[str], int]) -> Callable[[str], bool]:
         return True
 
     return ok
+
+
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_seed(value: str) -> bool:
@@ -98,6 +108,10 @@ PinnedImage = Annotated[
         lambda v: bool(re.fullmatch(rf"[a-z0-9./_-]+:{_TAG}(@{_DIGEST})?", v)) and ":latest" not in v,
         "an image with an explicit tag (optionally @sha256:...), never 'latest', e.g. postgres:16.4",
     ),
+]
+Cidr = Annotated[
+    str,
+    _constraint(_is_cidr, "a CIDR block such as 10.244.0.0/16 or fd00:10:244::/56, without host bits set"),
 ]
 CronSchedule = Annotated[
     str, _constraint(_matches(r"(\S+\s+){4}\S+"), "a five-field cron schedule such as '0 3 * * *'")
@@ -208,6 +222,10 @@ class Gateway(Settings):
     tls_secret: DnsLabel | None = None
     # Namespace of the ingress controller, the only source allowed to reach the gateway's pods.
     ingress_namespace: DnsLabel = "ingress-nginx"
+    # Peers whose X-Forwarded-For the gateway believes (its TRUSTED_PROXY_CIDRS). Behind an ingress
+    # controller every client arrives from the controller's pods, so without their pod CIDR here all
+    # anonymous clients share one rate-limit bucket; empty (the default) trusts no header.
+    trusted_proxy_cidrs: list[Cidr] = []
 
 
 class Storage(Settings):
@@ -298,13 +316,16 @@ class StackSettings(Settings):
     monitoring: Monitoring = Monitoring()
     # Spread each workload's pods over nodes (topology spread + anti-affinity).
     spread_across_nodes: bool = False
+    # /docs and /openapi.json on every service's internal port (API_DOCS); never in a prod profile.
+    api_docs: bool = False
     services: dict[ServiceName, ServiceSettings]
     postgres: Postgres
     redis: Redis
     nats: Nats
-    db_pool_min: Annotated[int, Field(ge=0, le=100)] = 2
-    db_pool_max: Annotated[int, Field(ge=1, le=100)] = 10
-    location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = 120
+    # The defaults are the services' own (services/catalog.py), so a stack that sets nothing changes nothing.
+    db_pool_min: Annotated[int, Field(ge=0, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MIN
+    db_pool_max: Annotated[int, Field(ge=1, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MAX
+    location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = LOCATION_STALE_AFTER_SECONDS
     secrets: Secrets = Secrets()
 
     @model_validator(mode="after")
@@ -312,15 +333,23 @@ class StackSettings(Settings):
         missing = [name for name in SERVICE_NAMES if name not in self.services]
         if missing:
             raise allowed_error(f"settings for every service; missing {', '.join(missing)}", "services")
-        files = self.services["file-management"]
-        if files.max_pods > 1 and self.storage.files_access_mode != "ReadWriteMany":
-            raise allowed_error(
-                "ReadWriteMany when file-management can run more than one pod", "storage.filesAccessMode"
-            )
+        for spec in SERVICES:
+            shared = spec.file_storage and self.services[spec.name].max_pods > 1
+            if shared and self.storage.files_access_mode != "ReadWriteMany":
+                raise allowed_error(
+                    f"ReadWriteMany when {spec.name} can run more than one pod", "storage.filesAccessMode"
+                )
         if self.db_pool_min > self.db_pool_max:
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
+        if self.api_docs and self.profile == "prod":
+            raise allowed_error("false in a prod-profile stack: API docs stay off in prod", "apiDocs")
         return self
 
     @property
     def environment(self) -> str:
         return self.profile
+
+    @property
+    def service_environment(self) -> dict[str, str]:
+        """Values this stack gives the catalog's extra environment (`env`) of any service that reads it."""
+        return {"LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds)}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import stacks
-from infra.builders.images import BUILD_CONTEXT, DOCKERFILE, REPO_ROOT
+from infra.builders.images import BUILD_CONTEXT, DOCKERFILE
 from infra.render import CapturedStack
+from infra.render.capture import AUTONAMED, REPO_ROOT
 from tests.infra.helpers import (
     containers,
     inventory,
@@ -21,40 +23,47 @@ from tests.infra.helpers import (
     workloads,
 )
 
-DEV_INVENTORY = {
+# Per service (services/catalog.py): a ConfigMap, a Secret, a ServiceAccount, a Deployment, a Service
+# and a NetworkPolicy; a volume claim where it keeps files; an HPA and a PDB where it can scale.
+PER_SERVICE = ("ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "NetworkPolicy")
+FILE_CLAIMS = sum(spec.file_storage for spec in stacks.SERVICES)
+N = len(stacks.SERVICES)
+# The namespace and its guard rails, the three data stores and the Ingress.
+PLATFORM = {
     "Namespace": 1,
     "ResourceQuota": 1,
     "LimitRange": 1,
-    "NetworkPolicy": 12,
-    "ServiceAccount": 11,
-    "Secret": 12,
-    "ConfigMap": 8,
-    "PersistentVolumeClaim": 1,
-    "Service": 14,
+    "NetworkPolicy": 4,  # default-deny, postgres, redis, nats
+    "ServiceAccount": 3,
+    "Secret": 4,  # postgres credentials and init, redis config, nats config
+    "Service": 6,  # each store's client and headless Services
     "StatefulSet": 3,
-    "Deployment": 8,
     "Ingress": 1,
+}
+DEV_INVENTORY = {
+    **PLATFORM,
+    **{kind: PLATFORM.get(kind, 0) + N for kind in PER_SERVICE},
+    "PersistentVolumeClaim": FILE_CLAIMS,
 }
 PROD_INVENTORY = {
     **DEV_INVENTORY,
-    "ServiceAccount": 13,
-    "NetworkPolicy": 14,
-    "PersistentVolumeClaim": 2,
-    "Service": 16,
+    # The read replica (account, policy, two Services, StatefulSet), the backup job (account, policy,
+    # claim, CronJob), one PDB for primary and replica, one for NATS; every service can scale.
+    "ServiceAccount": DEV_INVENTORY["ServiceAccount"] + 2,
+    "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 2,
+    "PersistentVolumeClaim": FILE_CLAIMS + 1,
+    "Service": DEV_INVENTORY["Service"] + 2,
     "StatefulSet": 4,
     "CronJob": 1,
-    "HorizontalPodAutoscaler": 8,
-    "PodDisruptionBudget": 10,
+    "HorizontalPodAutoscaler": N,
+    "PodDisruptionBudget": N + 2,
 }
+# The scaling table the platform was specified with; every other service at least 2 (tested below).
 PROD_HPAS = {
-    "api-gateway": (2, 10, 60, 75),
     "user-management": (2, 5, 70, 80),
     "vendor-management": (2, 5, 70, 80),
-    "search-discovery": (2, 6, 70, 80),
     "geolocation": (3, 10, 60, 70),
     "real-time": (2, 8, 50, 60),
-    "webhooks": (2, 6, 70, 80),
-    "file-management": (2, 4, 70, 80),
 }
 
 
@@ -70,6 +79,21 @@ def test_dev_inventory(dev_stack: CapturedStack) -> None:
 
 def test_prod_inventory(prod_stack: CapturedStack) -> None:
     assert dict(inventory(prod_stack)) == PROD_INVENTORY
+
+
+def test_with_the_operator_nothing_is_created_before_its_crds_are_found(
+    captured_stack: Callable[..., CapturedStack],
+) -> None:
+    """The operator's CRDs are read from the cluster, never created, and the namespace (so every
+    object in it) waits for those reads: a cluster without them stops the update first."""
+    stack = captured_stack("prod", {"venta:monitoring": '{"prometheusOperator": true}'})
+    names = sorted(urn.rsplit("::", 1)[1] for urn in stack.reads)
+    assert names == [
+        "venta-needs-crd-prometheusrules.monitoring.coreos.com-or-set-monitoring.prometheusOperator-false",
+        "venta-needs-crd-servicemonitors.monitoring.coreos.com-or-set-monitoring.prometheusOperator-false",
+    ]
+    [namespace] = stack.of_type("kubernetes:core/v1:Namespace")
+    assert set(stack.reads) <= set(namespace.options["dependsOn"])
 
 
 def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
@@ -91,14 +115,25 @@ def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
             "name": hpa["metadata"]["name"],
         }
         assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
-    assert found == PROD_HPAS
+    assert set(found) == set(stacks.SERVICE_NAMES)
+    assert {name: found[name] for name in PROD_HPAS} == PROD_HPAS
+    assert found["api-gateway"] == (2, 10, 60, 75) and all(low >= 2 for low, *_ in found.values())
 
 
-def test_hpa_targets_set_no_replicas(captured: CapturedStack) -> None:
-    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(captured, "HorizontalPodAutoscaler")}
-    for deployment in of_kind(captured, "Deployment"):
-        has_hpa = deployment["metadata"]["name"] in scaled
-        assert ("replicas" in deployment["spec"]) is not has_hpa, deployment["metadata"]["name"]
+def test_hpa_targets_start_at_the_minimum_and_leave_replicas_to_the_hpa(captured: CapturedStack) -> None:
+    """The first rollout is judged at the HPA's minimum; afterwards the engine never writes replicas."""
+    minimum = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"]
+        for h in of_kind(captured, "HorizontalPodAutoscaler")
+    }
+    scaled = set(minimum)
+    for resource in captured.of_type("kubernetes:apps/v1:Deployment"):
+        name = resource.inputs["metadata"]["name"]
+        if name in minimum:
+            assert resource.inputs["spec"]["replicas"] == minimum[name], name
+            assert resource.options["ignoreChanges"] == ["spec.replicas"], name
+        else:
+            assert "spec.replicas" not in resource.options.get("ignoreChanges", []), name
     if captured.stack == "dev":
         assert not scaled and all(d["spec"]["replicas"] == 1 for d in of_kind(captured, "Deployment"))
 
@@ -106,17 +141,23 @@ def test_hpa_targets_set_no_replicas(captured: CapturedStack) -> None:
 def test_service_probes_and_rollout(captured: CapturedStack) -> None:
     for deployment in of_kind(captured, "Deployment"):
         (container,) = containers(deployment)
-        assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+            {"name": "internal", "containerPort": 9090, "protocol": "TCP"},
+        ]
         live, ready, start = (
             container["livenessProbe"],
             container["readinessProbe"],
             container["startupProbe"],
         )
-        assert live["httpGet"] == {"path": "/health/live", "port": "http"}
+        # On the internal port: the public one answers 404 for /health/*, so a pod probed there
+        # would never become ready.
+        assert live["httpGet"] == {"path": "/health/live", "port": "internal"}
         assert (live["initialDelaySeconds"], live["periodSeconds"]) == (30, 10)
-        assert ready["httpGet"] == {"path": "/health/ready", "port": "http"}
+        assert ready["httpGet"] == {"path": "/health/ready", "port": "internal"}
         assert (ready["initialDelaySeconds"], ready["periodSeconds"]) == (5, 5)
-        assert start["httpGet"]["path"] == "/health/live"
+        assert start["httpGet"] == {"path": "/health/live", "port": "internal"}
+        assert start["periodSeconds"] * start["failureThreshold"] == 150
         spec = deployment["spec"]
         assert spec["minReadySeconds"] == 10
         if spec["strategy"]["type"] == "RollingUpdate":
@@ -183,12 +224,31 @@ def test_every_service_selects_pods(captured: CapturedStack) -> None:
             assert target in names, f"{service['metadata']['name']} targets unknown port {target}"
 
 
-def test_services_expose_port_80_to_http(captured: CapturedStack) -> None:
+def test_services_expose_the_api_on_80_and_the_internal_port_on_9090(captured: CapturedStack) -> None:
     for deployment in of_kind(captured, "Deployment"):
         service = named(captured, "Service", deployment["metadata"]["name"])
+        assert service["spec"]["type"] == "ClusterIP"
         assert service["spec"]["ports"] == [
-            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+            {"name": "internal", "port": 9090, "targetPort": "internal", "protocol": "TCP"},
         ]
+
+
+def test_every_service_reads_the_ports_its_pod_declares(captured: CapturedStack) -> None:
+    """PORT and INTERNAL_PORT of each ConfigMap are the container ports named `http` and `internal`,
+    so the probes and scrapes the pod spec aims at `internal` reach what the process serves there."""
+    config_maps = {m["metadata"]["name"]: m["data"] for m in of_kind(captured, "ConfigMap")}
+    for deployment in of_kind(captured, "Deployment"):
+        (container,) = containers(deployment)
+        declared = {p["name"]: str(p["containerPort"]) for p in container["ports"]}
+        env = config_maps[container["envFrom"][0]["configMapRef"]["name"]]
+        assert (env["PORT"], env["INTERNAL_PORT"]) == (declared["http"], declared["internal"])
+        annotations = pod_template(deployment)["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": declared["internal"],
+            "prometheus.io/path": "/metrics",
+        }
 
 
 def _references(workload: dict[str, Any]) -> tuple[set[str], set[tuple[str, str | None]], set[str]]:
@@ -272,6 +332,50 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
 
 
+def _admitted(policy: dict[str, Any], direction: str) -> dict[str, set[str]]:
+    """Peer (a namespace or a pod's name label) -> the ports a policy opens to or from it."""
+    key = "from" if direction == "ingress" else "to"
+    found: dict[str, set[str]] = {}
+    for rule in policy["spec"].get(direction, []):
+        ports = {str(p["port"]) for p in rule.get("ports", [])}
+        for peer in rule.get(key, []):
+            if "namespaceSelector" in peer and "podSelector" not in peer:
+                who = "namespace " + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            elif "podSelector" in peer and "namespaceSelector" not in peer:
+                who = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            else:
+                continue
+            found.setdefault(who, set()).update(ports)
+    return found
+
+
+def test_network_policies_open_the_internal_port_to_monitoring_and_the_gateway_only(
+    captured: CapturedStack,
+) -> None:
+    """Prometheus reaches /metrics on `internal` and never the API; the gateway reaches every service's
+    API and internal port (its /health/upstreams view); the ingress controller reaches the gateway's
+    API only. The kubelet's probes need no rule (NetworkPolicy does not apply to them)."""
+    settings = stacks.load(captured.stack, captured.config)
+    monitoring = f"namespace {settings.monitoring.namespace}"
+    controller = f"namespace {settings.gateway.ingress_namespace}"
+    for spec in stacks.SERVICES:
+        admitted = _admitted(named(captured, "NetworkPolicy", spec.name), "ingress")
+        callers = {controller: {"http"}} if spec.public_entry else {"api-gateway": {"http", "internal"}}
+        assert admitted == {monitoring: {"internal"}, **callers}, spec.name
+    gateway = _admitted(named(captured, "NetworkPolicy", "api-gateway"), "egress")
+    upstreams = {s.name for s in stacks.SERVICES if not s.public_entry}
+    assert {name: gateway[name] for name in upstreams} == {name: {"http", "internal"} for name in upstreams}
+
+
+def test_nothing_public_reaches_the_internal_port(captured: CapturedStack) -> None:
+    ingress = named(captured, "Ingress", "api-gateway")["spec"]
+    backends = [path["backend"] for rule in ingress["rules"] for path in rule["http"]["paths"]]
+    assert backends == [{"service": {"name": "api-gateway", "port": {"name": "http"}}}]
+    assert "defaultBackend" not in ingress
+    for service in of_kind(captured, "Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]["name"]
+
+
 def test_pod_disruption_budgets_where_pods_can_exceed_one(captured: CapturedStack) -> None:
     budgets = of_kind(captured, "PodDisruptionBudget")
     hpas = {h["metadata"]["name"] for h in of_kind(captured, "HorizontalPodAutoscaler")}
@@ -310,12 +414,13 @@ def test_build_mode_builds_each_service_from_the_shared_dockerfile(captured_stac
     built = captured.of_type("docker:index/image:Image")
     assert len(built) == len(stacks.SERVICE_NAMES)
     for image in built:
-        service = image.name.removesuffix("-image")
+        service = image.inputs["build"]["args"]["SERVICE"]
+        assert image.name == f"venta-{service}-image"
         build = image.inputs["build"]
         assert build["context"] == BUILD_CONTEXT and build["dockerfile"] == DOCKERFILE
         assert build["args"] == {"SERVICE": service} and build["platform"] == "linux/amd64"
         assert image.inputs["imageName"] == f"localhost:5000/venta/{service}:dev1"
-        assert image.parent.endswith(f"VentaService::{service}")
+        assert image.parent.endswith(f"VentaService::venta-{service}")
     deployment = named(captured, "Deployment", "geolocation")
     assert containers(deployment)[0]["image"].startswith("localhost:5000/venta/geolocation@sha256:")
 
@@ -409,18 +514,29 @@ def test_prod_spreads_pods_and_dev_does_not(captured: CapturedStack) -> None:
 
 
 def test_config_changes_roll_the_pods(captured_stack: Any, dev_stack: CapturedStack) -> None:
+    """ConfigMaps and Secrets have no fixed name: the engine names them, a change of their data replaces
+    them under a new name, and the pod template that refers to that name changes, which rolls the pods."""
     changed = captured_stack("dev", {"venta:services": '{"webhooks": {"logLevel": "ERROR"}}'})
+    for kind in ("ConfigMap", "Secret"):
+        for resource in dev_stack.of_type(f"kubernetes:core/v1:{kind}"):
+            # The mocks, like the provider, name (and mark) only what the program left unnamed.
+            assert resource.inputs["metadata"]["annotations"][AUTONAMED] == "true", resource.name
 
-    def checksums(captured: CapturedStack) -> dict[str, str]:
+    def references(captured: CapturedStack) -> dict[str, tuple[str, ...]]:
         return {
-            d["metadata"]["name"]: pod_template(d)["metadata"]["annotations"]["checksum/config"]
+            d["metadata"]["name"]: tuple(
+                ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in containers(d)[0]["envFrom"]
+            )
             for d in of_kind(captured, "Deployment")
         }
 
-    before, after = checksums(dev_stack), checksums(changed)
+    before, after = references(dev_stack), references(changed)
     assert {n for n in before if before[n] != after[n]} == {"webhooks"}
+    assert before["webhooks"][1] == after["webhooks"][1]  # the Secret did not change
+    config_maps = {m["metadata"]["name"] for m in of_kind(dev_stack, "ConfigMap")}
+    assert set(ref for refs in before.values() for ref in refs[:1]) <= config_maps
     annotations = pod_template(named(dev_stack, "Deployment", "geolocation"))["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "8000"
+    assert "checksum/config" not in annotations  # the name rolls the pods, not a checksum
 
 
 def test_prod_data_stores(prod_stack: CapturedStack) -> None:

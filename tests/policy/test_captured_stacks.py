@@ -62,7 +62,7 @@ def _edit(kind: str, name: str, edit: Callable[[dict[str, Any]], None]) -> Break
     def apply(resources: list[Resource]) -> list[Resource]:
         out = []
         for r in resources:
-            if (r.kind, r.k8s_name) == (kind, name):
+            if r.kind == kind and name in (r.k8s_name, r.name):
                 props = copy.deepcopy(dict(r.props))
                 edit(props)
                 r = Resource(r.type, r.name, props, r.urn)
@@ -107,6 +107,10 @@ def _literal_secret_env(props: dict[str, Any]) -> None:
     _containers(props)[0].setdefault("env", []).append({"name": "REDIS_PASSWORD", "value": "hunter2"})
 
 
+def _probed_on_the_public_port(props: dict[str, Any]) -> None:
+    _containers(props)[0]["readinessProbe"]["httpGet"]["port"] = "http"
+
+
 def _set(*path_and_value: Any) -> Callable[[dict[str, Any]], None]:
     *path, value = path_and_value
 
@@ -145,7 +149,7 @@ BREAKS = [
         "password in a ConfigMap",
         "no-credentials-in-configmap",
         CM,
-        "user-management-config",
+        "venta-user-management-config",  # auto-named: found by its logical name
         _password_in_configmap,
     ),
     _case(
@@ -153,7 +157,7 @@ BREAKS = [
         "password in a ConfigMap",
         "no-credentials-in-configmap",
         CM,
-        "webhooks-config",
+        "venta-webhooks-config",
         _password_in_configmap,
     ),
     _case(
@@ -167,7 +171,7 @@ BREAKS = [
     _case(
         "prod",
         "replicas beside an HPA",
-        "hpa-target-no-replicas",
+        "hpa-owns-replicas",
         DEPLOY,
         "user-management",
         _set("spec", "replicas", 3.0),
@@ -195,6 +199,22 @@ BREAKS = [
         SVC,
         "user-management",
         _set("spec", "type", "LoadBalancer"),
+    ),
+    _case(
+        "dev",
+        "readiness on the public port",
+        "probes-on-declared-port",
+        DEPLOY,
+        "vendor-management",
+        _probed_on_the_public_port,
+    ),
+    _case(
+        "prod",
+        "readiness on the public port",
+        "probes-on-declared-port",
+        DEPLOY,
+        "api-gateway",
+        _probed_on_the_public_port,
     ),
     _case("dev", "no NetworkPolicy at all", "network-policy-coverage", "NetworkPolicy", None),
     _case(
@@ -227,7 +247,8 @@ def test_break_fires_the_right_rule(
     assert rule in {f.policy for f in new}, _shown(new)
     if name is not None:
         # Whatever else fires is a consequence for the same object (a `latest` image is not pinned either).
-        assert all(f"'{name}'" in f.message for f in new), _shown(new)
+        (shown,) = {r.k8s_name for r in stacks[stack] if name in (r.k8s_name, r.name)}
+        assert all(f"'{shown}'" in f.message for f in new), _shown(new)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
