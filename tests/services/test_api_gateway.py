@@ -277,8 +277,8 @@ async def test_answers_without_a_body_keep_their_headers_and_the_connection(
             writer.write(
                 f"GET /api/search/cached HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n".encode()
             )
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            assert status in head.split(b"\r\n")[0], head
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert status in answer.split(b"\r\n")[0], answer
             if status == b" 200 ":
                 assert await reader.readexactly(17) == b'{"cached": "yes"}'
     finally:
