@@ -11,7 +11,10 @@ the time:
                        provider: the floor plus the kubernetes plugin and one registration round trip
                        per resource;
   imports              ``python -c 'import <the program's modules>'``: what our own imports cost;
-  program under mocks  the program evaluated with Pulumi's mocks, in this process (bench/infra_eval.py).
+  program under mocks  the program evaluated with Pulumi's mocks, in this process (bench/infra_eval.py);
+  without bytecode     the stack's preview again, alternating with the first, with Python looking for
+                       bytecode in an empty folder: what a venv without compiled bytecode costs a
+                       process that may not write any (PYTHONDONTWRITEBYTECODE, a read-only disk).
 
 What the stack's preview takes beyond "bare ConfigMaps" is the program's own (imports, evaluation,
 options and outputs per resource); what "bare ConfigMaps" takes beyond "empty program" is per
@@ -83,16 +86,25 @@ def baseline_project(into: Path, bin_dir: Path, program: str) -> PulumiProject:
     return project
 
 
-def previews(project: PulumiProject, stack: str, runs: int) -> tuple[list[float], dict[str, int]]:
-    """Seconds of each no-change preview after one ``up``, and its change summary."""
-    project.run("up", "--stack", stack, "--yes", "--skip-preview")
-    seconds, summary = [], {}
+def previews(project: PulumiProject, stack: str, runs: int, env: dict[str, str] | None = None) -> list[float]:
+    """Seconds of each no-change preview after one ``up``."""
+    if not project.timings.get("up"):
+        project.run("up", "--stack", stack, "--yes", "--skip-preview", label="up")
+    seconds = []
     for _ in range(runs):
-        run = project.preview(stack)
+        argv = ["pulumi", "preview", "--stack", stack, "--json", "--non-interactive"]
+        run = project.run_command(argv, env=env)
         seconds.append(run.seconds)
         summary = run.json().get("changeSummary", {})
         assert set(summary) <= {"same"}, f"preview after up is not empty: {summary}"
-    return seconds, summary
+    return seconds
+
+
+def compiled_share() -> float:
+    """How much of the Pulumi SDK in .venv has its bytecode compiled (scripts/setup.sh compiles it)."""
+    sources = list((REPO / ".venv/lib/python3.11/site-packages/pulumi").rglob("*.py"))
+    compiled = [f for f in sources if any((f.parent / "__pycache__").glob(f"{f.stem}.cpython-*.pyc"))]
+    return len(compiled) / max(1, len(sources))
 
 
 def import_seconds(runs: int) -> list[float]:
@@ -139,11 +151,18 @@ def main() -> int:
     print(f"engine: {bin_dir}; {args.runs} previews each after one up, median (lowest-highest)")
     with tempfile.TemporaryDirectory(prefix="venta-engine-bench-") as scratch:
         root = Path(scratch)
-        stack_s, _ = previews(stack_project(root / "stack", bin_dir, args.stack), args.stack, args.runs)
+        project = stack_project(root / "stack", bin_dir, args.stack)
+        # What a process pays that finds no bytecode and may not write any (PYTHONDONTWRITEBYTECODE,
+        # as here, or a read-only filesystem): every module compiled from source on every start.
+        uncompiled_env = {"PYTHONPYCACHEPREFIX": str(root / "no-bytecode")}
+        stack_s, uncompiled_s = [], []
+        for _ in range(args.runs):  # alternating, so both see the same swings of a shared machine
+            stack_s += previews(project, args.stack, 1)
+            uncompiled_s += previews(project, args.stack, 1, uncompiled_env)
         resources = len(capture_stack(args.stack).resources)  # components included: each is registered
-        empty_s, _ = previews(baseline_project(root / "empty", bin_dir, EMPTY), "bench", args.runs)
+        empty_s = previews(baseline_project(root / "empty", bin_dir, EMPTY), "bench", args.runs)
         configmaps = CONFIGMAPS.format(count=resources)
-        cm_s, _ = previews(baseline_project(root / "configmaps", bin_dir, configmaps), "bench", args.runs)
+        cm_s = previews(baseline_project(root / "configmaps", bin_dir, configmaps), "bench", args.runs)
     imports = import_seconds(args.runs)
     capture_stack(args.stack)  # warm, as the engine's program run is not (it imports too)
     started = time.perf_counter()
@@ -154,7 +173,9 @@ def main() -> int:
         med = statistics.median(values)
         return f"  {name:<44} {med:6.2f} s ({min(values):.2f}-{max(values):.2f})"
 
+    print(f"  .venv holds bytecode for {compiled_share():.0%} of the Pulumi SDK's modules")
     print(row(f"pulumi preview {args.stack} ({resources} resources + stack)", stack_s))
+    print(row("the same, every module compiled at start", uncompiled_s))
     print(row("empty program (engine + language host + Python)", empty_s))
     print(row(f"{resources} bare ConfigMaps, render-mode provider", cm_s))
     print(row("python -c 'import pulumi, ..., infra, stacks'", imports))

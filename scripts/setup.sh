@@ -28,7 +28,11 @@ if ! command -v uv >/dev/null 2>&1; then
   echo "setup: installing uv"
   python3 -m pip install --quiet --disable-pip-version-check uv
 fi
-uv sync --frozen --quiet
+# Bytecode compiled once here (about 15 s on a fresh .venv, nothing on a synced one): a Python that
+# may not write it (PYTHONDONTWRITEBYTECODE, set on these machines and by the e2e harness, or a
+# read-only disk) otherwise compiles Pulumi's SDK and providers from source on every start, about
+# 2 s of each `pulumi preview` on a busy machine (bench/engine_preview.py).
+uv sync --frozen --quiet --compile-bytecode
 echo "setup: .venv ready ($(.venv/bin/python --version))"
 
 # checkov lives in its own environment (.venv-scan), pinned by tests/scan/requirements.txt: its
