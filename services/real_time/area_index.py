@@ -4,8 +4,9 @@ Matching every update against every connection's areas cost real-time a Python l
 clients per update: with 2,000 clients watching 1 km circles, about 75 us of CPU per delivery, most of
 it spent on clients far away. The index files each connection under the grid cells its areas' bounding
 boxes overlap (cells of ``CELL_DEGREES``), so an update is tested, exactly as before, only against the
-connections filed under its own cell. An area wider than ``MAX_CELLS`` cells (a box of a whole region)
-is not filed cell by cell: it is tested against every update, as all were before. Entries hold the
+connections filed under its own cell. An area wider than ``MAX_CELLS`` cells (a box of a whole region),
+or one past a connection's budget of ``MAX_CELLS`` cells in all, is not filed cell by cell: it is
+tested against every update, as all were before. Entries hold the
 area itself, so the exact test is the area's own ``contains``.
 """
 
@@ -20,7 +21,7 @@ from services.real_time.subscriptions import BBox, Circle
 Area = BBox | Circle
 
 CELL_DEGREES = 0.01  # about 1.1 km of latitude; a 1 km circle overlaps 1 to 6 cells
-MAX_CELLS = 400  # an area over more cells than this is tested against every update
+MAX_CELLS = 400  # cells one connection is filed under, at most; beyond, tested against every update
 _LON_CELLS = round(360 / CELL_DEGREES)
 T = TypeVar("T", bound=Hashable)
 
@@ -60,19 +61,29 @@ class AreaIndex(Generic[T]):
         self._wide_entries: list[tuple[T, Area]] = []
 
     def add(self, client: T, areas: Iterable[Area]) -> None:
-        """File ``client``'s areas (replacing what was filed for it before)."""
+        """File ``client``'s areas (replacing what was filed for it before). A connection is filed
+        under at most MAX_CELLS cells in all, so memory stays bounded by the connection count
+        whatever its subscriptions; beyond that its areas are tested against every update."""
         self.remove(client)
-        filed: set[tuple[int, int]] = set()
+        placed: list[tuple[tuple[T, Area], list[tuple[int, int]]]] = []
+        wide: list[Area] = []
+        budget = MAX_CELLS
         for area in areas:
             found = cells_of(area if isinstance(area, BBox) else area.box)
-            if found is None:
-                self._wide.setdefault(client, []).append(area)
-                continue
+            if found is None or len(found) > budget:
+                wide.append(area)
+            else:
+                budget -= len(found)
+                placed.append(((client, area), found))
+        filed: set[tuple[int, int]] = set()
+        for entry, found in placed:
             for cell in found:
-                self._cells.setdefault(cell, []).append((client, area))
+                self._cells.setdefault(cell, []).append(entry)  # one tuple per area, shared
             filed.update(found)
         self._filed[client] = list(filed)
-        self._wide_entries = [(c, a) for c, areas_ in self._wide.items() for a in areas_]
+        if wide:
+            self._wide[client] = wide
+            self._wide_entries = [(c, a) for c, areas_ in self._wide.items() for a in areas_]
 
     def remove(self, client: T) -> None:
         if self._wide.pop(client, None) is not None:
