@@ -142,7 +142,7 @@ class ProxyCycle(RequestResponseCycle):
 
     def _write_head(self) -> None:
         self._flush = None
-        if self._head is not None and not self.disconnected:
+        if self._head is not None and not self.disconnected and not self.transport.is_closing():
             self.transport.write(self._head)
         self._head = None
 
