@@ -37,16 +37,17 @@ def digests_required(root: Path, stack: str) -> bool:
     return level == "mandatory"
 
 
-def unpinned_images(stack: str) -> list[Unpinned]:
-    """Every image the stack's program (under mocks) would run without a digest, with its setting."""
+def unpinned_images(root: Path, stack: str) -> list[Unpinned]:
+    """Every image the stack's program (under mocks) would run without a digest, with its setting;
+    the settings are `root`'s stack file (the project `venta` runs on)."""
     # Imported here: evaluating the program is only needed for this check.
     import stacks
     from infra.render.capture import capture_stack, stack_config
     from policy.model import Resource, containers
     from policy.rules.images import parse_image
 
-    captured = capture_stack(stack)
-    settings = stacks.load(stack, stack_config(stack), environ={})
+    captured = capture_stack(stack, root=root)
+    settings = stacks.load(stack, stack_config(stack, root=root), environ={})
     service_names = {str(name) for name in settings.services}
     by_image: dict[str, list[str]] = {}
     for captured_resource in captured.resources:
