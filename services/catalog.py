@@ -27,6 +27,13 @@ DB_POOL_MAX = 10
 DB_POOL_MAX_LIMIT = 100
 # A vendor that has not reported its location for this long drops out of every result.
 LOCATION_STALE_AFTER_SECONDS = 120
+# Limits that keep one account from flooding a shared store; a stack tunes them (stacks/model.py).
+WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER = 10
+WEBHOOK_RETENTION_DAYS = 14  # finished deliveries and their attempts
+OUTBOX_RETENTION_DAYS = 7  # vendor-management's published outbox rows
+FILE_QUOTA_UPLOADS = 100  # per user and window
+FILE_QUOTA_BYTES = 500 * 1024 * 1024  # per user and window
+FILE_QUOTA_WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ SERVICES: dict[str, Service] = {
             "marketplace",
             database=True,
             publishes=VENDOR_EVENTS,
+            env=(("OUTBOX_RETENTION_DAYS", str(OUTBOX_RETENTION_DAYS)),),
         ),
         Service(
             "search-discovery",
@@ -114,10 +122,24 @@ SERVICES: dict[str, Service] = {
             consumes=(*VENDOR_EVENTS, LOCATION_UPDATED),
             durable_consumer=True,
             internet_egress=True,
-            env=(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false"),),
+            env=(
+                ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false"),
+                ("WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER", str(WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER)),
+                ("WEBHOOK_RETENTION_DAYS", str(WEBHOOK_RETENTION_DAYS)),
+            ),
         ),
         Service(
-            "file-management", "file_management", 8087, "infrastructure", database=True, file_storage=True
+            "file-management",
+            "file_management",
+            8087,
+            "infrastructure",
+            database=True,
+            file_storage=True,
+            env=(
+                ("FILE_QUOTA_UPLOADS", str(FILE_QUOTA_UPLOADS)),
+                ("FILE_QUOTA_BYTES", str(FILE_QUOTA_BYTES)),
+                ("FILE_QUOTA_WINDOW_SECONDS", str(FILE_QUOTA_WINDOW_SECONDS)),
+            ),
         ),
     )
 }

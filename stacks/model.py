@@ -12,11 +12,25 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN, LOCATION_STALE_AFTER_SECONDS
+from services.catalog import (
+    DB_POOL_MAX,
+    DB_POOL_MAX_LIMIT,
+    DB_POOL_MIN,
+    FILE_QUOTA_BYTES,
+    FILE_QUOTA_UPLOADS,
+    FILE_QUOTA_WINDOW_SECONDS,
+    LOCATION_STALE_AFTER_SECONDS,
+    OUTBOX_RETENTION_DAYS,
+    WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER,
+    WEBHOOK_RETENTION_DAYS,
+)
 from stacks.catalog import SERVICE_NAMES, SERVICES, ServiceName
 from stacks.monitoring import DEV_THRESHOLDS, AlertThresholds
 from stacks.quantities import cpu_millis, memory_bytes
@@ -119,6 +133,29 @@ LabelValue = Annotated[
 ]
 Percent = Annotated[int, Field(ge=1, le=100)]
 ReplicaCount = Annotated[int, Field(ge=1, le=100)]
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----\s+[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----\s*")
+
+
+def _is_ed25519_public_pem(value: str) -> bool:
+    """Exactly one PEM block holding an Ed25519 public key, the kind user-management signs with."""
+    if not _PEM_BLOCK.fullmatch(value.strip() + "\n"):
+        return False
+    try:
+        return isinstance(load_pem_public_key(value.encode()), Ed25519PublicKey)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
+PublicKeyPem = Annotated[
+    str,
+    _constraint(
+        _is_ed25519_public_pem,
+        "one Ed25519 public key in PEM ('-----BEGIN PUBLIC KEY-----' ... '-----END PUBLIC KEY-----')",
+    ),
+]
+Days = Annotated[int, Field(ge=1, le=3650)]
 
 
 def _check_seed(value: SecretStr) -> SecretStr:
@@ -288,6 +325,45 @@ class Secrets(Settings):
     jwt_signing_seed: Seed | None = None
 
 
+class Webhooks(Settings):
+    """webhooks' limits (the service's WEBHOOK_* settings): subscriptions one owner may hold, and how
+    long finished deliveries and their attempts stay in the shared PostgreSQL."""
+
+    max_subscriptions_per_owner: Annotated[int, Field(ge=1, le=1000)] = WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER
+    retention_days: Days = WEBHOOK_RETENTION_DAYS
+
+
+class Outbox(Settings):
+    """vendor-management deletes published outbox rows this long after publishing them."""
+
+    retention_days: Days = OUTBOX_RETENTION_DAYS
+
+
+class FileQuota(Settings):
+    """file-management's per-user upload quota: uploads and bytes within a sliding window."""
+
+    uploads: Annotated[int, Field(ge=1, le=1_000_000)] = FILE_QUOTA_UPLOADS
+    bytes: MemoryQuantity = f"{FILE_QUOTA_BYTES // 2**20}Mi"
+    window_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = FILE_QUOTA_WINDOW_SECONDS
+
+    @property
+    def byte_count(self) -> int:
+        return memory_bytes(self.bytes)
+
+
+class Auth(Settings):
+    # Public keys accepted beside the signing seed's own: the old key (or the next one) while a signing
+    # key rotates (docs/runbooks.md, "Rotate the token signing key"). Public, so they go to ConfigMaps.
+    extra_public_keys: list[PublicKeyPem] = []
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Auth:
+        seen = [pem.strip() for pem in self.extra_public_keys]
+        if len(set(seen)) != len(seen):
+            raise allowed_error("each key once", "extraPublicKeys")
+        return self
+
+
 class StackSettings(Settings):
     stack: str
     profile: ProfileName
@@ -308,6 +384,10 @@ class StackSettings(Settings):
     db_pool_max: Annotated[int, Field(ge=1, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MAX
     location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = LOCATION_STALE_AFTER_SECONDS
     secrets: Secrets = Secrets()
+    auth: Auth = Auth()
+    webhooks: Webhooks = Webhooks()
+    outbox: Outbox = Outbox()
+    file_quota: FileQuota = FileQuota()
 
     @model_validator(mode="after")
     def _consistent(self) -> StackSettings:
@@ -322,6 +402,9 @@ class StackSettings(Settings):
                 )
         if self.db_pool_min > self.db_pool_max:
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
+        if self.file_quota.byte_count > memory_bytes(self.storage.files):
+            # One user alone could fill the files volume within a window.
+            raise allowed_error(f"at most storage.files ({self.storage.files})", "fileQuota.bytes")
         return self
 
     @property
@@ -331,4 +414,12 @@ class StackSettings(Settings):
     @property
     def service_environment(self) -> dict[str, str]:
         """Values this stack gives the catalog's extra environment (`env`) of any service that reads it."""
-        return {"LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds)}
+        return {
+            "LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds),
+            "WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER": str(self.webhooks.max_subscriptions_per_owner),
+            "WEBHOOK_RETENTION_DAYS": str(self.webhooks.retention_days),
+            "OUTBOX_RETENTION_DAYS": str(self.outbox.retention_days),
+            "FILE_QUOTA_UPLOADS": str(self.file_quota.uploads),
+            "FILE_QUOTA_BYTES": str(self.file_quota.byte_count),
+            "FILE_QUOTA_WINDOW_SECONDS": str(self.file_quota.window_seconds),
+        }

@@ -5,6 +5,7 @@ Derived from the service's catalog entry (services/catalog.py), never from its n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -42,7 +43,7 @@ def config_data(
         "LOG_LEVEL": service.log_level,
         "ENVIRONMENT": settings.environment,
         # Public: every service may verify tokens (the gateway does for every non-public route).
-        "JWT_PUBLIC_KEY": jwt_public_key,
+        "JWT_PUBLIC_KEY": accepted_public_keys(jwt_public_key, settings.auth.extra_public_keys),
     }
     if spec.database:
         data |= {"DB_POOL_MIN": str(settings.db_pool_min), "DB_POOL_MAX": str(settings.db_pool_max)}
@@ -56,6 +57,17 @@ def config_data(
     tuned = settings.service_environment
     data |= {key: tuned.get(key, default) for key, default in spec.env}
     return data
+
+
+def accepted_public_keys(signing_key: str, extra: Sequence[str]) -> str:
+    """The signing seed's own key first, then the stack's extra keys (a rotation's old or next key),
+    PEM blocks one after the other as JWT_PUBLIC_KEY holds them; a key given twice is listed once."""
+    blocks: list[str] = []
+    for pem in (signing_key, *extra):
+        block = pem.strip() + "\n"
+        if block not in blocks:
+            blocks.append(block)
+    return "".join(blocks)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,10 @@ PROFILE: dict[str, Any] = {
         "replicas": 1,
         "auth": True,
     },
+    # Abuse limits, tighter than prod where the volumes are small: the 1Gi files volume and PostgreSQL.
+    "webhooks": {"maxSubscriptionsPerOwner": 10, "retentionDays": 3},
+    "outbox": {"retentionDays": 2},
+    "fileQuota": {"uploads": 50, "bytes": "200Mi", "windowSeconds": 3600},
     # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
     "monitoring": {"thresholds": DEV_THRESHOLDS.model_dump(by_alias=True)},
 }

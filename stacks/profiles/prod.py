@@ -64,6 +64,11 @@ PROFILE: dict[str, Any] = {
     },
     "redis": {"resources": _resources("250m", "512Mi", "1", "1Gi"), "appendOnly": True, "auth": True},
     "nats": {"resources": _resources("250m", "256Mi", "1", "512Mi"), "replicas": 3, "auth": True},
+    # Abuse limits: an owner's few receivers (subscriptions only to their own vendors), two weeks of
+    # delivery history for support, a week of outbox rows, 100 uploads or 500 MiB per user and hour.
+    "webhooks": {"maxSubscriptionsPerOwner": 10, "retentionDays": 14},
+    "outbox": {"retentionDays": 7},
+    "fileQuota": {"uploads": 100, "bytes": "500Mi", "windowSeconds": 3600},
     # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
     # Two exporter pods each, spread like every other prod workload; alerts count what they report once.
     "monitoring": {"thresholds": PROD_THRESHOLDS.model_dump(by_alias=True), "exporters": {"replicas": 2}},
