@@ -180,6 +180,10 @@ class Resources(Settings):
     memory_request: MemoryQuantity
     cpu_limit: CpuQuantity
     memory_limit: MemoryQuantity
+    # Node disk a container may use outside its volumes: its emptyDirs (/tmp), logs, writable layer.
+    # Past the limit the kubelet evicts the pod instead of letting it fill the node's disk.
+    ephemeral_storage_request: MemoryQuantity = "64Mi"
+    ephemeral_storage_limit: MemoryQuantity = "256Mi"
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Resources:
@@ -187,6 +191,11 @@ class Resources(Settings):
             raise allowed_error(f"at most cpuLimit ({self.cpu_limit})", field="cpuRequest")
         if memory_bytes(self.memory_request) > memory_bytes(self.memory_limit):
             raise allowed_error(f"at most memoryLimit ({self.memory_limit})", field="memoryRequest")
+        if memory_bytes(self.ephemeral_storage_request) > memory_bytes(self.ephemeral_storage_limit):
+            raise allowed_error(
+                f"at most ephemeralStorageLimit ({self.ephemeral_storage_limit})",
+                field="ephemeralStorageRequest",
+            )
         return self
 
 

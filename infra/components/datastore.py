@@ -170,7 +170,8 @@ class DataStore(pulumi.ComponentResource):
 
     def workload_metadata(self, app: str, app_labels: dict[str, str]) -> meta.ObjectMetaArgs:
         """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its image."""
-        skips = scanner.checkov_skips([self.image], self.common.pull_policy)
+        pull = self.common.pull_policy
+        skips = scanner.checkov_skips([self.image], pull) | scanner.kube_score_skips(pull)
         return meta.ObjectMetaArgs(
             name=app, namespace=self.common.namespace, labels=app_labels, annotations=skips or None
         )

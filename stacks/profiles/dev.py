@@ -7,7 +7,17 @@ from typing import Any
 from stacks.catalog import SERVICE_NAMES
 from stacks.monitoring import DEV_THRESHOLDS
 
-_SMALL = {"cpuRequest": "50m", "memoryRequest": "64Mi", "cpuLimit": "500m", "memoryLimit": "256Mi"}
+# Node disk outside volumes (emptyDirs, logs): a service's /tmp is 64Mi; a data store's scratch and
+# logs may grow more. Past its limit a pod is evicted rather than filling the node's disk.
+_SERVICE_DISK = {"ephemeralStorageRequest": "64Mi", "ephemeralStorageLimit": "256Mi"}
+_STORE_DISK = {"ephemeralStorageRequest": "128Mi", "ephemeralStorageLimit": "512Mi"}
+_SMALL = {
+    "cpuRequest": "50m",
+    "memoryRequest": "64Mi",
+    "cpuLimit": "500m",
+    "memoryLimit": "256Mi",
+    **_SERVICE_DISK,
+}
 
 PROFILE: dict[str, Any] = {
     "images": {"pullPolicy": "IfNotPresent"},
@@ -20,6 +30,7 @@ PROFILE: dict[str, Any] = {
             "memoryRequest": "256Mi",
             "cpuLimit": "1",
             "memoryLimit": "512Mi",
+            **_STORE_DISK,
         },
     },
     "redis": {
@@ -28,6 +39,7 @@ PROFILE: dict[str, Any] = {
             "memoryRequest": "64Mi",
             "cpuLimit": "500m",
             "memoryLimit": "256Mi",
+            **_STORE_DISK,
         },
         "appendOnly": False,
         "auth": True,
@@ -38,6 +50,7 @@ PROFILE: dict[str, Any] = {
             "memoryRequest": "64Mi",
             "cpuLimit": "500m",
             "memoryLimit": "256Mi",
+            **_STORE_DISK,
         },
         "replicas": 1,
         "auth": True,
