@@ -70,7 +70,8 @@ def service_env(
     }
     if entry.database:
         env["DATABASE_URL"] = urls[f"db:{entry.name}"]
-    if entry.redis:
+    if entry.redis or entry.cache:
+        # One local Redis serves a cache too (its settings fall back from CACHE_REDIS_URL to REDIS_URL).
         env["REDIS_URL"] = urls["redis"]
     if entry.nats:
         env["NATS_SERVERS"] = urls["nats"]

@@ -43,7 +43,9 @@ class Service:
     dev_port: int  # port of the local run (python -m localdev)
     area: str  # marketplace, location, communication or infrastructure (the `component` label)
     database: bool = False  # its own PostgreSQL database and role
-    redis: bool = False
+    redis: bool = False  # the main Redis (REDIS_URL): nothing in it is ever evicted
+    # Caches in the bounded Redis that evicts its least recently used keys (CACHE_REDIS_URL).
+    cache: bool = False
     publishes: tuple[str, ...] = ()  # NATS subjects
     consumes: tuple[str, ...] = ()  # NATS subjects
     # Consumes through JetStream durable consumers named `<name>[-<suffix>]` (alerts watch their backlog).
@@ -97,7 +99,7 @@ SERVICES: dict[str, Service] = {
             8083,
             "marketplace",
             database=True,
-            redis=True,
+            cache=True,
             consumes=VENDOR_EVENTS,
             durable_consumer=True,
         ),

@@ -33,7 +33,7 @@ from services.catalog import (
 )
 from stacks.catalog import SERVICE_NAMES, SERVICES, ServiceName
 from stacks.monitoring import DEV_THRESHOLDS, AlertThresholds
-from stacks.quantities import cpu_millis, memory_bytes
+from stacks.quantities import cpu_millis, format_memory, memory_bytes
 
 ProfileName = Literal["dev", "prod"]
 
@@ -312,10 +312,43 @@ class Postgres(Settings):
     backup: Backup | None = None
 
 
-class Redis(Settings):
+class RedisMemory(Settings):
+    """A Redis server's memory: `maxmemory` (what it may hold) inside its container's memory limit."""
+
     image: PinnedImage = "redis:7.4.1"
     resources: Resources
+    # null: three quarters of memoryLimit. The rest is for forks (snapshots, AOF rewrites), client
+    # buffers and fragmentation, so the container reaches its limit (and is killed) only in pathology.
+    max_memory: MemoryQuantity | None = None
+
+    @model_validator(mode="after")
+    def _fits_the_container(self) -> RedisMemory:
+        if self.max_memory is not None and self.max_memory_bytes > self.memory_ceiling:
+            ceiling = format_memory(self.memory_ceiling)
+            raise allowed_error(f"at most 3/4 of resources.memoryLimit ({ceiling})", field="maxMemory")
+        return self
+
+    @property
+    def memory_ceiling(self) -> int:
+        return memory_bytes(self.resources.memory_limit) * 3 // 4
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return self.memory_ceiling if self.max_memory is None else memory_bytes(self.max_memory)
+
+
+class Redis(RedisMemory):
+    """The main Redis: locations, vendor ownership, rate-limit counters. Full means writes fail
+    (`noeviction`): none of those keys may ever be dropped to make room."""
+
     append_only: bool = False
+    auth: bool = True
+
+
+class RedisCache(RedisMemory):
+    """search-discovery's result cache, in its own Redis: full means the least recently used entries go
+    (`allkeys-lru`), never persisted, so a flood of cached answers cannot crowd out the main Redis."""
+
     auth: bool = True
 
 
@@ -387,6 +420,7 @@ class StackSettings(Settings):
     services: dict[ServiceName, ServiceSettings]
     postgres: Postgres
     redis: Redis
+    redis_cache: RedisCache
     nats: Nats
     # The defaults are the services' own (services/catalog.py), so a stack that sets nothing changes nothing.
     db_pool_min: Annotated[int, Field(ge=0, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MIN

@@ -38,16 +38,31 @@ POSTGRES_REPLICATION_HBA = (
 )
 
 
-def redis_conf(password: str | None, append_only: bool) -> str:
+def redis_conf(
+    password: str | None,
+    append_only: bool,
+    max_memory: int,
+    eviction: str = "noeviction",
+    persistent: bool = True,
+) -> str:
+    """`max_memory` bytes at most: past it, `noeviction` refuses writes (the main Redis: no key may be
+    dropped) and `allkeys-lru` drops the least recently used keys (a cache)."""
     lines = [
         "bind 0.0.0.0 -::*",
         f"port {names.REDIS_PORT}",
-        "dir /data",
-        f"appendonly {'yes' if append_only else 'no'}",
-        "appendfsync everysec",
-        # Snapshots too, so a restart without AOF still has recent data.
-        "save 3600 1 300 100 60 10000",
+        f"maxmemory {max_memory}",
+        f"maxmemory-policy {eviction}",
     ]
+    if persistent:
+        lines += [
+            "dir /data",
+            f"appendonly {'yes' if append_only else 'no'}",
+            "appendfsync everysec",
+            # Snapshots too, so a restart without AOF still has recent data.
+            "save 3600 1 300 100 60 10000",
+        ]
+    else:
+        lines += ["dir /tmp", "appendonly no", 'save ""']
     if password:
         lines.append(f"requirepass {password}")
     else:

@@ -20,6 +20,7 @@ class Endpoints:
 
     postgres_host: str
     redis_host: str
+    cache_host: str
     nats_urls: tuple[str, ...]
 
 
@@ -27,6 +28,7 @@ def endpoints(namespace: str) -> Endpoints:
     return Endpoints(
         postgres_host=names.cluster_host(names.POSTGRES, namespace),
         redis_host=names.cluster_host(names.REDIS, namespace),
+        cache_host=names.cluster_host(names.REDIS_CACHE, namespace),
         # One address through the client Service: the server tells clients about its cluster peers.
         nats_urls=(f"nats://{names.cluster_host(names.NATS, namespace)}:{names.NATS_PORTS['client']}",),
     )
@@ -76,6 +78,7 @@ class Credentials:
 
     database_password: str | None = None
     redis_password: str | None = None
+    cache_password: str | None = None
     nats_password: str | None = None
     jwt_signing_seed: str | None = None
 
@@ -89,6 +92,8 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
         )
     if spec.redis:
         data["REDIS_URL"] = redis_url(creds.redis_password, where.redis_host)
+    if spec.cache:
+        data["CACHE_REDIS_URL"] = redis_url(creds.cache_password, where.cache_host)
     if spec.nats:
         data["NATS_USER"] = spec.name if creds.nats_password else ""
         data["NATS_PASSWORD"] = creds.nats_password or ""

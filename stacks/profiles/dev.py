@@ -44,6 +44,16 @@ PROFILE: dict[str, Any] = {
         "appendOnly": False,
         "auth": True,
     },
+    # search-discovery's result cache: its own small Redis that evicts, never persists.
+    "redisCache": {
+        "resources": {
+            "cpuRequest": "20m",
+            "memoryRequest": "32Mi",
+            "cpuLimit": "250m",
+            "memoryLimit": "128Mi",
+            **_STORE_DISK,
+        },
+    },
     "nats": {
         "resources": {
             "cpuRequest": "50m",

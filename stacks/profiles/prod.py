@@ -81,6 +81,8 @@ PROFILE: dict[str, Any] = {
         "appendOnly": True,
         "auth": True,
     },
+    # search-discovery's result cache: its own Redis, maxmemory 3/4 of 512Mi, evicting, never persisted.
+    "redisCache": {"resources": _resources("100m", "256Mi", "1", "512Mi", _STORE_DISK)},
     "nats": {
         "resources": _resources("250m", "256Mi", "1", "512Mi", _STORE_DISK),
         "replicas": 3,

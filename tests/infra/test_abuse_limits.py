@@ -58,7 +58,7 @@ def service_settings(captured: CapturedStack, service: str, **secrets: str) -> A
     }
     fields = settings_class(SERVICES[service]).model_fields
     given = {k.lower(): v for k, v in {**stand_ins, **env}.items() if k.lower() in fields}
-    return settings_class(SERVICES[service])(**given)
+    return settings_class(SERVICES[service]).model_validate(given)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
