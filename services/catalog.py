@@ -18,6 +18,13 @@ from dataclasses import dataclass
 # NATS subjects (docs/contracts.md, "NATS subjects and streams").
 VENDOR_EVENTS = ("vendor.created", "vendor.updated", "vendor.deleted")
 LOCATION_UPDATED = "location.updated"
+VENDOR_STATE = "vendor-state.*"  # each vendor's latest event, on vendor-state.<vendor id>
+# JetStream streams and the subjects each captures (services/common/nats_client.py configures them).
+STREAMS: dict[str, tuple[str, ...]] = {
+    "VENDORS": VENDOR_EVENTS,
+    "LOCATIONS": (LOCATION_UPDATED,),
+    "VENDOR_STATE": (VENDOR_STATE,),
+}
 
 # Defaults that a stack's settings and the services' own settings share, so that a service started
 # without a stack behaves as one deployed with the stack's defaults.
@@ -46,8 +53,13 @@ class Service:
     redis: bool = False  # the main Redis (REDIS_URL): nothing in it is ever evicted
     # Caches in the bounded Redis that evicts its least recently used keys (CACHE_REDIS_URL).
     cache: bool = False
-    publishes: tuple[str, ...] = ()  # NATS subjects
-    consumes: tuple[str, ...] = ()  # NATS subjects
+    # NATS subjects. Its NATS user may publish and subscribe to these and nothing else beyond the
+    # JetStream API its streams and consumers need (infra/builders/nats_permissions.py).
+    publishes: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()
+    # JetStream consumers it creates and reads, as (stream, consumer name): durable ones are named
+    # `<name>[-<suffix>]`; "*" stands for short-lived ones named at random (one per use).
+    consumers: tuple[tuple[str, str], ...] = ()
     # Consumes through JetStream durable consumers named `<name>[-<suffix>]` (alerts watch their backlog).
     durable_consumer: bool = False
     # Holds JWT_SIGNING_SEED and signs access tokens; every service gets the public key.
@@ -90,7 +102,7 @@ SERVICES: dict[str, Service] = {
             8082,
             "marketplace",
             database=True,
-            publishes=VENDOR_EVENTS,
+            publishes=(*VENDOR_EVENTS, VENDOR_STATE),
             env=(("OUTBOX_RETENTION_DAYS", str(OUTBOX_RETENTION_DAYS)),),
         ),
         Service(
@@ -101,6 +113,7 @@ SERVICES: dict[str, Service] = {
             database=True,
             cache=True,
             consumes=VENDOR_EVENTS,
+            consumers=(("VENDORS", "search-discovery"),),
             durable_consumer=True,
         ),
         Service(
@@ -110,7 +123,9 @@ SERVICES: dict[str, Service] = {
             "location",
             redis=True,
             publishes=(LOCATION_UPDATED,),
-            consumes=VENDOR_EVENTS,
+            consumes=(*VENDOR_EVENTS, VENDOR_STATE),
+            # Its vendor events; VENDOR_STATE read whole when Redis lost the vendor data.
+            consumers=(("VENDORS", "geolocation"), ("VENDOR_STATE", "*")),
             durable_consumer=True,
             env=(("LOCATION_STALE_AFTER_SECONDS", str(LOCATION_STALE_AFTER_SECONDS)),),
         ),
@@ -122,6 +137,12 @@ SERVICES: dict[str, Service] = {
             "communication",
             database=True,
             consumes=(*VENDOR_EVENTS, LOCATION_UPDATED),
+            # The fan-out of each stream, and the owners read from the start of VENDORS.
+            consumers=(
+                ("VENDORS", "webhooks-vendors"),
+                ("LOCATIONS", "webhooks-locations"),
+                ("VENDORS", "webhooks-owners"),
+            ),
             durable_consumer=True,
             internet_egress=True,
             env=(

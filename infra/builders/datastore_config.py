@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 
 from infra.builders import names
+from infra.builders.nats_permissions import users_block
+from stacks.catalog import SERVICES
 
 REPLICATION_USER = "replicator"
 NATS_CLUSTER_USER = "cluster"
@@ -79,6 +81,7 @@ def nats_conf(
     app: str = names.NATS,
 ) -> str:
     """JetStream on every server; a route mesh with its own credentials when there is more than one.
+    `users` are services (NATS user = service name), each held to its subjects (nats_permissions.py).
     `app` is the StatefulSet's name: the servers find each other by their pods' names."""
     ports = names.NATS_PORTS
     lines = [
@@ -93,10 +96,7 @@ def nats_conf(
         "}",
     ]
     if users:
-        entries = ", ".join(
-            f"{{user: {json.dumps(user)}, password: {json.dumps(pw)}}}" for user, pw in sorted(users.items())
-        )
-        lines.append(f"authorization {{ users: [{entries}] }}")
+        lines.append(users_block(users, SERVICES))
     if replicas > 1:
         auth = f"{NATS_CLUSTER_USER}:{cluster_password}@" if cluster_password else ""
         routes = ", ".join(

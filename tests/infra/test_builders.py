@@ -82,7 +82,7 @@ def test_redis_conf_requires_a_password_only_with_auth() -> None:
 
 def test_nats_conf_cluster_and_users() -> None:
     single = datastore_config.nats_conf({"geolocation": "g"}, "ns", 1, 10 * 2**30, None)
-    assert "cluster" not in single and '{user: "geolocation", password: "g"}' in single
+    assert "cluster {" not in single and '{user: "geolocation", password: "g", permissions: ' in single
     assert f"max_file_store: {10 * 2**30 * 9 // 10}" in single
     cluster = datastore_config.nats_conf({}, "ns", 3, 2**30, "cpw", app="bus")
     assert "nats://cluster:cpw@bus-2.bus-headless.ns.svc:6222" in cluster

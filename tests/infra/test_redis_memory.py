@@ -46,7 +46,8 @@ def rendered_redis(objects: list[Manifest], app: str) -> Iterator[tuple[Rendered
     settings = dict(line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#"))
     server = RenderedRedis("127.0.0.1", conf)
     try:
-        yield server.start(), settings
+        server.start()
+        yield server, settings
     finally:
         server.cleanup()
 
