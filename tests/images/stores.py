@@ -133,8 +133,8 @@ def init_postgres(server: PostgresServer, subnet: str, workload: Manifest, objec
 
 @contextlib.contextmanager
 def rendered_data_stores(objects: list[Manifest], host: str, subnet: str) -> Iterator[dict[str, Address]]:
-    """PostgreSQL, Redis (main and cache) and NATS as the stack renders them, listening on ``host``; yields each one's
-    address by kind; stops and deletes them on exit."""
+    """PostgreSQL, Redis (main and cache) and NATS as the stack renders them, listening on ``host``;
+    yields each one's address by kind; stops and deletes them on exit."""
     workloads = data_store_workloads(objects)
     servers: list[Server] = []
     try:

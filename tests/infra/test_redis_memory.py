@@ -111,7 +111,11 @@ def test_a_cache_flood_evicts_cache_entries_and_nothing_of_the_main_redis(
             cache_info, main_info = await info(cache_redis), await info(main_redis)
             assert cache_info["evicted_keys"] > 0
             assert cache_info["used_memory"] <= cache_limit + ENTRY
-            assert await cache_redis.exists(stored[-1]) and not await cache_redis.exists(stored[0])
+            # Least recently used first (Redis samples, so roughly): the oldest answers went, the newest stay.
+            alive = [bool(await cache_redis.exists(key)) for key in stored]
+            third = len(stored) // 3
+            assert sum(alive) < len(stored) // 2 and alive[-1]
+            assert sum(alive[:third]) < sum(alive[-third:])
             assert main_info["evicted_keys"] == 0
             await main_keys_intact(main_redis, keys)
             await main_redis.aclose()

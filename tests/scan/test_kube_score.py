@@ -5,7 +5,6 @@ check is ignored only by an annotation on the object, with its reason beside it 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -20,8 +19,8 @@ from infra.render.__main__ import write
 from tests.infra.helpers import manifests
 from tests.policy.captured import pinned_images_config
 from tests.scan.conftest import REPO, STACKS
+from tests.toolchain import built_tool
 
-BUILD_SCRIPT = REPO / "scripts" / "toolchain" / "build-kube-score.sh"
 POLICY_DOC = REPO / "docs" / "policy.md"
 SCORED = (*STACKS, "prod-monitoring")
 CRITICAL = 1  # kube-score's grades: 1 critical, 5 warning, 7 almost OK, 10 OK
@@ -38,13 +37,7 @@ Scorecard = list[dict[str, Any]]
 @pytest.fixture(scope="session")
 def kube_score() -> Path:
     """kube-score from `KUBE_SCORE` when set, else the cached build (built on first use, about a minute)."""
-    override = os.environ.get("KUBE_SCORE")
-    if override:
-        return Path(override)
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        pytest.fail(f"building kube-score failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built_tool("build-kube-score.sh", "KUBE_SCORE")
 
 
 @pytest.fixture(scope="session")
