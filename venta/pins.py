@@ -69,8 +69,9 @@ def _setting(image: str, workloads: list[str], values: Mapping[str, Any], servic
         name = workload.split("/", 1)[1]
         if name in services:
             return f'venta:images.digests["{name}"] (venta deploy --digests)'
+    # One image may be named by several settings (the main and the cache Redis): each needs its pin.
     keys = sorted(key for key, value in values.items() if value == image)
-    return f"venta:{keys[0]}" if keys else "the image's setting"
+    return ", ".join(f"venta:{key}" for key in keys) if keys else "the image's setting"
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

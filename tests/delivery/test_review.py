@@ -169,11 +169,12 @@ def test_pins_are_read_from_the_project_venta_runs_on(tmp_path: Path) -> None:
     document = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())
     config = document["config"]
     for item in missing:
-        key = item.setting.split()[0].removeprefix("venta:")
-        if key.startswith("images.digests"):
-            service = key.split('"')[1]
-            config["venta:images"].setdefault("digests", {})[service] = "sha256:" + "a" * 64
-        else:
+        for setting in item.setting.split(" (")[0].split(", "):
+            key = setting.removeprefix("venta:")
+            if key.startswith("images.digests"):
+                service = key.split('"')[1]
+                config["venta:images"].setdefault("digests", {})[service] = "sha256:" + "a" * 64
+                continue
             section, field = key.rsplit(".", 1)
             node = config.setdefault(f"venta:{section.split('.')[0]}", {})
             for part in section.split(".")[1:]:

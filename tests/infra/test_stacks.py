@@ -607,5 +607,11 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
             },
         )
         webhooks = named(pinned, "Deployment", "webhooks")["metadata"]["annotations"]
-        assert [v.split("=")[0] for v in webhooks.values()] == ["CKV_K8S_35"]
+        # Pulling Always and pinned, only the env-secret skip stays, and the HPA's replicas one.
+        hpa_replicas = "deployment-targeted-by-hpa-does-not-have-replicas-configured"
+        assert {k: v.split("=")[0] for k, v in webhooks.items()} == {
+            "checkov.io/skip1": "CKV_K8S_35",
+            "kube-score/ignore": hpa_replicas,
+            "venta.io/kube-score-skip1": hpa_replicas,
+        }
         assert "annotations" not in named(pinned, "StatefulSet", "redis")["metadata"]
