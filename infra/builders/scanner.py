@@ -24,7 +24,9 @@ KUBE_SCORE_IGNORE = "kube-score/ignore"
 KUBE_SCORE_REASON = "venta.io/kube-score-skip"
 KUBE_SCORE_REASONS = {
     KUBE_SCORE_PULL_POLICY: REASONS[PULL_POLICY],
-    KUBE_SCORE_HPA_REPLICAS: "replicas is the HPA minimum at creation only; ignoreChanges leaves it to the HPA",
+    KUBE_SCORE_HPA_REPLICAS: (
+        "replicas is the HPA minimum at creation only; ignoreChanges then leaves it to the HPA"
+    ),
 }
 
 
