@@ -42,6 +42,8 @@ def service_policy(
         egress.append(network.allow_to([pods(names.POSTGRES)], names.POSTGRES_PORT))
     if spec.redis:
         egress.append(network.allow_to([pods(names.REDIS)], names.REDIS_PORT))
+    if spec.cache:
+        egress.append(network.allow_to([pods(names.REDIS_CACHE)], names.REDIS_PORT))
     if spec.nats:
         egress.append(network.allow_to([pods(names.NATS)], names.NATS_PORTS["client"]))
     if spec.public_entry:
