@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from redis.asyncio import Redis
@@ -19,6 +20,7 @@ from redis.exceptions import OutOfMemoryError
 from infra.render import CapturedStack
 from infra.render.manifests import is_kubernetes_object, to_manifest
 from services.api_gateway.ratelimit import RateLimiter
+from services.common.redis_pipeline import PipelinedRedis
 from services.geolocation.store import Keys
 from services.search_discovery.cache import SearchCache
 from tests.images.stores import RenderedRedis, command_file
@@ -56,18 +58,24 @@ def client(server: RenderedRedis, settings: dict[str, str]) -> Redis:
     return Redis(host=server.host, port=server.port, password=settings["requirepass"])
 
 
+def pipelined(server: RenderedRedis, settings: dict[str, str]) -> PipelinedRedis:
+    """The shared connection the gateway's rate limiter writes its counters through."""
+    url = f"redis://:{quote(settings['requirepass'], safe='')}@{server.host}:{server.port}"
+    return PipelinedRedis(url, timeout=2.0, connect_timeout=1.0, retries=1)
+
+
 async def info(redis: Redis) -> dict[str, Any]:
     return dict(await redis.info("memory")) | dict(await redis.info("stats"))
 
 
-async def write_main_keys(redis: Redis, keys: Keys) -> RateLimiter:
+async def write_main_keys(redis: Redis, leases: PipelinedRedis, keys: Keys) -> RateLimiter:
     """What the main Redis must never lose: positions and owners (geolocation), rate-limit counters
     (the gateway's, which carry a TTL, so a volatile-* policy would evict them)."""
     for i in range(VENDORS):
         await redis.geoadd(keys.positions, (13.4 + i / 1000, 52.5, f"vendor-{i}"))
         await redis.hset(keys.vendor(f"vendor-{i}"), mapping={"owner": f"owner-{i}", "active": "1"})
         await redis.zadd(keys.last_seen, {f"vendor-{i}": 1_700_000_000 + i})
-    limiter = RateLimiter(redis, limit=1000, window_seconds=3600)
+    limiter = RateLimiter(leases, limit=1000, window_seconds=3600)
     for i in range(CLIENTS):
         assert await limiter.hit(f"client-{i}") == 0
     return limiter
@@ -98,8 +106,9 @@ def test_a_cache_flood_evicts_cache_entries_and_nothing_of_the_main_redis(
 
         async def run() -> None:
             main_redis, cache_redis = client(*main), client(*cache)
+            leases = pipelined(*main)
             keys = Keys()
-            await write_main_keys(main_redis, keys)
+            await write_main_keys(main_redis, leases, keys)
             results = SearchCache(cache_redis, ttl_seconds=60)
             stored = []
             # Three times the cache's memory in distinct answers: every write is accepted.
@@ -119,6 +128,7 @@ def test_a_cache_flood_evicts_cache_entries_and_nothing_of_the_main_redis(
             assert main_info["evicted_keys"] == 0
             await main_keys_intact(main_redis, keys)
             await main_redis.aclose()
+            await leases.aclose()
             await cache_redis.aclose()
 
         asyncio.run(run())
@@ -129,14 +139,15 @@ def test_the_main_redis_refuses_writes_when_full_and_evicts_nothing(dev_objects:
         limit = int(main[1]["maxmemory"])
 
         async def run() -> None:
-            redis = client(*main)
+            redis, leases = client(*main), pipelined(*main)
             keys = Keys()
-            await write_main_keys(redis, keys)
+            await write_main_keys(redis, leases, keys)
             with pytest.raises(OutOfMemoryError):
                 for i in range(2 * limit // 2**20):
                     await redis.set(f"junk:{i}", b"x" * 2**20)
             assert (await info(redis))["evicted_keys"] == 0
             await main_keys_intact(redis, keys)
             await redis.aclose()
+            await leases.aclose()
 
         asyncio.run(run())
