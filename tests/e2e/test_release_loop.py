@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic.alias_generators import to_snake
 
 from infra.render.capture import stack_config
 from stacks import load
@@ -108,7 +109,7 @@ def loop(
         project.set_config(stack, f"venta:kubernetes.{key}", value)
     base = load(stack, stack_config(stack))
     for store, field in UPSTREAM_PINS.items():
-        image = getattr(getattr(base, store), field)
+        image = getattr(getattr(base, to_snake(store)), field)
         project.set_config(stack, f"venta:{store}.{field}", f"{image}@sha256:{'e' * 64}")
     settings = load(stack, stack_config(stack, {"venta:kubernetes": json.dumps(kube)}))
     yield Loop(stack, project, local_cluster, settings, folder)
