@@ -1,0 +1,198 @@
+"""The nats.conf each stack renders, run by real nats-server (Debian's 2.9; the image runs 2.10).
+
+dev runs one server, prod its cluster of three, each node on a loopback address of its own.
+Substituted (tests/datastores/servers.py, ``RenderedNats``): the client and monitoring listeners
+(``0.0.0.0:4222``, ``0.0.0.0:8222``) by the node's address and free ports, the route listener
+``0.0.0.0:6222`` by the node's address (port kept), ``store_dir: /data`` by a temp dir, and each pod's
+host name in the routes (``nats-<n>.nats-headless.<namespace>.svc``, what Kubernetes names a
+StatefulSet's pods) by that node's address. ``$POD_NAME`` comes from the pod spec's environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.js.api import StreamConfig
+
+from services.catalog import SERVICES
+from tests.datastores.conftest import STACKS
+from tests.datastores.rendered import Manifest, command_file, container_env, find
+from tests.datastores.servers import RenderedNats, loopback_address
+
+USERS = [name for name, entry in SERVICES.items() if entry.nats]
+
+
+@contextlib.contextmanager
+def rendered_nats(objects: list[Manifest]) -> Iterator[list[RenderedNats]]:
+    """Every server of the stack's NATS StatefulSet, started together (podManagementPolicy Parallel)."""
+    workload = find(objects, "StatefulSet", "nats")
+    conf = command_file(workload, objects, after="--config")
+    meta, spec = workload["metadata"], workload["spec"]
+    replicas = int(spec["replicas"])
+    addresses = [loopback_address() for _ in range(replicas)]
+    pod_hosts = {
+        f"{meta['name']}-{n}.{spec['serviceName']}.{meta['namespace']}.svc": addresses[n]
+        for n in range(replicas)
+    }
+    cluster = pod_hosts if replicas > 1 else None
+    servers = [
+        RenderedNats(addresses[n], conf, container_env(workload, objects, ordinal=n), cluster)
+        for n in range(replicas)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.cleanup()
+
+
+def wait_healthy(servers: list[RenderedNats], timeout: float = 30) -> None:
+    """Until every server reports JetStream healthy (the startup and liveness probes' path)."""
+    deadline = time.monotonic() + timeout
+    pending = list(servers)
+    while pending and time.monotonic() < deadline:
+        for server in list(pending):
+            url = f"http://{server.host}:{server.monitor_port}/healthz?js-enabled-only=true"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url, timeout=1).status_code == 200:
+                    pending.remove(server)
+        time.sleep(0.2)
+    assert not pending, [s.log_tail() for s in pending]
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def servers(stack: str, objects_of: Callable[[str], list[Manifest]]) -> Iterator[list[RenderedNats]]:
+    with rendered_nats(objects_of(stack)) as started:
+        wait_healthy(started)
+        yield started
+
+
+def credentials(objects: list[Manifest], service: str) -> tuple[str, str]:
+    """The user and password the service's own pod gets (its Secret), not the NATS config's copy."""
+    env = container_env(find(objects, "Deployment", service), objects)
+    return env["NATS_USER"], env["NATS_PASSWORD"]
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    servers: list[RenderedNats], user: str, password: str, reconnect: bool = True
+) -> AsyncIterator[tuple[Client, list[Exception]]]:
+    errors: list[Exception] = []
+
+    async def collect(exc: Exception) -> None:
+        errors.append(exc)
+
+    nc = await nats.connect(
+        [s.url for s in servers],
+        user=user,
+        password=password,
+        error_cb=collect,
+        allow_reconnect=reconnect,
+        max_reconnect_attempts=5 if reconnect else 0,
+        connect_timeout=2,
+    )
+    try:
+        yield nc, errors
+    finally:
+        await nc.close()
+
+
+async def refused(servers: list[RenderedNats], user: str, password: str) -> bool:
+    try:
+        async with connected(servers, user, password, reconnect=False):
+            return False
+    except (nats.errors.Error, OSError):
+        return True
+
+
+@pytest.mark.parametrize("service", USERS)
+async def test_each_services_user_authenticates_with_its_pods_credentials(
+    stack: str, servers: list[RenderedNats], objects_of: Callable[[str], list[Manifest]], service: str
+) -> None:
+    user, password = credentials(objects_of(stack), service)
+    assert user == service and password
+    async with connected(servers, user, password) as (nc, errors):
+        await nc.flush()
+        assert nc.is_connected and not errors
+    assert await refused(servers, user, password + "x")
+    assert await refused(servers, "nobody", password)
+
+
+@pytest.mark.parametrize("service", USERS)
+async def test_each_user_is_held_to_its_subjects_when_the_config_grants_them(
+    stack: str, servers: list[RenderedNats], objects_of: Callable[[str], list[Manifest]], service: str
+) -> None:
+    objects = objects_of(stack)
+    conf = command_file(find(objects, "StatefulSet", "nats"), objects, after="--config")
+    if "permissions" not in conf:
+        pytest.skip("the rendered nats.conf grants no subject permissions: every user may use every subject")
+    entry = SERVICES[service]
+    others = {s for e in SERVICES.values() for s in e.publishes} - set(entry.publishes)
+    async with connected(servers, *credentials(objects, service)) as (nc, errors):
+        for subject in entry.publishes:
+            await nc.publish(subject, b"{}")
+        await nc.flush()
+        await asyncio.sleep(0.2)
+        assert not errors, f"{service} may not publish its own subjects {entry.publishes}: {errors}"
+        for subject in sorted(others):
+            await nc.publish(subject, b"{}")
+        await nc.flush()
+        await asyncio.sleep(0.3)
+        violations = " ".join(str(e).lower() for e in errors)
+        for subject in sorted(others):
+            assert "permissions violation" in violations and subject in violations, (service, subject, errors)
+
+
+async def test_prods_cluster_keeps_a_replicated_stream_serving_with_a_node_stopped(
+    stack: str, servers: list[RenderedNats], objects_of: Callable[[str], list[Manifest]]
+) -> None:
+    if len(servers) == 1:
+        pytest.skip(f"{stack} runs one NATS server")
+    objects = objects_of(stack)
+    # The routes formed: every node sees the two others.
+    async with httpx.AsyncClient(timeout=2) as http:
+        for server in servers:
+            routes = (await http.get(f"http://{server.host}:{server.monitor_port}/routez")).json()
+            assert routes["num_routes"] >= len(servers) - 1, routes
+    publisher = next(name for name, e in SERVICES.items() if e.publishes and e.nats)
+    subject = SERVICES[publisher].publishes[0]
+    async with connected(servers, *credentials(objects, publisher)) as (nc, _):
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="DATAPATH", subjects=[subject], num_replicas=len(servers)))
+        for n in range(5):
+            await js.publish(subject, f"before {n}".encode(), timeout=5)
+        info = await js.stream_info("DATAPATH")
+        assert info.cluster is not None and len(info.cluster.replicas or []) == len(servers) - 1
+        leader = next(s for s in servers if s.env["POD_NAME"] == info.cluster.leader)
+        leader.stop()  # the node that leads the stream: the others elect a new leader and go on
+        deadline = time.monotonic() + 20
+        accepted = 0
+        while accepted < 5 and time.monotonic() < deadline:
+            try:
+                await js.publish(subject, f"after {accepted}".encode(), timeout=2)
+                accepted += 1
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.APIError):
+                await asyncio.sleep(0.2)
+        assert accepted == 5, "the stream stopped accepting messages with one node stopped"
+        consumer = await js.pull_subscribe(subject, durable="reader", stream="DATAPATH")
+        messages = await consumer.fetch(10, timeout=10)
+        assert [m.data.decode() for m in messages] == [f"before {n}" for n in range(5)] + [
+            f"after {n}" for n in range(5)
+        ]
+        info = await js.stream_info("DATAPATH")
+        assert info.cluster is not None and info.cluster.leader not in (None, leader.env["POD_NAME"])
