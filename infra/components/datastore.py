@@ -168,9 +168,11 @@ class DataStore(pulumi.ComponentResource):
             opts=self.child,
         )
 
-    def workload_metadata(self, app: str, app_labels: dict[str, str]) -> meta.ObjectMetaArgs:
-        """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its image."""
-        skips = scanner.checkov_skips([self.image], self.common.pull_policy)
+    def workload_metadata(
+        self, app: str, app_labels: dict[str, str], extra_images: list[str] | None = None
+    ) -> meta.ObjectMetaArgs:
+        """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its images."""
+        skips = scanner.checkov_skips([self.image, *(extra_images or [])], self.common.pull_policy)
         return meta.ObjectMetaArgs(
             name=app, namespace=self.common.namespace, labels=app_labels, annotations=skips or None
         )

@@ -21,6 +21,8 @@ PROFILE: dict[str, Any] = {
             "cpuLimit": "1",
             "memoryLimit": "512Mi",
         },
+        # A nightly dump onto the backups volume; a target (postgres.backup.target) is optional here.
+        "backup": {"schedule": "0 3 * * *", "retentionDays": 3},
     },
     "redis": {
         "resources": {
