@@ -14,8 +14,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+import asyncpg
+
 from infra.builders import names
 from localdev.servers import PostgresServer
+from services.catalog import SERVICES
 from tests.datastores.rendered import (
     Manifest,
     container,
@@ -27,6 +30,9 @@ from tests.datastores.rendered import (
     substitute,
 )
 from tests.datastores.servers import PodMounts, PodPostgres, StandbyPostgres, loopback_address
+
+# Each database of the catalog, and the service whose role owns it.
+DATABASES = {SERVICES[name].database_name: name for name, entry in SERVICES.items() if entry.database}
 
 
 def start_primary(objects: list[Manifest], host: str | None = None) -> PodPostgres:
@@ -112,3 +118,27 @@ def run_backup_job(objects: list[Manifest], source: PostgresServer, mounts: PodM
         upload = substitute(upload, {mount_paths(cron, "upload")["backups"]: backups})
         output += mounts.run(upload, container_env(cron, objects, "upload")).stdout
     return output
+
+
+async def write_each_database(objects: list[Manifest], primary: PostgresServer, note: str) -> None:
+    for service in DATABASES.values():
+        conn = await asyncpg.connect(service_url(objects, service, primary))
+        try:
+            await conn.execute("CREATE TABLE IF NOT EXISTS backed_up (note text)")
+            await conn.execute("INSERT INTO backed_up VALUES ($1)", note)
+        finally:
+            await conn.close()
+
+
+async def read_each_database(objects: list[Manifest], server: PostgresServer) -> dict[str, list[str]]:
+    """What ``write_each_database`` left, read by each service's own role: database -> notes."""
+    found = {}
+    for database, service in DATABASES.items():
+        conn = await asyncpg.connect(service_url(objects, service, server))
+        try:
+            found[database] = [
+                r["note"] for r in await conn.fetch("SELECT note FROM backed_up ORDER BY note")
+            ]
+        finally:
+            await conn.close()
+    return found

@@ -21,15 +21,20 @@ import pytest
 
 from infra.render.capture import CapturedStack
 from localdev.servers import PostgresServer, _pg_bin, postgres_owner
-from services.catalog import SERVICES
 from tests.datastores.conftest import STACKS
-from tests.datastores.postgres import replica_of, run_backup_job, service_url, start_primary
+from tests.datastores.postgres import (
+    DATABASES,
+    replica_of,
+    run_backup_job,
+    service_url,
+    start_primary,
+    write_each_database,
+)
 from tests.datastores.rendered import Manifest, cluster_objects, find, find_optional
 from tests.datastores.s3 import S3, s3_server
 from tests.datastores.servers import PodMounts
 
 DAY = 86400
-DATABASES = {SERVICES[name].database_name: name for name, entry in SERVICES.items() if entry.database}
 
 
 def retention_days(objects: list[Manifest]) -> int:
@@ -58,16 +63,6 @@ def dump_source(objects: list[Manifest]) -> Iterator[tuple[PostgresServer, Postg
                 yield primary, standby
     finally:
         primary.cleanup()
-
-
-async def write_each_database(objects: list[Manifest], primary: PostgresServer, note: str) -> None:
-    for service in DATABASES.values():
-        conn = await asyncpg.connect(service_url(objects, service, primary))
-        try:
-            await conn.execute("CREATE TABLE IF NOT EXISTS backed_up (note text)")
-            await conn.execute("INSERT INTO backed_up VALUES ($1)", note)
-        finally:
-            await conn.close()
 
 
 async def wait_replayed(primary: PostgresServer, source: PostgresServer, objects: list[Manifest]) -> None:

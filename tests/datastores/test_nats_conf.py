@@ -24,50 +24,11 @@ from nats.js.api import StreamConfig
 
 from services.catalog import SERVICES
 from tests.datastores.conftest import STACKS
+from tests.datastores.nats import rendered_nats, wait_healthy
 from tests.datastores.rendered import Manifest, command_file, container_env, find
-from tests.datastores.servers import RenderedNats, loopback_address
+from tests.datastores.servers import RenderedNats
 
 USERS = [name for name, entry in SERVICES.items() if entry.nats]
-
-
-@contextlib.contextmanager
-def rendered_nats(objects: list[Manifest]) -> Iterator[list[RenderedNats]]:
-    """Every server of the stack's NATS StatefulSet, started together (podManagementPolicy Parallel)."""
-    workload = find(objects, "StatefulSet", "nats")
-    conf = command_file(workload, objects, after="--config")
-    meta, spec = workload["metadata"], workload["spec"]
-    replicas = int(spec["replicas"])
-    addresses = [loopback_address() for _ in range(replicas)]
-    pod_hosts = {
-        f"{meta['name']}-{n}.{spec['serviceName']}.{meta['namespace']}.svc": addresses[n]
-        for n in range(replicas)
-    }
-    cluster = pod_hosts if replicas > 1 else None
-    servers = [
-        RenderedNats(addresses[n], conf, container_env(workload, objects, ordinal=n), cluster)
-        for n in range(replicas)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        yield servers
-    finally:
-        for server in servers:
-            server.cleanup()
-
-
-def wait_healthy(servers: list[RenderedNats], timeout: float = 30) -> None:
-    """Until every server reports JetStream healthy (the startup and liveness probes' path)."""
-    deadline = time.monotonic() + timeout
-    pending = list(servers)
-    while pending and time.monotonic() < deadline:
-        for server in list(pending):
-            url = f"http://{server.host}:{server.monitor_port}/healthz?js-enabled-only=true"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url, timeout=1).status_code == 200:
-                    pending.remove(server)
-        time.sleep(0.2)
-    assert not pending, [s.log_tail() for s in pending]
 
 
 @pytest.fixture(scope="module", params=STACKS)
