@@ -64,7 +64,7 @@ class Postgres(DataStore):
         readers = [network.pods(c) for c in args.clients]
         read_host = self.app
         if s.read_replica:
-            read_host = f"{self.app}-replica"
+            read_host = names.replica(self.app)
             readers.append(network.pods(self._replica(read_host)))
             # Primary and replica count as one database: a drain may take only one of them at a time.
             both = {
@@ -151,7 +151,8 @@ class Postgres(DataStore):
             pod.mount(pod.TMP_VOLUME, "/tmp"),
             pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
         ]
-        # A fresh volume starts as a copy of the primary, configured (-R) to follow it.
+        # A fresh volume starts as a copy of the primary, configured (-R) to follow it. A fast
+        # checkpoint starts the copy at once (a spread one can hold it for minutes on a busy primary).
         clone = self.container(
             "clone-primary",
             s.resources,
@@ -161,19 +162,22 @@ class Postgres(DataStore):
                 f'export PGPASSWORD="$(cat {CREDENTIALS_DIR}/REPLICATION_PASSWORD)"; '
                 'if [ ! -s "$PGDATA/PG_VERSION" ]; then '
                 f"pg_basebackup -h {primary} -p {PORT} -U {conf.REPLICATION_USER} "
-                '-D "$PGDATA" -R -X stream && chmod 0700 "$PGDATA"; fi'
+                '-D "$PGDATA" -R -X stream --checkpoint=fast && chmod 0700 "$PGDATA"; fi'
             ],
             env=[core.EnvVarArgs(name="PGDATA", value=PGDATA)],
         )
         self._server(app, replica_labels, self._container(), [], [clone])
         self.services(app, replica_labels, sel, {"postgres": PORT})
-        backup_peer = [network.pods(selector(f"{self.app}-backup", common.instance))] if s.backup else []
+        # The services read here (DATABASE_READ_URL), and so does the backup job.
+        readers = [network.pods(c) for c in self.args.clients]
+        if s.backup:
+            readers.append(network.pods(selector(f"{self.app}-backup", common.instance)))
         self.network_policy(
             app,
             replica_labels,
             network.policy(
                 sel,
-                [network.allow_from(backup_peer, PORT)] if backup_peer else [],
+                [network.allow_from(readers, PORT)] if readers else [],
                 [network.allow_to([network.pods(self.selector)], PORT), network.dns()],
             ),
         )

@@ -80,7 +80,8 @@ async def test_the_replica_clone_follows_the_primary_within_a_second(
     service = "vendor-management"
     with replica_of(objects, primary) as standby:
         writer = await asyncpg.connect(service_url(objects, service, primary))
-        reader = await asyncpg.connect(service_url(objects, service, standby))  # roles arrive with the clone
+        # The read URL the service's Secret holds: its role and password arrive with the clone.
+        reader = await asyncpg.connect(service_url(objects, service, standby, "DATABASE_READ_URL"))
         try:
             assert await reader.fetchval("SELECT pg_is_in_recovery()") is True
             await writer.execute("CREATE TABLE IF NOT EXISTS followed (note text)")

@@ -268,14 +268,15 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     assert {"kubernetes.io/metadata.name": "monitoring"} in ingress_ns
     assert pod_names(named(captured, "NetworkPolicy", "user-management"), "ingress") == {"api-gateway"}
     assert pod_names(named(captured, "NetworkPolicy", "real-time"), "egress") == {"nats"}
-    assert pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress") == {
-        "postgres",
-        "redis",
-        "nats",
-    }
-    postgres_clients = pod_names(named(captured, "NetworkPolicy", "postgres"), "ingress")
-    assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients
-    assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
+    # prod's services also read the replica (DATABASE_READ_URL), which admits them.
+    replica = {"postgres-replica"} if captured.stack == "prod" else set()
+    search = pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress")
+    assert search == {"postgres", "redis", "nats", *replica}
+    database_stores = ["postgres", *replica]
+    for store in database_stores:
+        postgres_clients = pod_names(named(captured, "NetworkPolicy", store), "ingress")
+        assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients, store
+        assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
     webhooks = named(captured, "NetworkPolicy", "webhooks")
     blocks = [p["ipBlock"] for p in peers(webhooks, "egress") if "ipBlock" in p]
     assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
