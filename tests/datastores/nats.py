@@ -39,15 +39,25 @@ def rendered_nats(objects: list[Manifest]) -> Iterator[list[RenderedNats]]:
             server.cleanup()
 
 
-def wait_healthy(servers: list[RenderedNats], timeout: float = 30) -> None:
-    """Until every server reports JetStream healthy (the startup and liveness probes' path)."""
+def wait_healthy(servers: list[RenderedNats], timeout: float = 60) -> None:
+    """Until every server reports JetStream healthy (the startup and liveness probes' path) and, in a
+    cluster, knows the JetStream meta leader its peers elected."""
     deadline = time.monotonic() + timeout
     pending = list(servers)
     while pending and time.monotonic() < deadline:
         for server in list(pending):
-            url = f"http://{server.host}:{server.monitor_port}/healthz?js-enabled-only=true"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url, timeout=1).status_code == 200:
-                    pending.remove(server)
+            if _healthy(server, clustered=len(servers) > 1):
+                pending.remove(server)
         time.sleep(0.2)
     assert not pending, [s.log_tail() for s in pending]
+
+
+def _healthy(server: RenderedNats, clustered: bool) -> bool:
+    base = f"http://{server.host}:{server.monitor_port}"
+    with contextlib.suppress(httpx.TransportError, ValueError):
+        if httpx.get(f"{base}/healthz?js-enabled-only=true", timeout=1).status_code != 200:
+            return False
+        return not clustered or bool(
+            httpx.get(f"{base}/jsz", timeout=1).json().get("meta_cluster", {}).get("leader")
+        )
+    return False
