@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from policy.constants import EXPOSED_SERVICES, MIN_PROD_REPLICAS, PROD_SCALING_TABLE
+from policy.constants import EXPOSED_SERVICES, MIN_PROD_REPLICAS, PROBE_PORT_NAME, PROD_SCALING_TABLE
 from policy.model import Resource, Violation
 from policy.rules import (
     availability,
@@ -157,6 +157,13 @@ RULES: tuple[Rule, ...] = (
         workloads.check_probes_distinct,
     ),
     _r(
+        "probes-on-declared-port",
+        "probes",
+        "Probes target a port the container declares: its `probePort` (`internal`) when it declares one.",
+        workloads.check_probes_on_declared_port,
+        config={"probePort": {"type": "string", "minLength": 1, "default": PROBE_PORT_NAME}},
+    ),
+    _r(
         "image-tag-explicit",
         "images",
         "Images carry an explicit tag or digest, never `latest`.",
@@ -206,10 +213,10 @@ RULES: tuple[Rule, ...] = (
         availability.check_hpa_target_exists,
     ),
     _s(
-        "hpa-target-no-replicas",
+        "hpa-owns-replicas",
         "availability",
-        "A Deployment scaled by an HPA sets no `replicas`.",
-        availability.check_hpa_target_no_replicas,
+        "A Deployment scaled by an HPA starts at its minimum and leaves `replicas` to it.",
+        availability.check_hpa_owns_replicas,
     ),
     _r(
         "zero-downtime-rollout",

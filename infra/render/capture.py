@@ -51,6 +51,8 @@ class CapturedStack:
     secret_outputs: frozenset[str]
     # Every value the fake random resources handed out: what must never appear in plain text.
     generated_secrets: frozenset[str]
+    # URNs of the objects the program only reads from the cluster (`Resource.get`), never creates.
+    reads: tuple[str, ...] = ()
 
     def of_type(self, type_token: str) -> list[CapturedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -128,6 +130,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         self.custom: dict[str, bool] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.registered: list[str] = []
+        self.reads: list[str] = []
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -144,15 +147,24 @@ class _RecordingMonitor(mocks.MockMonitor):
         self.custom[response.urn] = bool(request.custom)
         return response
 
+    def ReadResource(self, request: Any) -> Any:
+        # A read (`Resource.get`) looks an existing object up; it creates nothing, so it is kept apart.
+        response = super().ReadResource(request)
+        self.reads.append(response.urn)
+        return response
+
     def RegisterResourceOutputs(self, request: Any) -> Any:
         # What each component passed to register_outputs (the stack's own outputs arrive separately).
         self.outputs[request.urn] = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
         return super().RegisterResourceOutputs(request)
 
 
-def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`Pulumi.<stack>.yaml` as the engine passes it (strings; objects as JSON), then the overrides."""
-    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+def stack_config(
+    stack: str, overrides: Mapping[str, str] | None = None, root: Path = REPO_ROOT
+) -> dict[str, str]:
+    """`Pulumi.<stack>.yaml` (in `root`, a project folder) as the engine passes it (strings; objects
+    as JSON), then the overrides."""
+    path = root / f"Pulumi.{stack}.yaml"
     values: dict[str, str] = {}
     if path.exists():
         document = yaml.safe_load(path.read_text()) or {}
@@ -175,16 +187,23 @@ def _stand_in_for_ciphertext(value: Any) -> Any:
     return value
 
 
-def capture_stack(stack: str, config: Mapping[str, str] | None = None) -> CapturedStack:
-    """Evaluate the program for `stack`; `config` overrides single keys (`{"venta:images": "..."}`)."""
-    return capture_program(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"), stack, config)
+def capture_stack(
+    stack: str, config: Mapping[str, str] | None = None, root: Path = REPO_ROOT
+) -> CapturedStack:
+    """Evaluate the program for `stack`; `config` overrides single keys (`{"venta:images": "..."}`);
+    `root`: the project folder whose stack file to read (a copy of the project, say)."""
+    program = lambda: runpy.run_path(str(PROGRAM), run_name="__main__")  # noqa: E731
+    return capture_program(program, stack, config, root)
 
 
 def capture_program(
-    program: Callable[[], object], stack: str, config: Mapping[str, str] | None = None
+    program: Callable[[], object],
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    root: Path = REPO_ROOT,
 ) -> CapturedStack:
     """Evaluate any program (a component on its own, say) with the stack's config, under mocks."""
-    values = stack_config(stack, config)
+    values = stack_config(stack, config, root)
     fakes = _Mocks()
     monitor = _RecordingMonitor(fakes)
     # A fresh loop and root: an earlier asyncio.run() or capture must not leak into this one.
@@ -216,6 +235,7 @@ def capture_program(
             outputs=monitor.outputs.get(urn, {}),
         )
         for urn, reg in sorted(monitor.resources.items())
+        if urn not in monitor.reads
     ]
     return CapturedStack(
         stack=stack,
@@ -224,6 +244,7 @@ def capture_program(
         outputs=collected.get("values", {}),
         secret_outputs=frozenset(collected.get("secret", ())),
         generated_secrets=frozenset(fakes.generated),
+        reads=tuple(sorted(monitor.reads)),
     )
 
 

@@ -70,11 +70,9 @@ class RenderedRedis(RedisServer):
 
     def __init__(self, host: str, conf: str) -> None:
         super().__init__(host)
-        self.changes = {
-            "bind 0.0.0.0 -::*": f"bind {host}",
-            f"port {names.REDIS_PORT}": f"port {self.port}",
-            "dir /data": f"dir {self.dir}",
-        }
+        self.changes = {"bind 0.0.0.0 -::*": f"bind {host}", f"port {names.REDIS_PORT}": f"port {self.port}"}
+        if '\nsave ""' not in conf:  # the cache Redis keeps nothing on disk (`dir /tmp`)
+            self.changes["dir /data"] = f"dir {self.dir}"
         self.conf = private_file(self.dir / "redis.conf", substitute(conf, self.changes))
 
     def _command(self) -> list[str]:

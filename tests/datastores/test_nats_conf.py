@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
 import nats
@@ -23,7 +24,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
-from services.catalog import SERVICES
+from services.catalog import SERVICES, STREAMS
+from services.common.nats_client import inbox_prefix
 from tests.datastores.conftest import STACKS
 from tests.datastores.nats import rendered_nats, wait_healthy
 from tests.datastores.rendered import Manifest, command_file, container_env, find
@@ -67,6 +69,7 @@ async def connected(
         allow_reconnect=reconnect,
         max_reconnect_attempts=5 if reconnect else 0,
         connect_timeout=2,
+        inbox_prefix=inbox_prefix(user),  # the replies each user may read: its own inbox (as a service)
     )
     try:
         yield nc, errors
@@ -94,11 +97,23 @@ async def acked(js: JetStreamContext, subject: str, data: str, within: float) ->
     return False
 
 
-async def read_all(js: JetStreamContext, subject: str, within: float) -> list[str]:
+async def stream_cluster(servers: list[RenderedNats], stream: str) -> dict[str, Any]:
+    """The stream's cluster view (leader, replicas) from a node's monitoring port: no user of the
+    config may ask the JetStream API for a stream's info."""
+    url = f"http://{servers[0].host}:{servers[0].monitor_port}/jsz?accounts=true&streams=true"
+    async with httpx.AsyncClient(timeout=2) as http:
+        accounts = (await http.get(url)).json().get("account_details") or []
+    found = [s for a in accounts for s in a.get("stream_detail") or [] if s["name"] == stream]
+    assert found, f"{stream} not in {url}"
+    return dict(found[0].get("cluster") or {})
+
+
+async def read_all(js: JetStreamContext, stream: str, durable: str, within: float) -> list[str]:
+    """Every message of ``stream`` through the durable consumer ``durable`` (its reader's grant)."""
     deadline = time.monotonic() + within
     while True:
         try:
-            consumer = await js.pull_subscribe(subject, durable="reader", stream="DATAPATH")
+            consumer = await js.pull_subscribe("", durable=durable, stream=stream)
             return [m.data.decode() for m in await consumer.fetch(10, timeout=5)]
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error):
             if time.monotonic() > deadline:
@@ -144,27 +159,33 @@ async def test_each_user_is_held_to_its_subjects_when_the_config_grants_them(
             assert "permissions violation" in violations and subject in violations, (service, subject, errors)
 
 
+@pytest.mark.parametrize("stack", ["prod"], indirect=True)  # dev runs one NATS server
 async def test_prods_cluster_keeps_a_replicated_stream_serving_with_a_node_stopped(
     stack: str, servers: list[RenderedNats], objects_of: Callable[[str], list[Manifest]]
 ) -> None:
-    if len(servers) == 1:
-        pytest.skip(f"{stack} runs one NATS server")
+    assert len(servers) == 3
     objects = objects_of(stack)
     # The routes formed: every node sees the two others.
     async with httpx.AsyncClient(timeout=2) as http:
         for server in servers:
             routes = (await http.get(f"http://{server.host}:{server.monitor_port}/routez")).json()
             assert routes["num_routes"] >= len(servers) - 1, routes
-    publisher = next(name for name, e in SERVICES.items() if e.publishes and e.nats)
-    subject = SERVICES[publisher].publishes[0]
+    # A stream of the catalog and a durable consumer on it, as the services' users are granted them
+    # (each user may touch only its own streams and consumers).
+    reader, (stream, durable) = next(
+        (name, c) for name, e in SERVICES.items() for c in e.consumers if c[1] != "*"
+    )
+    publisher = next(name for name, e in SERVICES.items() if set(e.publishes) & set(STREAMS[stream]))
+    subject = next(s for s in SERVICES[publisher].publishes if s in STREAMS[stream])
     async with connected(servers, *credentials(objects, publisher)) as (nc, _):
         js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="DATAPATH", subjects=[subject], num_replicas=len(servers)))
+        config = StreamConfig(name=stream, subjects=list(STREAMS[stream]), num_replicas=len(servers))
+        await js.add_stream(config)
         for n in range(5):
             assert await acked(js, subject, f"before {n}", within=20), "the new stream accepts nothing"
-        info = await js.stream_info("DATAPATH")
-        assert info.cluster is not None and len(info.cluster.replicas or []) == len(servers) - 1
-        leader = next(s for s in servers if s.env["POD_NAME"] == info.cluster.leader)
+        cluster = await stream_cluster(servers, stream)
+        assert len(cluster.get("replicas") or []) == len(servers) - 1, cluster
+        leader = next(s for s in servers if s.env["POD_NAME"] == cluster["leader"])
         leader.stop()  # the node that leads the stream: the others elect a new leader and go on
         accepted = 0
         while accepted < 5 and await acked(js, subject, f"after {accepted}", within=20):
@@ -172,7 +193,8 @@ async def test_prods_cluster_keeps_a_replicated_stream_serving_with_a_node_stopp
         assert accepted == 5, "the stream stopped accepting messages with one node stopped"
         # Serving: a new consumer (placed by the meta leader, re-elected too if it was that node)
         # reads every message, those acknowledged before the stop and after it.
-        messages = await read_all(js, subject, within=30)
+        async with connected(servers, *credentials(objects, reader)) as (reader_nc, _):
+            messages = await read_all(reader_nc.jetstream(), stream, durable, within=30)
         assert messages == [f"before {n}" for n in range(5)] + [f"after {n}" for n in range(5)]
-        info = await js.stream_info("DATAPATH")
-        assert info.cluster is not None and info.cluster.leader not in (None, leader.env["POD_NAME"])
+        cluster = await stream_cluster([s for s in servers if s is not leader], stream)
+        assert cluster.get("leader") not in (None, leader.env["POD_NAME"]), cluster

@@ -27,8 +27,8 @@ def data_store_workloads(objects: list[Manifest]) -> dict[str, Manifest]:
 
 @contextlib.contextmanager
 def rendered_data_stores(objects: list[Manifest], host: str) -> Iterator[dict[str, Address]]:
-    """PostgreSQL, Redis and NATS as the stack renders them, listening on ``host``; yields each one's
-    address by kind; stops and deletes them on exit."""
+    """PostgreSQL, Redis (main and cache) and NATS as the stack renders them, listening on ``host``;
+    yields each one's address by kind; stops and deletes them on exit."""
     workloads = data_store_workloads(objects)
     servers: list[Server] = []
     try:
@@ -36,8 +36,9 @@ def rendered_data_stores(objects: list[Manifest], host: str) -> Iterator[dict[st
         postgres = PodPostgres(host, container_env(pod, objects), mounted_files(pod, objects))
         servers.append(postgres)
         postgres.start_as_pod()
-        servers.append(RenderedRedis(host, command_file(workloads["redis"], objects)))
-        servers[-1].start()
+        for redis in ("redis", "redis-cache"):
+            servers.append(RenderedRedis(host, command_file(workloads[redis], objects)))
+            servers[-1].start()
         nats_conf = command_file(workloads["nats"], objects, after="--config")
         servers.append(RenderedNats(host, nats_conf, container_env(workloads["nats"], objects)))
         servers[-1].start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,16 +28,17 @@ from tests.infra.helpers import (
 PER_SERVICE = ("ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "NetworkPolicy")
 FILE_CLAIMS = sum(spec.file_storage for spec in stacks.SERVICES)
 N = len(stacks.SERVICES)
-# The namespace and its guard rails, the three data stores, the backup job and the Ingress.
+# The namespace and its guard rails, the four data stores (Redis twice: the main one and the cache),
+# the backup job and the Ingress.
 PLATFORM = {
     "Namespace": 1,
     "ResourceQuota": 1,
     "LimitRange": 1,
-    "NetworkPolicy": 5,  # default-deny, postgres, redis, nats, the backup job
-    "ServiceAccount": 4,
-    "Secret": 4,  # postgres credentials and init, redis config, nats config
-    "Service": 6,  # each store's client and headless Services
-    "StatefulSet": 3,
+    "NetworkPolicy": 6,  # default-deny, postgres, redis, redis-cache, nats, the backup job
+    "ServiceAccount": 5,  # one per data store workload and the backup job
+    "Secret": 5,  # postgres credentials and init, redis and redis-cache config, nats config
+    "Service": 8,  # each store's client and headless Services
+    "StatefulSet": 4,
     "CronJob": 1,  # the PostgreSQL backup, with its claim
     "Ingress": 1,
 }
@@ -52,7 +54,7 @@ PROD_INVENTORY = {
     "ServiceAccount": DEV_INVENTORY["ServiceAccount"] + 1,
     "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 1,
     "Service": DEV_INVENTORY["Service"] + 2,
-    "StatefulSet": 4,
+    "StatefulSet": 5,
     "HorizontalPodAutoscaler": N,
     "PodDisruptionBudget": N + 2,
 }
@@ -79,6 +81,21 @@ def test_prod_inventory(prod_stack: CapturedStack) -> None:
     assert dict(inventory(prod_stack)) == PROD_INVENTORY
 
 
+def test_with_the_operator_nothing_is_created_before_its_crds_are_found(
+    captured_stack: Callable[..., CapturedStack],
+) -> None:
+    """The operator's CRDs are read from the cluster, never created, and the namespace (so every
+    object in it) waits for those reads: a cluster without them stops the update first."""
+    stack = captured_stack("prod", {"venta:monitoring": '{"prometheusOperator": true}'})
+    names = sorted(urn.rsplit("::", 1)[1] for urn in stack.reads)
+    assert names == [
+        "venta-needs-crd-prometheusrules.monitoring.coreos.com-or-set-monitoring.prometheusOperator-false",
+        "venta-needs-crd-servicemonitors.monitoring.coreos.com-or-set-monitoring.prometheusOperator-false",
+    ]
+    [namespace] = stack.of_type("kubernetes:core/v1:Namespace")
+    assert set(stack.reads) <= set(namespace.options["dependsOn"])
+
+
 def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
     found = {}
     for hpa in of_kind(prod_stack, "HorizontalPodAutoscaler"):
@@ -103,11 +120,20 @@ def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
     assert found["api-gateway"] == (2, 10, 60, 75) and all(low >= 2 for low, *_ in found.values())
 
 
-def test_hpa_targets_set_no_replicas(captured: CapturedStack) -> None:
-    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(captured, "HorizontalPodAutoscaler")}
-    for deployment in of_kind(captured, "Deployment"):
-        has_hpa = deployment["metadata"]["name"] in scaled
-        assert ("replicas" in deployment["spec"]) is not has_hpa, deployment["metadata"]["name"]
+def test_hpa_targets_start_at_the_minimum_and_leave_replicas_to_the_hpa(captured: CapturedStack) -> None:
+    """The first rollout is judged at the HPA's minimum; afterwards the engine never writes replicas."""
+    minimum = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"]
+        for h in of_kind(captured, "HorizontalPodAutoscaler")
+    }
+    scaled = set(minimum)
+    for resource in captured.of_type("kubernetes:apps/v1:Deployment"):
+        name = resource.inputs["metadata"]["name"]
+        if name in minimum:
+            assert resource.inputs["spec"]["replicas"] == minimum[name], name
+            assert resource.options["ignoreChanges"] == ["spec.replicas"], name
+        else:
+            assert "spec.replicas" not in resource.options.get("ignoreChanges", []), name
     if captured.stack == "dev":
         assert not scaled and all(d["spec"]["replicas"] == 1 for d in of_kind(captured, "Deployment"))
 
@@ -115,17 +141,23 @@ def test_hpa_targets_set_no_replicas(captured: CapturedStack) -> None:
 def test_service_probes_and_rollout(captured: CapturedStack) -> None:
     for deployment in of_kind(captured, "Deployment"):
         (container,) = containers(deployment)
-        assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+            {"name": "internal", "containerPort": 9090, "protocol": "TCP"},
+        ]
         live, ready, start = (
             container["livenessProbe"],
             container["readinessProbe"],
             container["startupProbe"],
         )
-        assert live["httpGet"] == {"path": "/health/live", "port": "http"}
+        # On the internal port: the public one answers 404 for /health/*, so a pod probed there
+        # would never become ready.
+        assert live["httpGet"] == {"path": "/health/live", "port": "internal"}
         assert (live["initialDelaySeconds"], live["periodSeconds"]) == (30, 10)
-        assert ready["httpGet"] == {"path": "/health/ready", "port": "http"}
+        assert ready["httpGet"] == {"path": "/health/ready", "port": "internal"}
         assert (ready["initialDelaySeconds"], ready["periodSeconds"]) == (5, 5)
-        assert start["httpGet"]["path"] == "/health/live"
+        assert start["httpGet"] == {"path": "/health/live", "port": "internal"}
+        assert start["periodSeconds"] * start["failureThreshold"] == 150
         spec = deployment["spec"]
         assert spec["minReadySeconds"] == 10
         if spec["strategy"]["type"] == "RollingUpdate":
@@ -146,7 +178,7 @@ def test_every_pod_runs_restricted(captured: CapturedStack) -> None:
             assert sc["runAsNonRoot"] and sc["runAsUser"] > 0 and sc["readOnlyRootFilesystem"]
             assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
             res = container["resources"]
-            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory"}
+            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory", "ephemeral-storage"}
             mounts_tmp |= {m["mountPath"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp"}
             assert ":latest" not in container["image"] and ":" in container["image"]
         assert mounts_tmp == {"/tmp"}
@@ -192,12 +224,31 @@ def test_every_service_selects_pods(captured: CapturedStack) -> None:
             assert target in names, f"{service['metadata']['name']} targets unknown port {target}"
 
 
-def test_services_expose_port_80_to_http(captured: CapturedStack) -> None:
+def test_services_expose_the_api_on_80_and_the_internal_port_on_9090(captured: CapturedStack) -> None:
     for deployment in of_kind(captured, "Deployment"):
         service = named(captured, "Service", deployment["metadata"]["name"])
+        assert service["spec"]["type"] == "ClusterIP"
         assert service["spec"]["ports"] == [
-            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+            {"name": "internal", "port": 9090, "targetPort": "internal", "protocol": "TCP"},
         ]
+
+
+def test_every_service_reads_the_ports_its_pod_declares(captured: CapturedStack) -> None:
+    """PORT and INTERNAL_PORT of each ConfigMap are the container ports named `http` and `internal`,
+    so the probes and scrapes the pod spec aims at `internal` reach what the process serves there."""
+    config_maps = {m["metadata"]["name"]: m["data"] for m in of_kind(captured, "ConfigMap")}
+    for deployment in of_kind(captured, "Deployment"):
+        (container,) = containers(deployment)
+        declared = {p["name"]: str(p["containerPort"]) for p in container["ports"]}
+        env = config_maps[container["envFrom"][0]["configMapRef"]["name"]]
+        assert (env["PORT"], env["INTERNAL_PORT"]) == (declared["http"], declared["internal"])
+        annotations = pod_template(deployment)["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": declared["internal"],
+            "prometheus.io/path": "/metrics",
+        }
 
 
 def _references(workload: dict[str, Any]) -> tuple[set[str], set[tuple[str, str | None]], set[str]]:
@@ -271,15 +322,64 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     # prod's services also read the replica (DATABASE_READ_URL), which admits them.
     replica = {"postgres-replica"} if captured.stack == "prod" else set()
     search = pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress")
-    assert search == {"postgres", "redis", "nats", *replica}
-    database_stores = ["postgres", *replica]
-    for store in database_stores:
+    assert search == {"postgres", "redis-cache", "nats", *replica}
+    redis_clients = pod_names(named(captured, "NetworkPolicy", "redis"), "ingress")
+    assert (
+        redis_clients == {s.name for s in stacks.SERVICES if s.redis}
+        and "search-discovery" not in redis_clients
+    )
+    assert pod_names(named(captured, "NetworkPolicy", "redis-cache"), "ingress") == {"search-discovery"}
+    for store in ["postgres", *replica]:
         postgres_clients = pod_names(named(captured, "NetworkPolicy", store), "ingress")
         assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients, store
         assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
     webhooks = named(captured, "NetworkPolicy", "webhooks")
     blocks = [p["ipBlock"] for p in peers(webhooks, "egress") if "ipBlock" in p]
     assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
+
+
+def _admitted(policy: dict[str, Any], direction: str) -> dict[str, set[str]]:
+    """Peer (a namespace or a pod's name label) -> the ports a policy opens to or from it."""
+    key = "from" if direction == "ingress" else "to"
+    found: dict[str, set[str]] = {}
+    for rule in policy["spec"].get(direction, []):
+        ports = {str(p["port"]) for p in rule.get("ports", [])}
+        for peer in rule.get(key, []):
+            if "namespaceSelector" in peer and "podSelector" not in peer:
+                who = "namespace " + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            elif "podSelector" in peer and "namespaceSelector" not in peer:
+                who = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            else:
+                continue
+            found.setdefault(who, set()).update(ports)
+    return found
+
+
+def test_network_policies_open_the_internal_port_to_monitoring_and_the_gateway_only(
+    captured: CapturedStack,
+) -> None:
+    """Prometheus reaches /metrics on `internal` and never the API; the gateway reaches every service's
+    API and internal port (its /health/upstreams view); the ingress controller reaches the gateway's
+    API only. The kubelet's probes need no rule (NetworkPolicy does not apply to them)."""
+    settings = stacks.load(captured.stack, captured.config)
+    monitoring = f"namespace {settings.monitoring.namespace}"
+    controller = f"namespace {settings.gateway.ingress_namespace}"
+    for spec in stacks.SERVICES:
+        admitted = _admitted(named(captured, "NetworkPolicy", spec.name), "ingress")
+        callers = {controller: {"http"}} if spec.public_entry else {"api-gateway": {"http", "internal"}}
+        assert admitted == {monitoring: {"internal"}, **callers}, spec.name
+    gateway = _admitted(named(captured, "NetworkPolicy", "api-gateway"), "egress")
+    upstreams = {s.name for s in stacks.SERVICES if not s.public_entry}
+    assert {name: gateway[name] for name in upstreams} == {name: {"http", "internal"} for name in upstreams}
+
+
+def test_nothing_public_reaches_the_internal_port(captured: CapturedStack) -> None:
+    ingress = named(captured, "Ingress", "api-gateway")["spec"]
+    backends = [path["backend"] for rule in ingress["rules"] for path in rule["http"]["paths"]]
+    assert backends == [{"service": {"name": "api-gateway", "port": {"name": "http"}}}]
+    assert "defaultBackend" not in ingress
+    for service in of_kind(captured, "Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]["name"]
 
 
 def test_pod_disruption_budgets_where_pods_can_exceed_one(captured: CapturedStack) -> None:
@@ -385,8 +485,9 @@ def test_quota_fits_every_workload_at_its_maximum(captured: CapturedStack) -> No
     pods = cpu = memory = 0
     for workload in workloads(captured):
         spec = workload["spec"]
-        # A rollout's surge pod, except for a CronJob whose concurrencyPolicy forbids a second run.
-        surge = 0 if spec.get("concurrencyPolicy") == "Forbid" else 1
+        # A Deployment's rollout adds a surge pod; a StatefulSet replaces its pods one at a time, and a
+        # CronJob whose concurrencyPolicy forbids a second run never has two.
+        surge = 1 if workload["kind"] == "Deployment" else 0
         count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + surge
         for container in pod_template(workload)["spec"]["containers"]:
             cpu += count * cpu_millis(container["resources"]["limits"]["cpu"])
@@ -444,11 +545,7 @@ def test_config_changes_roll_the_pods(captured_stack: Any, dev_stack: CapturedSt
     config_maps = {m["metadata"]["name"] for m in of_kind(dev_stack, "ConfigMap")}
     assert set(ref for refs in before.values() for ref in refs[:1]) <= config_maps
     annotations = pod_template(named(dev_stack, "Deployment", "geolocation"))["metadata"]["annotations"]
-    assert annotations == {
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": "8000",
-        "prometheus.io/path": "/metrics",
-    }
+    assert "checksum/config" not in annotations  # the name rolls the pods, not a checksum
 
 
 def test_prod_data_stores(prod_stack: CapturedStack) -> None:
@@ -492,7 +589,7 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
     for workload in workloads(captured):
         assert {c["imagePullPolicy"] for c in containers(workload)} == {policy}
     skips = named(captured, "Deployment", "webhooks")["metadata"]["annotations"]
-    checks = sorted(value.split("=")[0] for value in skips.values())
+    checks = sorted(value.split("=")[0] for key, value in skips.items() if key.startswith("checkov.io/"))
     assert checks == (
         ["CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_43"]
         if captured.stack == "dev"
@@ -510,5 +607,11 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
             },
         )
         webhooks = named(pinned, "Deployment", "webhooks")["metadata"]["annotations"]
-        assert [v.split("=")[0] for v in webhooks.values()] == ["CKV_K8S_35"]
+        # Pulling Always and pinned, only the env-secret skip stays, and the HPA's replicas one.
+        hpa_replicas = "deployment-targeted-by-hpa-does-not-have-replicas-configured"
+        assert {k: v.split("=")[0] for k, v in webhooks.items()} == {
+            "checkov.io/skip1": "CKV_K8S_35",
+            "kube-score/ignore": hpa_replicas,
+            "venta.io/kube-score-skip1": hpa_replicas,
+        }
         assert "annotations" not in named(pinned, "StatefulSet", "redis")["metadata"]

@@ -9,12 +9,13 @@ from typing import Any
 from infra.render.capture import SECRET_SIG, CapturedStack
 from policy.model import Resource
 from stacks.catalog import SERVICE_NAMES
-from stacks.model import Nats, Postgres, Redis
+from stacks.model import Nats, Postgres, Redis, RedisCache
 
 # The data-store images each stack runs unless its config says otherwise.
 DATA_STORE_IMAGES = {
     "postgres": Postgres.model_fields["image"].default,
     "redis": Redis.model_fields["image"].default,
+    "redisCache": RedisCache.model_fields["image"].default,
     "nats": Nats.model_fields["image"].default,
 }
 
@@ -32,7 +33,11 @@ def unwrap_secrets(value: Any) -> Any:
 
 def policy_resources(captured: CapturedStack) -> list[Resource]:
     """Every resource a provider creates (components are not judged), in registration-free order."""
-    return [Resource(r.type, r.name, unwrap_secrets(r.inputs), r.urn) for r in captured.resources if r.custom]
+    return [
+        Resource(r.type, r.name, unwrap_secrets(r.inputs), r.urn, tuple(r.options.get("ignoreChanges", ())))
+        for r in captured.resources
+        if r.custom
+    ]
 
 
 def fake_digest(service: str) -> str:
