@@ -28,34 +28,33 @@ from tests.infra.helpers import (
 PER_SERVICE = ("ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "NetworkPolicy")
 FILE_CLAIMS = sum(spec.file_storage for spec in stacks.SERVICES)
 N = len(stacks.SERVICES)
-# The namespace and its guard rails, the four data stores (Redis twice: the main one and the cache)
-# and the Ingress.
+# The namespace and its guard rails, the four data stores (Redis twice: the main one and the cache),
+# the backup job and the Ingress.
 PLATFORM = {
     "Namespace": 1,
     "ResourceQuota": 1,
     "LimitRange": 1,
-    "NetworkPolicy": 5,  # default-deny, postgres, redis, redis-cache, nats
-    "ServiceAccount": 4,
+    "NetworkPolicy": 6,  # default-deny, postgres, redis, redis-cache, nats, the backup job
+    "ServiceAccount": 5,  # one per data store workload and the backup job
     "Secret": 5,  # postgres credentials and init, redis and redis-cache config, nats config
     "Service": 8,  # each store's client and headless Services
     "StatefulSet": 4,
+    "CronJob": 1,  # the PostgreSQL backup, with its claim
     "Ingress": 1,
 }
 DEV_INVENTORY = {
     **PLATFORM,
     **{kind: PLATFORM.get(kind, 0) + N for kind in PER_SERVICE},
-    "PersistentVolumeClaim": FILE_CLAIMS,
+    "PersistentVolumeClaim": FILE_CLAIMS + 1,
 }
 PROD_INVENTORY = {
     **DEV_INVENTORY,
-    # The read replica (account, policy, two Services, StatefulSet), the backup job (account, policy,
-    # claim, CronJob), one PDB for primary and replica, one for NATS; every service can scale.
-    "ServiceAccount": DEV_INVENTORY["ServiceAccount"] + 2,
-    "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 2,
-    "PersistentVolumeClaim": FILE_CLAIMS + 1,
+    # The read replica (account, policy, two Services, StatefulSet), one PDB for primary and
+    # replica, one for NATS; every service can scale.
+    "ServiceAccount": DEV_INVENTORY["ServiceAccount"] + 1,
+    "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 1,
     "Service": DEV_INVENTORY["Service"] + 2,
     "StatefulSet": 5,
-    "CronJob": 1,
     "HorizontalPodAutoscaler": N,
     "PodDisruptionBudget": N + 2,
 }
@@ -320,20 +319,20 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     assert {"kubernetes.io/metadata.name": "monitoring"} in ingress_ns
     assert pod_names(named(captured, "NetworkPolicy", "user-management"), "ingress") == {"api-gateway"}
     assert pod_names(named(captured, "NetworkPolicy", "real-time"), "egress") == {"nats"}
-    assert pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress") == {
-        "postgres",
-        "redis-cache",
-        "nats",
-    }
+    # prod's services also read the replica (DATABASE_READ_URL), which admits them.
+    replica = {"postgres-replica"} if captured.stack == "prod" else set()
+    search = pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress")
+    assert search == {"postgres", "redis-cache", "nats", *replica}
     redis_clients = pod_names(named(captured, "NetworkPolicy", "redis"), "ingress")
     assert (
         redis_clients == {s.name for s in stacks.SERVICES if s.redis}
         and "search-discovery" not in redis_clients
     )
     assert pod_names(named(captured, "NetworkPolicy", "redis-cache"), "ingress") == {"search-discovery"}
-    postgres_clients = pod_names(named(captured, "NetworkPolicy", "postgres"), "ingress")
-    assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients
-    assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
+    for store in ["postgres", *replica]:
+        postgres_clients = pod_names(named(captured, "NetworkPolicy", store), "ingress")
+        assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients, store
+        assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
     webhooks = named(captured, "NetworkPolicy", "webhooks")
     blocks = [p["ipBlock"] for p in peers(webhooks, "egress") if "ipBlock" in p]
     assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
@@ -486,7 +485,8 @@ def test_quota_fits_every_workload_at_its_maximum(captured: CapturedStack) -> No
     pods = cpu = memory = 0
     for workload in workloads(captured):
         spec = workload["spec"]
-        # A Deployment's rollout adds a surge pod; a StatefulSet replaces its pods one at a time.
+        # A Deployment's rollout adds a surge pod; a StatefulSet replaces its pods one at a time, and a
+        # CronJob whose concurrencyPolicy forbids a second run never has two.
         surge = 1 if workload["kind"] == "Deployment" else 0
         count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + surge
         for container in pod_template(workload)["spec"]["containers"]:
@@ -552,11 +552,11 @@ def test_prod_data_stores(prod_stack: CapturedStack) -> None:
     assert named(prod_stack, "StatefulSet", "nats")["spec"]["replicas"] == 3
     replica = named(prod_stack, "StatefulSet", "postgres-replica")
     (clone,) = pod_template(replica)["spec"]["initContainers"]
-    assert "pg_basebackup" in clone["args"][0] and "-R" in clone["args"][0]
+    assert clone["name"] == "clone-primary"  # run by tests/datastores/test_postgres.py
     cron = named(prod_stack, "CronJob", "postgres-backup")
     assert cron["spec"]["schedule"] == "0 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
-    (dump,) = containers(cron)
-    assert "pg_dump -h postgres-replica" in dump["command"][2] and "-mtime +14 -delete" in dump["command"][2]
+    (dump,) = containers(cron)  # the committed prod file names no target: no upload container
+    assert "PGHOST=postgres-replica " in dump["command"][2]  # run by tests/datastores/test_backups.py
     redis = pod_template(named(prod_stack, "StatefulSet", "redis"))["spec"]["containers"][0]
     assert redis["command"] == ["redis-server", "/etc/redis/redis.conf"]
     assert all("requirepass" not in arg for arg in redis["command"])
