@@ -66,5 +66,11 @@ PROFILE: dict[str, Any] = {
     "nats": {"resources": _resources("250m", "256Mi", "1", "512Mi"), "replicas": 3, "auth": True},
     # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
     # Two exporter pods each, spread like every other prod workload; alerts count what they report once.
-    "monitoring": {"thresholds": PROD_THRESHOLDS.model_dump(by_alias=True), "exporters": {"replicas": 2}},
+    "monitoring": {
+        # prod ships its monitors, exporters and alerts: the cluster must run the Prometheus Operator
+        # (its CRDs are checked before anything is created), or the stack sets this to false.
+        "prometheusOperator": True,
+        "thresholds": PROD_THRESHOLDS.model_dump(by_alias=True),
+        "exporters": {"replicas": 2},
+    },
 }
