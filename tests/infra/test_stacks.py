@@ -10,8 +10,9 @@ import pytest
 
 import stacks
 from infra.builders.images import BUILD_CONTEXT, DOCKERFILE
+from infra.platform import requirements
 from infra.render import CapturedStack
-from infra.render.capture import AUTONAMED, REPO_ROOT
+from infra.render.capture import AUTONAMED, REPO_ROOT, capture_stack
 from tests.infra.helpers import (
     containers,
     exporter_deployments,
@@ -126,6 +127,21 @@ def test_with_the_operator_nothing_is_created_before_its_crds_are_found(
     ]
     [namespace] = stack.of_type("kubernetes:core/v1:Namespace")
     assert set(stack.reads) <= set(namespace.options["dependsOn"])
+
+
+def test_in_render_mode_nothing_is_read_and_the_crds_the_manifests_need_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No cluster to ask: the objects are written, and the run says what the cluster applying them needs."""
+    said: list[str] = []
+    monkeypatch.setattr(requirements.pulumi.log, "info", lambda message, *_, **__: said.append(message))
+    # Evaluated here (not from the session's shared captures), so the message is heard.
+    stack = capture_stack("prod", {"venta:kubernetes": '{"renderDir": "rendered/prod"}'})
+    assert stack.reads == ()
+    assert {"ServiceMonitor", "PrometheusRule"} <= set(inventory(stack))
+    [line] = [m for m in said if "CRDs" in m]
+    assert all(crd in line for crd in requirements.OPERATOR_CRDS)
+    assert f"or set {requirements.SETTING}: false" in line
 
 
 def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
