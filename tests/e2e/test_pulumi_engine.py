@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from infra.render import validate_manifest
-from infra.render.capture import CapturedStack, capture_stack
+from infra.render.capture import CapturedStack, capture_stack, stack_config
 from infra.render.manifests import is_kubernetes_object, to_manifest
 from policy.pack import PACK_NAME
+from stacks import load
 from stacks.catalog import SERVICE_NAMES
 from tests.e2e.pulumi_cli import REPO, PulumiProject, Run, planned_steps, urn_type_and_name
 
@@ -64,17 +65,27 @@ def stack_run(
 def released_images(stack: str) -> dict[str, Any]:
     """prod as `venta deploy` leaves it: every image pinned by digest, which prod's policy requires.
 
-    The committed Pulumi.prod.yaml pins none (a deploy adds the services' digests), so the digests
-    here are fixed stand-ins: render mode pulls nothing.
+    The committed Pulumi.prod.yaml pins none (a deploy adds the services' digests, an operator the
+    upstream images'), so the digests here are fixed stand-ins: render mode pulls nothing.
     """
     if stack != "prod":
         return {}
     committed = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())["config"]
     digest = "sha256:" + "ab" * 32
-    stores = {"postgres": "postgres:16.4", "redis": "redis:7.4.1", "nats": "nats:2.10.22-alpine"}
+    settings = load(stack, stack_config(stack))
+    stores = {"postgres": settings.postgres.image, "redis": settings.redis.image, "nats": settings.nats.image}
+    exporters = settings.monitoring.exporters
     return {
         "venta:images": {**committed["venta:images"], "digests": dict.fromkeys(SERVICE_NAMES, digest)},
         **{f"venta:{name}": {"image": f"{image}@{digest}"} for name, image in stores.items()},
+        # The exporters of prod's monitoring: upstream images too.
+        "venta:monitoring": {
+            "exporters": {
+                "postgresImage": f"{exporters.postgres_image}@{digest}",
+                "redisImage": f"{exporters.redis_image}@{digest}",
+                "natsImage": f"{exporters.nats_image}@{digest}",
+            }
+        },
     }
 
 
@@ -218,6 +229,8 @@ def test_the_stacks_pack_config_decides_whether_a_broken_rule_stops_the_preview(
     project.run("stack", "init", bad)
     project.set_config(bad, "venta:profile", "prod")
     project.set_config(bad, "venta:spreadAcrossNodes", "false")
+    # Offline like the stacks above: with no cluster to ask for the operator's CRDs, render mode.
+    project.set_config(bad, "venta:kubernetes.renderDir", str(project.root.parent / f"rendered-{bad}"))
     run = project.run("preview", "--stack", bad, *policy_args(stack), check=False)
     if stack == "prod":
         assert run.returncode != 0

@@ -15,6 +15,7 @@ pins the real ones once.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -35,8 +36,16 @@ pytestmark = pytest.mark.e2e
 
 VERSION_A, VERSION_B = "v2.0.0", "v2.1.0"
 CHANGED_SERVICE = "user-management"
-# The data stores' images with stand-in digests: the upstream images an operator pins once.
-UPSTREAM_PINS = {"postgres": "image", "redis": "image", "nats": "image"}
+# The upstream images an operator pins once, pinned here with stand-in digests: the data stores' and
+# the exporters' of the monitoring prod deploys (config path -> attribute of the settings).
+UPSTREAM_PINS = {
+    "postgres.image": "postgres.image",
+    "redis.image": "redis.image",
+    "nats.image": "nats.image",
+    "monitoring.exporters.postgresImage": "monitoring.exporters.postgres_image",
+    "monitoring.exporters.redisImage": "monitoring.exporters.redis_image",
+    "monitoring.exporters.natsImage": "monitoring.exporters.nats_image",
+}
 
 
 def digests(fill: str) -> dict[str, str]:
@@ -107,9 +116,9 @@ def loop(
     for key, value in kube.items():
         project.set_config(stack, f"venta:kubernetes.{key}", value)
     base = load(stack, stack_config(stack))
-    for store, field in UPSTREAM_PINS.items():
-        image = getattr(getattr(base, store), field)
-        project.set_config(stack, f"venta:{store}.{field}", f"{image}@sha256:{'e' * 64}")
+    for path, attribute in UPSTREAM_PINS.items():
+        image = functools.reduce(getattr, attribute.split("."), base)
+        project.set_config(stack, f"venta:{path}", f"{image}@sha256:{'e' * 64}")
     settings = load(
         stack, stack_config(stack, {"venta:namespace": namespace, "venta:kubernetes": json.dumps(kube)})
     )
