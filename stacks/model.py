@@ -8,18 +8,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN, LOCATION_STALE_AFTER_SECONDS
+from services.catalog import (
+    DB_POOL_MAX,
+    DB_POOL_MAX_LIMIT,
+    DB_POOL_MIN,
+    FILE_QUOTA_BYTES,
+    FILE_QUOTA_UPLOADS,
+    FILE_QUOTA_WINDOW_SECONDS,
+    LOCATION_STALE_AFTER_SECONDS,
+    OUTBOX_RETENTION_DAYS,
+    WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER,
+    WEBHOOK_RETENTION_DAYS,
+)
 from stacks.catalog import SERVICE_NAMES, SERVICES, ServiceName
 from stacks.monitoring import DEV_THRESHOLDS, AlertThresholds
-from stacks.quantities import cpu_millis, memory_bytes
+from stacks.quantities import cpu_millis, format_memory, memory_bytes
 
 ProfileName = Literal["dev", "prod"]
 
@@ -55,6 +70,14 @@ def _parses(parse: Callable[[str], int]) -> Callable[[str], bool]:
         return True
 
     return ok
+
+
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_seed(value: str) -> bool:
@@ -100,6 +123,10 @@ PinnedImage = Annotated[
         "an image with an explicit tag (optionally @sha256:...), never 'latest', e.g. postgres:16.4",
     ),
 ]
+Cidr = Annotated[
+    str,
+    _constraint(_is_cidr, "a CIDR block such as 10.244.0.0/16 or fd00:10:244::/56, without host bits set"),
+]
 CronSchedule = Annotated[
     str, _constraint(_matches(r"(\S+\s+){4}\S+"), "a five-field cron schedule such as '0 3 * * *'")
 ]
@@ -119,6 +146,29 @@ LabelValue = Annotated[
 ]
 Percent = Annotated[int, Field(ge=1, le=100)]
 ReplicaCount = Annotated[int, Field(ge=1, le=100)]
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----\s+[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----\s*")
+
+
+def _is_ed25519_public_pem(value: str) -> bool:
+    """Exactly one PEM block holding an Ed25519 public key, the kind user-management signs with."""
+    if not _PEM_BLOCK.fullmatch(value.strip() + "\n"):
+        return False
+    try:
+        return isinstance(load_pem_public_key(value.encode()), Ed25519PublicKey)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
+PublicKeyPem = Annotated[
+    str,
+    _constraint(
+        _is_ed25519_public_pem,
+        "one Ed25519 public key in PEM ('-----BEGIN PUBLIC KEY-----' ... '-----END PUBLIC KEY-----')",
+    ),
+]
+Days = Annotated[int, Field(ge=1, le=3650)]
 
 
 def _check_seed(value: SecretStr) -> SecretStr:
@@ -143,6 +193,10 @@ class Resources(Settings):
     memory_request: MemoryQuantity
     cpu_limit: CpuQuantity
     memory_limit: MemoryQuantity
+    # Node disk a container may use outside its volumes: its emptyDirs (/tmp), logs, writable layer.
+    # Past the limit the kubelet evicts the pod instead of letting it fill the node's disk.
+    ephemeral_storage_request: MemoryQuantity = "64Mi"
+    ephemeral_storage_limit: MemoryQuantity = "256Mi"
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Resources:
@@ -150,6 +204,11 @@ class Resources(Settings):
             raise allowed_error(f"at most cpuLimit ({self.cpu_limit})", field="cpuRequest")
         if memory_bytes(self.memory_request) > memory_bytes(self.memory_limit):
             raise allowed_error(f"at most memoryLimit ({self.memory_limit})", field="memoryRequest")
+        if memory_bytes(self.ephemeral_storage_request) > memory_bytes(self.ephemeral_storage_limit):
+            raise allowed_error(
+                f"at most ephemeralStorageLimit ({self.ephemeral_storage_limit})",
+                field="ephemeralStorageRequest",
+            )
         return self
 
 
@@ -209,6 +268,10 @@ class Gateway(Settings):
     tls_secret: DnsLabel | None = None
     # Namespace of the ingress controller, the only source allowed to reach the gateway's pods.
     ingress_namespace: DnsLabel = "ingress-nginx"
+    # Peers whose X-Forwarded-For the gateway believes (its TRUSTED_PROXY_CIDRS). Behind an ingress
+    # controller every client arrives from the controller's pods, so without their pod CIDR here all
+    # anonymous clients share one rate-limit bucket; empty (the default) trusts no header.
+    trusted_proxy_cidrs: list[Cidr] = []
 
 
 class Storage(Settings):
@@ -266,10 +329,43 @@ class Postgres(Settings):
     backup: Backup | None = None
 
 
-class Redis(Settings):
+class RedisMemory(Settings):
+    """A Redis server's memory: `maxmemory` (what it may hold) inside its container's memory limit."""
+
     image: PinnedImage = "redis:7.4.1"
     resources: Resources
+    # null: three quarters of memoryLimit. The rest is for forks (snapshots, AOF rewrites), client
+    # buffers and fragmentation, so the container reaches its limit (and is killed) only in pathology.
+    max_memory: MemoryQuantity | None = None
+
+    @model_validator(mode="after")
+    def _fits_the_container(self) -> RedisMemory:
+        if self.max_memory is not None and self.max_memory_bytes > self.memory_ceiling:
+            ceiling = format_memory(self.memory_ceiling)
+            raise allowed_error(f"at most 3/4 of resources.memoryLimit ({ceiling})", field="maxMemory")
+        return self
+
+    @property
+    def memory_ceiling(self) -> int:
+        return memory_bytes(self.resources.memory_limit) * 3 // 4
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return self.memory_ceiling if self.max_memory is None else memory_bytes(self.max_memory)
+
+
+class Redis(RedisMemory):
+    """The main Redis: locations, vendor ownership, rate-limit counters. Full means writes fail
+    (`noeviction`): none of those keys may ever be dropped to make room."""
+
     append_only: bool = False
+    auth: bool = True
+
+
+class RedisCache(RedisMemory):
+    """search-discovery's result cache, in its own Redis: full means the least recently used entries go
+    (`allkeys-lru`), never persisted, so a flood of cached answers cannot crowd out the main Redis."""
+
     auth: bool = True
 
 
@@ -288,6 +384,45 @@ class Secrets(Settings):
     jwt_signing_seed: Seed | None = None
 
 
+class Webhooks(Settings):
+    """webhooks' limits (the service's WEBHOOK_* settings): subscriptions one owner may hold, and how
+    long finished deliveries and their attempts stay in the shared PostgreSQL."""
+
+    max_subscriptions_per_owner: Annotated[int, Field(ge=1, le=1000)] = WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER
+    retention_days: Days = WEBHOOK_RETENTION_DAYS
+
+
+class Outbox(Settings):
+    """vendor-management deletes published outbox rows this long after publishing them."""
+
+    retention_days: Days = OUTBOX_RETENTION_DAYS
+
+
+class FileQuota(Settings):
+    """file-management's per-user upload quota: uploads and bytes within a sliding window."""
+
+    uploads: Annotated[int, Field(ge=1, le=1_000_000)] = FILE_QUOTA_UPLOADS
+    bytes: MemoryQuantity = f"{FILE_QUOTA_BYTES // 2**20}Mi"
+    window_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = FILE_QUOTA_WINDOW_SECONDS
+
+    @property
+    def byte_count(self) -> int:
+        return memory_bytes(self.bytes)
+
+
+class Auth(Settings):
+    # Public keys accepted beside the signing seed's own: the old key (or the next one) while a signing
+    # key rotates (docs/runbooks.md, "Rotate the token signing key"). Public, so they go to ConfigMaps.
+    extra_public_keys: list[PublicKeyPem] = []
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Auth:
+        seen = [pem.strip() for pem in self.extra_public_keys]
+        if len(set(seen)) != len(seen):
+            raise allowed_error("each key once", "extraPublicKeys")
+        return self
+
+
 class StackSettings(Settings):
     stack: str
     profile: ProfileName
@@ -299,15 +434,22 @@ class StackSettings(Settings):
     monitoring: Monitoring = Monitoring()
     # Spread each workload's pods over nodes (topology spread + anti-affinity).
     spread_across_nodes: bool = False
+    # /docs and /openapi.json on every service's internal port (API_DOCS); never in a prod profile.
+    api_docs: bool = False
     services: dict[ServiceName, ServiceSettings]
     postgres: Postgres
     redis: Redis
+    redis_cache: RedisCache
     nats: Nats
     # The defaults are the services' own (services/catalog.py), so a stack that sets nothing changes nothing.
     db_pool_min: Annotated[int, Field(ge=0, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MIN
     db_pool_max: Annotated[int, Field(ge=1, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MAX
     location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = LOCATION_STALE_AFTER_SECONDS
     secrets: Secrets = Secrets()
+    auth: Auth = Auth()
+    webhooks: Webhooks = Webhooks()
+    outbox: Outbox = Outbox()
+    file_quota: FileQuota = FileQuota()
 
     @model_validator(mode="after")
     def _consistent(self) -> StackSettings:
@@ -322,6 +464,11 @@ class StackSettings(Settings):
                 )
         if self.db_pool_min > self.db_pool_max:
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
+        if self.api_docs and self.profile == "prod":
+            raise allowed_error("false in a prod-profile stack: API docs stay off in prod", "apiDocs")
+        if self.file_quota.byte_count > memory_bytes(self.storage.files):
+            # One user alone could fill the files volume within a window.
+            raise allowed_error(f"at most storage.files ({self.storage.files})", "fileQuota.bytes")
         return self
 
     @property
@@ -331,4 +478,12 @@ class StackSettings(Settings):
     @property
     def service_environment(self) -> dict[str, str]:
         """Values this stack gives the catalog's extra environment (`env`) of any service that reads it."""
-        return {"LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds)}
+        return {
+            "LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds),
+            "WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER": str(self.webhooks.max_subscriptions_per_owner),
+            "WEBHOOK_RETENTION_DAYS": str(self.webhooks.retention_days),
+            "OUTBOX_RETENTION_DAYS": str(self.outbox.retention_days),
+            "FILE_QUOTA_UPLOADS": str(self.file_quota.uploads),
+            "FILE_QUOTA_BYTES": str(self.file_quota.byte_count),
+            "FILE_QUOTA_WINDOW_SECONDS": str(self.file_quota.window_seconds),
+        }

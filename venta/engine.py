@@ -84,7 +84,7 @@ class StackOps(Protocol):
 
     def preview(self, *, refresh: bool = False) -> PreviewReport: ...
 
-    def up(self, message: str) -> dict[str, int]: ...
+    def up(self, message: str, *, refresh: bool = False) -> dict[str, int]: ...
 
     def history(self) -> list[Update]: ...
 
@@ -144,7 +144,9 @@ def _logical_name(urn: str) -> str:
 
 def _step(metadata: auto.events.StepEventMetadata) -> Step:
     op = getattr(metadata.op, "value", str(metadata.op))
-    return Step(op, metadata.type, _logical_name(metadata.urn), tuple(metadata.diffs or ()))
+    # The detailed diff names property paths (spec.replicas); `diffs` only the top-level keys.
+    paths = tuple(metadata.detailed_diff or ()) or tuple(metadata.diffs or ())
+    return Step(op, metadata.type, _logical_name(metadata.urn), paths)
 
 
 def _finding(event: auto.events.PolicyEvent) -> Finding:
@@ -215,11 +217,12 @@ class AutomationStack:
             return PreviewReport({}, tuple(steps), tuple(findings), error=pulumi_message(error))
         return PreviewReport(change_counts(result.change_summary), tuple(steps), tuple(findings))
 
-    def up(self, message: str) -> dict[str, int]:
+    def up(self, message: str, *, refresh: bool = False) -> dict[str, int]:
         result = translate_errors(
             lambda: self._stack.up(
                 on_output=_stream,
                 message=message,
+                refresh=refresh,
                 policy_packs=self._packs,
                 policy_pack_configs=self._pack_configs,
             )

@@ -5,6 +5,7 @@ Derived from the service's catalog entry (services/catalog.py), never from its n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ class Endpoints:
 
     postgres_host: str
     redis_host: str
+    cache_host: str
     nats_urls: tuple[str, ...]
 
 
@@ -26,6 +28,7 @@ def endpoints(namespace: str) -> Endpoints:
     return Endpoints(
         postgres_host=names.cluster_host(names.POSTGRES, namespace),
         redis_host=names.cluster_host(names.REDIS, namespace),
+        cache_host=names.cluster_host(names.REDIS_CACHE, namespace),
         # One address through the client Service: the server tells clients about its cluster peers.
         nats_urls=(f"nats://{names.cluster_host(names.NATS, namespace)}:{names.NATS_PORTS['client']}",),
     )
@@ -39,23 +42,40 @@ def config_data(
     data = {
         "SERVICE_NAME": spec.name,
         "PORT": str(names.SERVICE_PORT),
+        # Probes, /metrics and the docs: the port the pod spec declares as `internal`.
+        "INTERNAL_PORT": str(names.INTERNAL_PORT),
+        "API_DOCS": "true" if settings.api_docs else "false",
         "LOG_LEVEL": service.log_level,
         "ENVIRONMENT": settings.environment,
         # Public: every service may verify tokens (the gateway does for every non-public route).
-        "JWT_PUBLIC_KEY": jwt_public_key,
+        "JWT_PUBLIC_KEY": accepted_public_keys(jwt_public_key, settings.auth.extra_public_keys),
     }
     if spec.database:
         data |= {"DB_POOL_MIN": str(settings.db_pool_min), "DB_POOL_MAX": str(settings.db_pool_max)}
     if spec.nats:
         data |= {"NATS_SERVERS": ",".join(where.nats_urls), "NATS_QUEUE": spec.name}
     if spec.public_entry:
-        # Through each upstream's Service, on port 80.
+        # Through each upstream's Service, on port 80. Their readiness (/health/upstreams) on the same
+        # host at the gateway's own INTERNAL_PORT, which each Service exposes too: no *_INTERNAL needed.
         data |= {f"UPSTREAM_{s.env_suffix}": f"http://{s.name}" for s in SERVICES if not s.public_entry}
+        # The ingress controller's pods, whose X-Forwarded-For names the client; empty trusts none.
+        data["TRUSTED_PROXY_CIDRS"] = ",".join(settings.gateway.trusted_proxy_cidrs)
     if spec.file_storage:
         data["STORAGE_DIR"] = names.STORAGE_DIR
     tuned = settings.service_environment
     data |= {key: tuned.get(key, default) for key, default in spec.env}
     return data
+
+
+def accepted_public_keys(signing_key: str, extra: Sequence[str]) -> str:
+    """The signing seed's own key first, then the stack's extra keys (a rotation's old or next key),
+    PEM blocks one after the other as JWT_PUBLIC_KEY holds them; a key given twice is listed once."""
+    blocks: list[str] = []
+    for pem in (signing_key, *extra):
+        block = pem.strip() + "\n"
+        if block not in blocks:
+            blocks.append(block)
+    return "".join(blocks)
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,7 @@ class Credentials:
 
     database_password: str | None = None
     redis_password: str | None = None
+    cache_password: str | None = None
     nats_password: str | None = None
     jwt_signing_seed: str | None = None
 
@@ -77,6 +98,8 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
         )
     if spec.redis:
         data["REDIS_URL"] = redis_url(creds.redis_password, where.redis_host)
+    if spec.cache:
+        data["CACHE_REDIS_URL"] = redis_url(creds.cache_password, where.cache_host)
     if spec.nats:
         data["NATS_USER"] = spec.name if creds.nats_password else ""
         data["NATS_PASSWORD"] = creds.nats_password or ""

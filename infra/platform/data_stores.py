@@ -21,10 +21,11 @@ from stacks.model import StackSettings
 class DataStores:
     postgres: Postgres
     redis: Redis
+    redis_cache: Redis
     nats: Nats
 
     def all(self) -> list[DataStore]:
-        return [self.postgres, self.redis, self.nats]
+        return [self.postgres, self.redis, self.redis_cache, self.nats]
 
 
 def data_stores(
@@ -54,9 +55,12 @@ def data_stores(
         superuser_password=secrets.postgres_password,
     )
     redis = RedisArgs(s.redis, common, storage.redis, clients("redis"), password=secrets.redis_password)
+    # No volume: a cache keeps nothing across restarts.
+    cache = RedisArgs(s.redis_cache, common, "", clients("cache"), app=names.REDIS_CACHE)
     nats = NatsArgs(s.nats, common, storage.nats, clients("nats"), users=[e.name for e in SERVICES if e.nats])
     return DataStores(
         Postgres(f"{name}-{names.POSTGRES}", postgres, child(names.POSTGRES)),
         Redis(f"{name}-{names.REDIS}", redis, child(names.REDIS)),
+        Redis(f"{name}-{names.REDIS_CACHE}", cache, child(names.REDIS_CACHE)),
         Nats(f"{name}-{names.NATS}", nats, child(names.NATS)),
     )

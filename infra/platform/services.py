@@ -53,6 +53,7 @@ def service_args(
     creds = pulumi.Output.all(
         stores.postgres.passwords.get(spec.database_name),
         stores.redis.password if spec.redis else None,
+        stores.redis_cache.password if spec.cache else None,
         stores.nats.passwords.get(spec.name),
         seed if spec.signs_tokens else None,
     ).apply(lambda v: Credentials(*v))

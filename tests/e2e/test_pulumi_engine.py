@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from infra.render import validate_manifest
-from infra.render.capture import CapturedStack, capture_stack, stack_config
+from infra.render.capture import CapturedStack, capture_stack
 from infra.render.manifests import is_kubernetes_object, to_manifest
 from policy.pack import PACK_NAME
-from stacks import load
 from stacks.catalog import SERVICE_NAMES
 from tests.e2e.pulumi_cli import REPO, PulumiProject, Run, planned_steps, urn_type_and_name
+from tests.policy.captured import DATA_STORE_IMAGES, EXPORTER_IMAGES
 
 pytestmark = pytest.mark.e2e
 
@@ -72,19 +72,12 @@ def released_images(stack: str) -> dict[str, Any]:
         return {}
     committed = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())["config"]
     digest = "sha256:" + "ab" * 32
-    settings = load(stack, stack_config(stack))
-    stores = {"postgres": settings.postgres.image, "redis": settings.redis.image, "nats": settings.nats.image}
-    exporters = settings.monitoring.exporters
     return {
         "venta:images": {**committed["venta:images"], "digests": dict.fromkeys(SERVICE_NAMES, digest)},
-        **{f"venta:{name}": {"image": f"{image}@{digest}"} for name, image in stores.items()},
+        **{f"venta:{name}": {"image": f"{image}@{digest}"} for name, image in DATA_STORE_IMAGES.items()},
         # The exporters of prod's monitoring: upstream images too.
         "venta:monitoring": {
-            "exporters": {
-                "postgresImage": f"{exporters.postgres_image}@{digest}",
-                "redisImage": f"{exporters.redis_image}@{digest}",
-                "natsImage": f"{exporters.nats_image}@{digest}",
-            }
+            "exporters": {key: f"{image}@{digest}" for key, image in EXPORTER_IMAGES.items()}
         },
     }
 

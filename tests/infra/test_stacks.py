@@ -31,16 +31,17 @@ from tests.infra.helpers import (
 PER_SERVICE = ("ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "NetworkPolicy")
 FILE_CLAIMS = sum(spec.file_storage for spec in stacks.SERVICES)
 N = len(stacks.SERVICES)
-# The namespace and its guard rails, the three data stores and the Ingress.
+# The namespace and its guard rails, the four data stores (Redis twice: the main one and the cache)
+# and the Ingress.
 PLATFORM = {
     "Namespace": 1,
     "ResourceQuota": 1,
     "LimitRange": 1,
-    "NetworkPolicy": 4,  # default-deny, postgres, redis, nats
-    "ServiceAccount": 3,
-    "Secret": 4,  # postgres credentials and init, redis config, nats config
-    "Service": 6,  # each store's client and headless Services
-    "StatefulSet": 3,
+    "NetworkPolicy": 5,  # default-deny, postgres, redis, redis-cache, nats
+    "ServiceAccount": 4,
+    "Secret": 5,  # postgres credentials and init, redis and redis-cache config, nats config
+    "Service": 8,  # each store's client and headless Services
+    "StatefulSet": 4,
     "Ingress": 1,
 }
 DEV_INVENTORY = {
@@ -72,7 +73,7 @@ PROD_INVENTORY = {
     "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 2 + MONITORING["NetworkPolicy"],
     "PersistentVolumeClaim": FILE_CLAIMS + 1,
     "Service": DEV_INVENTORY["Service"] + 2 + MONITORING["Service"],
-    "StatefulSet": 4,
+    "StatefulSet": 5,
     "CronJob": 1,
     "HorizontalPodAutoscaler": N,
     "PodDisruptionBudget": N + 2 + MONITORING["PodDisruptionBudget"],
@@ -189,17 +190,23 @@ def test_hpa_targets_start_at_the_minimum_and_leave_replicas_to_the_hpa(captured
 def test_service_probes_and_rollout(captured: CapturedStack) -> None:
     for deployment in service_deployments(captured):
         (container,) = containers(deployment)
-        assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+            {"name": "internal", "containerPort": 9090, "protocol": "TCP"},
+        ]
         live, ready, start = (
             container["livenessProbe"],
             container["readinessProbe"],
             container["startupProbe"],
         )
-        assert live["httpGet"] == {"path": "/health/live", "port": "http"}
+        # On the internal port: the public one answers 404 for /health/*, so a pod probed there
+        # would never become ready.
+        assert live["httpGet"] == {"path": "/health/live", "port": "internal"}
         assert (live["initialDelaySeconds"], live["periodSeconds"]) == (30, 10)
-        assert ready["httpGet"] == {"path": "/health/ready", "port": "http"}
+        assert ready["httpGet"] == {"path": "/health/ready", "port": "internal"}
         assert (ready["initialDelaySeconds"], ready["periodSeconds"]) == (5, 5)
-        assert start["httpGet"]["path"] == "/health/live"
+        assert start["httpGet"] == {"path": "/health/live", "port": "internal"}
+        assert start["periodSeconds"] * start["failureThreshold"] == 150
         spec = deployment["spec"]
         assert spec["minReadySeconds"] == 10
         if spec["strategy"]["type"] == "RollingUpdate":
@@ -220,7 +227,7 @@ def test_every_pod_runs_restricted(captured: CapturedStack) -> None:
             assert sc["runAsNonRoot"] and sc["runAsUser"] > 0 and sc["readOnlyRootFilesystem"]
             assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
             res = container["resources"]
-            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory"}
+            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory", "ephemeral-storage"}
             mounts_tmp |= {m["mountPath"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp"}
             assert ":latest" not in container["image"] and ":" in container["image"]
         assert mounts_tmp == {"/tmp"}
@@ -266,12 +273,31 @@ def test_every_service_selects_pods(captured: CapturedStack) -> None:
             assert target in names, f"{service['metadata']['name']} targets unknown port {target}"
 
 
-def test_services_expose_port_80_to_http(captured: CapturedStack) -> None:
+def test_services_expose_the_api_on_80_and_the_internal_port_on_9090(captured: CapturedStack) -> None:
     for deployment in service_deployments(captured):
         service = named(captured, "Service", deployment["metadata"]["name"])
+        assert service["spec"]["type"] == "ClusterIP"
         assert service["spec"]["ports"] == [
-            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+            {"name": "internal", "port": 9090, "targetPort": "internal", "protocol": "TCP"},
         ]
+
+
+def test_every_service_reads_the_ports_its_pod_declares(captured: CapturedStack) -> None:
+    """PORT and INTERNAL_PORT of each ConfigMap are the container ports named `http` and `internal`,
+    so the probes and scrapes the pod spec aims at `internal` reach what the process serves there."""
+    config_maps = {m["metadata"]["name"]: m["data"] for m in of_kind(captured, "ConfigMap")}
+    for deployment in service_deployments(captured):
+        (container,) = containers(deployment)
+        declared = {p["name"]: str(p["containerPort"]) for p in container["ports"]}
+        env = config_maps[container["envFrom"][0]["configMapRef"]["name"]]
+        assert (env["PORT"], env["INTERNAL_PORT"]) == (declared["http"], declared["internal"])
+        annotations = pod_template(deployment)["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": declared["internal"],
+            "prometheus.io/path": "/metrics",
+        }
 
 
 def _references(workload: dict[str, Any]) -> tuple[set[str], set[tuple[str, str | None]], set[str]]:
@@ -354,15 +380,65 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     assert pod_names(named(captured, "NetworkPolicy", "real-time"), "egress") == {"nats"}
     assert pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress") == {
         "postgres",
-        "redis",
+        "redis-cache",
         "nats",
     }
+    redis_clients = pod_names(named(captured, "NetworkPolicy", "redis"), "ingress")
+    assert (
+        redis_clients == {s.name for s in stacks.SERVICES if s.redis}
+        and "search-discovery" not in redis_clients
+    )
+    assert pod_names(named(captured, "NetworkPolicy", "redis-cache"), "ingress") == {"search-discovery"}
     postgres_clients = pod_names(named(captured, "NetworkPolicy", "postgres"), "ingress")
     assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients
     assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
     webhooks = named(captured, "NetworkPolicy", "webhooks")
     blocks = [p["ipBlock"] for p in peers(webhooks, "egress") if "ipBlock" in p]
     assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
+
+
+def _admitted(policy: dict[str, Any], direction: str) -> dict[str, set[str]]:
+    """Peer (a namespace or a pod's name label) -> the ports a policy opens to or from it."""
+    key = "from" if direction == "ingress" else "to"
+    found: dict[str, set[str]] = {}
+    for rule in policy["spec"].get(direction, []):
+        ports = {str(p["port"]) for p in rule.get("ports", [])}
+        for peer in rule.get(key, []):
+            if "namespaceSelector" in peer and "podSelector" not in peer:
+                who = "namespace " + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            elif "podSelector" in peer and "namespaceSelector" not in peer:
+                who = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            else:
+                continue
+            found.setdefault(who, set()).update(ports)
+    return found
+
+
+def test_network_policies_open_the_internal_port_to_monitoring_and_the_gateway_only(
+    captured: CapturedStack,
+) -> None:
+    """Prometheus reaches /metrics on `internal` and never the API; the gateway reaches every service's
+    API and internal port (its /health/upstreams view); the ingress controller reaches the gateway's
+    API only. The kubelet's probes need no rule (NetworkPolicy does not apply to them)."""
+    settings = stacks.load(captured.stack, captured.config)
+    monitoring = f"namespace {settings.monitoring.namespace}"
+    controller = f"namespace {settings.gateway.ingress_namespace}"
+    for spec in stacks.SERVICES:
+        admitted = _admitted(named(captured, "NetworkPolicy", spec.name), "ingress")
+        callers = {controller: {"http"}} if spec.public_entry else {"api-gateway": {"http", "internal"}}
+        assert admitted == {monitoring: {"internal"}, **callers}, spec.name
+    gateway = _admitted(named(captured, "NetworkPolicy", "api-gateway"), "egress")
+    upstreams = {s.name for s in stacks.SERVICES if not s.public_entry}
+    assert {name: gateway[name] for name in upstreams} == {name: {"http", "internal"} for name in upstreams}
+
+
+def test_nothing_public_reaches_the_internal_port(captured: CapturedStack) -> None:
+    ingress = named(captured, "Ingress", "api-gateway")["spec"]
+    backends = [path["backend"] for rule in ingress["rules"] for path in rule["http"]["paths"]]
+    assert backends == [{"service": {"name": "api-gateway", "port": {"name": "http"}}}]
+    assert "defaultBackend" not in ingress
+    for service in of_kind(captured, "Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]["name"]
 
 
 def test_pod_disruption_budgets_where_pods_can_exceed_one(captured: CapturedStack) -> None:
@@ -481,7 +557,9 @@ def test_quota_fits_every_workload_at_its_maximum(captured: CapturedStack) -> No
     pods = cpu = memory = 0
     for workload in workloads(captured):
         spec = workload["spec"]
-        count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + 1
+        # A Deployment's rollout adds a surge pod; a StatefulSet replaces its pods one at a time.
+        surge = 1 if workload["kind"] == "Deployment" else 0
+        count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + surge
         for container in pod_template(workload)["spec"]["containers"]:
             cpu += count * cpu_millis(container["resources"]["limits"]["cpu"])
             memory += count * memory_bytes(container["resources"]["limits"]["memory"])
@@ -538,11 +616,7 @@ def test_config_changes_roll_the_pods(captured_stack: Any, dev_stack: CapturedSt
     config_maps = {m["metadata"]["name"] for m in of_kind(dev_stack, "ConfigMap")}
     assert set(ref for refs in before.values() for ref in refs[:1]) <= config_maps
     annotations = pod_template(named(dev_stack, "Deployment", "geolocation"))["metadata"]["annotations"]
-    assert annotations == {
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": "8000",
-        "prometheus.io/path": "/metrics",
-    }
+    assert "checksum/config" not in annotations  # the name rolls the pods, not a checksum
 
 
 def test_prod_data_stores(prod_stack: CapturedStack) -> None:
@@ -588,7 +662,11 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
         assert {c["imagePullPolicy"] for c in containers(workload)} == {policy}
 
     def checks(manifest: dict[str, Any]) -> list[str]:
-        return sorted(value.split("=")[0] for value in manifest["metadata"].get("annotations", {}).values())
+        """The checkov checks a workload skips (kube-score's skips are held below and in tests/scan)."""
+        annotations = manifest["metadata"].get("annotations", {})
+        return sorted(
+            value.split("=")[0] for key, value in annotations.items() if key.startswith("checkov.io/")
+        )
 
     assert checks(named(captured, "Deployment", "webhooks")) == (
         ["CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_43"]
@@ -612,7 +690,14 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
                 ),
             },
         )
-        assert checks(named(pinned, "Deployment", "webhooks")) == ["CKV_K8S_35"]
+        webhooks = named(pinned, "Deployment", "webhooks")["metadata"]["annotations"]
+        # Pulling Always and pinned, only the env-secret skip stays, and the HPA's replicas one.
+        hpa_replicas = "deployment-targeted-by-hpa-does-not-have-replicas-configured"
+        assert {k: v.split("=")[0] for k, v in webhooks.items()} == {
+            "checkov.io/skip1": "CKV_K8S_35",
+            "kube-score/ignore": hpa_replicas,
+            "venta.io/kube-score-skip1": hpa_replicas,
+        }
         assert "annotations" not in named(pinned, "StatefulSet", "redis")["metadata"]
         assert "annotations" not in named(pinned, "Deployment", "redis-exporter")["metadata"]
         assert checks(named(pinned, "Deployment", "postgres-exporter")) == ["CKV_K8S_43"]
