@@ -81,7 +81,7 @@ def observability_args() -> ObservabilityArgs:
         version="1",
         services=["api-gateway"],
         nats_servers=1,
-        store_secrets=StoreSecrets(postgres="pg-credentials", redis="redis-config"),
+        store_secrets=StoreSecrets(postgres="pg-credentials", redis_password="redis-password"),
     )
 
 
