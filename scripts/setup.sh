@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # docker.io and mmdebstrap: the image tests (tests/images) build and run the services' images.
-apt_packages=(postgresql redis-server nats-server wrk docker.io mmdebstrap)
+# rclone: the client the backup job's upload image runs (rclone/rclone:1.60.1, Debian's version).
+apt_packages=(postgresql redis-server nats-server wrk docker.io mmdebstrap rclone)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -27,6 +27,7 @@ def service_policy(
     instance: str,
     ingress_namespace: str,
     monitoring_namespace: str,
+    read_replica: bool = False,
 ) -> k8s.networking.v1.NetworkPolicySpecArgs:
     def pods(service: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
         return network.pods(selector(service, instance))
@@ -39,7 +40,8 @@ def service_policy(
     ingress = [callers, network.allow_from([network.namespace(monitoring_namespace)], internal)]
     egress = [network.dns()]
     if spec.database:
-        egress.append(network.allow_to([pods(names.POSTGRES)], names.POSTGRES_PORT))
+        databases = [names.POSTGRES, *([names.replica(names.POSTGRES)] if read_replica else [])]
+        egress.append(network.allow_to([pods(name) for name in databases], names.POSTGRES_PORT))
     if spec.redis:
         egress.append(network.allow_to([pods(names.REDIS)], names.REDIS_PORT))
     if spec.cache:

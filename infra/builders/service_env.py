@@ -22,11 +22,16 @@ class Endpoints:
     redis_host: str
     cache_host: str
     nats_urls: tuple[str, ...]
+    # The read replica's Service, when the stack runs one (DATABASE_READ_URL).
+    postgres_read_host: str | None = None
 
 
-def endpoints(namespace: str) -> Endpoints:
+def endpoints(namespace: str, read_replica: bool = False) -> Endpoints:
     return Endpoints(
         postgres_host=names.cluster_host(names.POSTGRES, namespace),
+        postgres_read_host=names.cluster_host(names.replica(names.POSTGRES), namespace)
+        if read_replica
+        else None,
         redis_host=names.cluster_host(names.REDIS, namespace),
         cache_host=names.cluster_host(names.REDIS_CACHE, namespace),
         # One address through the client Service: the server tells clients about its cluster peers.
@@ -96,6 +101,14 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
         data["DATABASE_URL"] = database_url(
             spec.database_name, creds.database_password or "", where.postgres_host, spec.database_name
         )
+        if where.postgres_read_host is not None:
+            # The same role and database on the replica: reads that tolerate lag go there.
+            data["DATABASE_READ_URL"] = database_url(
+                spec.database_name,
+                creds.database_password or "",
+                where.postgres_read_host,
+                spec.database_name,
+            )
     if spec.redis:
         data["REDIS_URL"] = redis_url(creds.redis_password, where.redis_host)
     if spec.cache:

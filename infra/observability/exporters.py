@@ -3,15 +3,17 @@
 PostgreSQL and Redis speak no Prometheus; NATS serves its monitoring endpoint (port 8222) as JSON. Each
 gets the upstream exporter as its own Deployment beside it, so the data stores' pods stay untouched:
 
-- postgres_exporter reads `postgres:5432` as the superuser, password from the store's credentials
-  Secret: `pg_up`, ...
-- redis_exporter reads `redis:6379` with the password from the store's config Secret: `redis_up`, ...
+- postgres_exporter reads `postgres:5432` as the superuser, its password from the store's credentials
+  Secret mounted as a file (`DATA_SOURCE_PASS_FILE`): `pg_up`, ...
+- redis_exporter reads `redis:6379` with the password from a mounted file (`REDIS_PASSWORD_FILE`, its
+  JSON map of Redis URI -> password, kept in a Secret of its own): `redis_up`, ...
 - prometheus-nats-exporter, without `-prefix`, reads every server's `:8222` (`-varz -connz -healthz
   -jsz=consumers`): `gnatsd_healthz_status`, `gnatsd_varz_*`, `jetstream_consumer_num_pending`, ...
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -25,10 +27,28 @@ apps, core, meta, net = k8s.apps.v1, k8s.core.v1, k8s.meta.v1, k8s.networking.v1
 
 METRICS_PORT = "metrics"
 METRICS_PATH = "/metrics"
+COMPONENT = "monitoring"  # their app.kubernetes.io/component, which tells them from the services
 UID = 65534  # nobody: the exporters are static binaries that need no user of their own
 # In-cluster traffic, no TLS configured.
 POSTGRES_URI = f"{names.POSTGRES}:{names.POSTGRES_PORT}/postgres?sslmode=disable"
+REDIS_URI = f"redis://{names.REDIS}:{names.REDIS_PORT}"
+# Passwords are read from Secret files, never from the environment (as the data stores read theirs).
+CREDENTIALS_VOLUME = "credentials"
+CREDENTIALS_DIR = "/etc/exporter"
+REDIS_PASSWORD_MAP_KEY = "passwords.json"
 RESOURCES = Resources(cpu_request="10m", memory_request="32Mi", cpu_limit="200m", memory_limit="128Mi")
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """One key of a Secret (by its generated name), mounted read-only at `path`."""
+
+    secret: pulumi.Input[str]
+    key: str
+
+    @property
+    def path(self) -> str:
+        return f"{CREDENTIALS_DIR}/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -40,22 +60,42 @@ class Exporter:
     port: int
     args: tuple[str, ...] = ()
     env: tuple[core.EnvVarArgs, ...] = ()
+    credentials: SecretFile | None = None
 
 
 @dataclass(frozen=True)
 class StoreSecrets:
-    """The generated names of the Secrets the exporters read a password from."""
+    """What the exporters log in with: the store's Secret where one holds the password as the exporter
+    reads it, else the password itself (a Pulumi secret), which the component puts in a Secret."""
 
-    postgres: pulumi.Input[str]  # key POSTGRES_PASSWORD: the superuser's
-    redis: pulumi.Input[str]  # key password
+    postgres: pulumi.Input[str]  # the credentials Secret's name; key POSTGRES_PASSWORD, the superuser's
+    redis_password: pulumi.Input[str] | None  # None: Redis runs without a password
 
 
-def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> list[Exporter]:
+def redis_password_map(password: str) -> str:
+    """redis_exporter's password file: a JSON map of the Redis URI it scrapes to that server's password."""
+    return json.dumps({REDIS_URI: password})
+
+
+def exporters(
+    settings: Exporters,
+    nats_servers: int,
+    postgres_secret: pulumi.Input[str],
+    redis_password_secret: pulumi.Input[str] | None,
+) -> list[Exporter]:
+    """`postgres_secret` holds key POSTGRES_PASSWORD; `redis_password_secret` (when Redis has a password)
+    holds redis_exporter's password map under REDIS_PASSWORD_MAP_KEY."""
     # One URL per NATS server, tagged with its pod name so `server_id` names the server in alerts.
     monitor = names.NATS_PORTS["monitor"]
     nats_urls = [
         f"{names.NATS}-{i},http://{names.pod_address(names.NATS, i)}:{monitor}" for i in range(nats_servers)
     ]
+    postgres_password = SecretFile(postgres_secret, "POSTGRES_PASSWORD")
+    redis_env = [core.EnvVarArgs(name="REDIS_ADDR", value=REDIS_URI)]
+    redis_passwords = None
+    if redis_password_secret is not None:
+        redis_passwords = SecretFile(redis_password_secret, REDIS_PASSWORD_MAP_KEY)
+        redis_env.append(core.EnvVarArgs(name="REDIS_PASSWORD_FILE", value=redis_passwords.path))
     return [
         Exporter(
             "postgres-exporter",
@@ -66,8 +106,9 @@ def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> 
             env=(
                 core.EnvVarArgs(name="DATA_SOURCE_URI", value=POSTGRES_URI),
                 core.EnvVarArgs(name="DATA_SOURCE_USER", value=names.POSTGRES_SUPERUSER),
-                pod.secret_env("DATA_SOURCE_PASS", secrets.postgres, "POSTGRES_PASSWORD"),
+                core.EnvVarArgs(name="DATA_SOURCE_PASS_FILE", value=postgres_password.path),
             ),
+            credentials=postgres_password,
         ),
         Exporter(
             "redis-exporter",
@@ -75,10 +116,8 @@ def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> 
             names.REDIS_PORT,
             settings.redis_image,
             9121,
-            env=(
-                core.EnvVarArgs(name="REDIS_ADDR", value=f"redis://{names.REDIS}:{names.REDIS_PORT}"),
-                pod.secret_env("REDIS_PASSWORD", secrets.redis, "password"),
-            ),
+            env=tuple(redis_env),
+            credentials=redis_passwords,
         ),
         Exporter(
             "nats-exporter",
@@ -92,27 +131,33 @@ def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> 
 
 
 def exporter_labels(exporter: Exporter, instance: str) -> dict[str, str]:
-    return labels(exporter.name, "monitoring", instance, images.tag_of(exporter.image))
+    return labels(exporter.name, COMPONENT, instance, images.tag_of(exporter.image))
 
 
 def deployment_spec(
-    exporter: Exporter, instance: str, replicas: int, account: pulumi.Input[str]
+    exporter: Exporter, instance: str, replicas: int, account: pulumi.Input[str], pull_policy: str
 ) -> apps.DeploymentSpecArgs:
     sel = selector(exporter.name, instance)
+    mounts = [pod.mount(pod.TMP_VOLUME, "/tmp")]
+    volumes = [pod.scratch_volume()]
+    if exporter.credentials:
+        mounts.append(pod.mount(CREDENTIALS_VOLUME, CREDENTIALS_DIR, read_only=True))
+        volumes.append(credentials_volume(exporter.credentials))
     container = core.ContainerArgs(
         name=exporter.name,
         image=exporter.image,
-        # Upstream images: checked against the registry at every start, as every prod image is.
-        image_pull_policy="Always",
+        image_pull_policy=pull_policy,
         args=list(exporter.args) or None,
         env=list(exporter.env) or None,
         ports=[core.ContainerPortArgs(name=METRICS_PORT, container_port=exporter.port, protocol="TCP")],
         resources=pod.resources(RESOURCES),
+        # Started once it listens (a static binary: within a second or two); liveness waits for that.
+        startup_probe=pod.tcp_probe(METRICS_PORT, 0, 2, failures=30),
         liveness_probe=pod.tcp_probe(METRICS_PORT, 10, 10),
         # Ready once it serves metrics; a store it cannot reach shows as pg_up/redis_up 0, not as unready.
         readiness_probe=pod.http_probe(METRICS_PATH, METRICS_PORT, 5, 10),
         security_context=pod.container_security(UID),
-        volume_mounts=[pod.mount(pod.TMP_VOLUME, "/tmp")],
+        volume_mounts=mounts,
     )
     return apps.DeploymentSpecArgs(
         replicas=replicas,
@@ -125,8 +170,20 @@ def deployment_spec(
         template=core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=exporter_labels(exporter, instance)),
             spec=pod.restricted_pod(
-                account, [container], [pod.scratch_volume()], uid=UID, spread=sel if replicas > 1 else None
+                account, [container], volumes, uid=UID, spread=sel if replicas > 1 else None
             ),
+        ),
+    )
+
+
+def credentials_volume(file: SecretFile) -> core.VolumeArgs:
+    """Only the one key, readable by the pod's group (fsGroup), as the data stores mount theirs."""
+    return core.VolumeArgs(
+        name=CREDENTIALS_VOLUME,
+        secret=core.SecretVolumeSourceArgs(
+            secret_name=file.secret,
+            items=[core.KeyToPathArgs(key=file.key, path=file.key)],
+            default_mode=0o440,
         ),
     )
 

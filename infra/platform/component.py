@@ -78,8 +78,9 @@ class Platform(pulumi.ComponentResource):
                     nats_servers=s.nats.replicas,
                     store_secrets=StoreSecrets(
                         postgres=stores.postgres.credentials.metadata.name,
-                        redis=stores.redis.config.metadata.name,
+                        redis_password=stores.redis.password,
                     ),
+                    pull_policy=s.images.pull_policy,
                 ),
                 child("observability"),
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+from pydantic import SecretStr
 
 from infra.builders import names
 from infra.builders.labels import selector
@@ -53,6 +54,7 @@ def data_stores(
         backup_size=storage.backups,
         databases=[spec.database_name for spec in SERVICES if spec.database],
         superuser_password=secrets.postgres_password,
+        backup_keys=_backup_keys(s),
     )
     redis = RedisArgs(s.redis, common, storage.redis, clients("redis"), password=secrets.redis_password)
     # No volume: a cache keeps nothing across restarts.
@@ -64,3 +66,8 @@ def data_stores(
         Redis(f"{name}-{names.REDIS_CACHE}", cache, child(names.REDIS_CACHE)),
         Nats(f"{name}-{names.NATS}", nats, child(names.NATS)),
     )
+
+
+def _backup_keys(s: StackSettings) -> tuple[SecretStr, SecretStr] | None:
+    key_id, secret_key = s.secrets.backup_access_key_id, s.secrets.backup_secret_access_key
+    return (key_id, secret_key) if key_id is not None and secret_key is not None else None

@@ -24,7 +24,7 @@ def services(
 ) -> list[VentaService]:
     seed = signing_seed(name, s, child)
     public_key = pulumi.Output.unsecret(seed.apply(keys.public_key_pem))
-    where = endpoints(s.namespace)
+    where = endpoints(s.namespace, read_replica=s.postgres.read_replica)
     built = []
     for spec in SERVICES:
         args = service_args(s, spec, namespace, instance, stores, seed, public_key, where)
@@ -66,7 +66,12 @@ def service_args(
         config=public_key.apply(lambda pem: config_data(spec, s, where, pem)),
         secrets=pulumi.Output.secret(creds.apply(lambda c: secret_data(spec, where, c))),
         network=call_graph.service_policy(
-            spec, SERVICES, instance, s.gateway.ingress_namespace, s.monitoring.namespace
+            spec,
+            SERVICES,
+            instance,
+            s.gateway.ingress_namespace,
+            s.monitoring.namespace,
+            read_replica=s.postgres.read_replica,
         ),
         spread_across_nodes=s.spread_across_nodes,
         file_storage=file_storage(s, spec),

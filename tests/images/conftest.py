@@ -18,8 +18,8 @@ from typing import Any, NoReturn
 import pytest
 
 from infra.render.capture import CapturedStack
-from infra.render.manifests import is_kubernetes_object, to_manifest
 from services.catalog import SERVICES
+from tests.datastores.rendered import cluster_objects
 from tests.images.addresses import (
     NAME_LABEL,
     Address,
@@ -36,7 +36,6 @@ from tests.images.containers import LABEL, Network, Pod, create_network, start, 
 from tests.images.daemon import Docker, DockerUnavailable, docker_daemon
 from tests.images.pods import Manifest, container_run
 from tests.images.stores import rendered_data_stores
-from tests.policy.captured import unwrap_secrets
 
 REPORT: list[str] = []
 
@@ -98,11 +97,7 @@ def service_images(docker: Docker, base_image: BaseImage) -> dict[str, BuiltImag
 @pytest.fixture(scope="session")
 def stack_manifests(dev_stack: CapturedStack) -> list[Manifest]:
     """The dev stack's Kubernetes objects, secrets in the clear (what the cluster would hold)."""
-    return [
-        to_manifest(dataclasses.replace(r, inputs=unwrap_secrets(r.inputs)))
-        for r in dev_stack.resources
-        if is_kubernetes_object(r)
-    ]
+    return cluster_objects(dev_stack)
 
 
 def service_workloads(manifests: list[Manifest]) -> dict[str, Manifest]:
@@ -124,7 +119,7 @@ def container_network(docker: Docker) -> Iterator[Network]:
 
 @pytest.fixture(scope="session")
 def data_stores(stack_manifests: list[Manifest], container_network: Network) -> Iterator[dict[str, Address]]:
-    with rendered_data_stores(stack_manifests, container_network.gateway, container_network.subnet) as stores:
+    with rendered_data_stores(stack_manifests, container_network.gateway) as stores:
         yield stores
 
 
