@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -55,6 +56,7 @@ from slow_uploads import hold_stalled_uploads, one_client_many_uploads
 
 from localdev.servers import running
 from localdev.services import (
+    permissioned_nats,
     pick_ports,
     prepare_databases,
     service_env,
@@ -213,7 +215,11 @@ def main() -> int:
     ports = pick_ports(entries, free_ports=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as stack:
-        urls = {kind: stack.enter_context(running(kind)).url for kind in ("postgres", "redis", "nats")}
+        urls = {kind: stack.enter_context(running(kind)).url for kind in ("postgres", "redis")}
+        # NATS holds each service to its subjects, as its own user, as a cluster does.
+        passwords = {e.name: secrets.token_urlsafe(24) for e in entries if e.nats}
+        urls["nats"] = stack.enter_context(permissioned_nats(passwords)).url
+        urls |= {f"nats:{name}": password for name, password in passwords.items()}
         urls.update(prepare_databases(urls["postgres"], entries))
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="venta-bench-")))
         seed = generate_seed()

@@ -19,7 +19,8 @@
 
 Cores: the services (geolocation, real-time, api-gateway; uvicorn + uvloop + httptools, one process
 each) are pinned to CPU 0; the load side (wrk, the WebSocket clients, Redis, NATS, this script) to
-CPU 1. Each wrk row also gives wrk's and Redis's CPU per request, the load core's share of the work.
+CPU 1. NATS holds geolocation and real-time to their subjects, each as its own user, as a cluster
+does. Each wrk row also gives wrk's and Redis's CPU per request, the load core's share of the work.
 Every figure line carries the 1-minute load average when it was taken; the end lists issue 21's
 targets (nearby >= 80% of /health/live, updates >= 40% of redis-py, 200 clients p99 < 25 ms through
 the gateway, 2,000 clients p99 < 100 ms, nothing lost), judged only when the load average was under 1
@@ -41,6 +42,7 @@ import os
 import random
 import re
 import resource
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -61,6 +63,7 @@ from redis.asyncio import Redis
 from ws_clients import city_clients, ws_connect
 
 from localdev.servers import die_with_parent, free_port, running
+from localdev.services import permissioned_nats
 from services.api_gateway.routes_table import ROUTES, upstream_setting
 from services.common.auth import TokenIssuer, generate_seed, public_pem_from_seed
 from services.geolocation.store import Keys
@@ -848,16 +851,21 @@ async def main_async(args: argparse.Namespace) -> int:
     load_at_start = load()
     print(machine_line())
     targets: list[Target] = []
-    with running("redis") as redis_server, running("nats") as nats_server:
+    nats_passwords = {name: secrets.token_urlsafe(24) for name in ("geolocation", "real-time")}
+    with running("redis") as redis_server, permissioned_nats(nats_passwords) as nats_server:
         redis = Redis.from_url(redis_server.url)
         env = {
             "REDIS_URL": redis_server.url,
             "NATS_SERVERS": nats_server.url,
             "JWT_PUBLIC_KEY": public_pem_from_seed(seed),
         }
-        realtime_env = env | {"REALTIME_BATCH_SECONDS": str(args.batch_ms / 1000)}
+
+        def nats_user(name: str) -> dict[str, str]:
+            return {"NATS_USER": name, "NATS_PASSWORD": nats_passwords[name]}
+
+        realtime_env = env | nats_user("real-time") | {"REALTIME_BATCH_SECONDS": str(args.batch_ms / 1000)}
         with (
-            service("geolocation", env) as geo,
+            service("geolocation", env | nats_user("geolocation")) as geo,
             service("real-time", realtime_env) as rt,
             service("api-gateway", gateway_env(env, rt, geo)) as gateway,
         ):
