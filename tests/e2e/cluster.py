@@ -425,7 +425,12 @@ def _wait_ready(cluster: LocalCluster, nodes: int, timeout: float = 60.0) -> Non
     raise RuntimeError(f"cluster not ready within {timeout} s:\n{cluster.logs()}")
 
 
-def start_cluster(bin_dir: Path, nodes: int = 3, volumes: int = 32) -> LocalCluster:
+# Volumes per class for the whole session: every deploy of every module uses up one per claim (they
+# are Retained), and a full run deploys dev and prod about ten times (prod alone claims 7).
+VOLUMES_PER_CLASS = 128
+
+
+def start_cluster(bin_dir: Path, nodes: int = 3, volumes: int = VOLUMES_PER_CLASS) -> LocalCluster:
     """Start the control plane and kwok; return once nodes are Ready and controllers run."""
     base = Path(tempfile.mkdtemp(prefix="venta-cluster-"))
     cluster = LocalCluster(bin_dir=bin_dir, dir=base, kubeconfig=base / "kubeconfig")
