@@ -32,50 +32,12 @@ mkdir -p "$BIN" "$WORK"
 started=$(date +%s)
 
 log() { echo "[cluster-toolchain] $*" >&2; }
+# shellcheck source=scripts/toolchain/kubernetes-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kubernetes-module.sh"
 
 build_kubernetes() {
-    local dir="$WORK/kubernetes" minor patch info gomod commit
-    minor=$(cut -d. -f2 <<<"${K8S_VERSION#v}")
-    patch=$(cut -d. -f3 <<<"${K8S_VERSION#v}")
-    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
-    info=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION")
-    gomod=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])' <<<"$info")
-    commit=$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("Origin", {}).get("Hash", ""))' <<<"$info")
-    # The release's go.mod points every staging module at ./staging/...; the same code is
-    # published as k8s.io/<name> v0.<minor>.<patch>. Keep the release's go line and godebug
-    # settings so the binaries run with the runtime defaults they were released with.
-    {
-        echo "module local/kubernetes-build"
-        grep -E '^go [0-9]' "$gomod"
-        sed -n '/^godebug (/,/^)/p; /^godebug [^(]/p' "$gomod"
-        echo "require k8s.io/kubernetes $K8S_VERSION"
-        echo "replace ("
-        grep -E '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" \
-            | awk -v v="v0.$minor.$patch" '{print "\t" $1 " => " $1 " " v}'
-        echo ")"
-    } > go.mod
-    cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-    "${NICE[@]}" go mod tidy >&2
-    local pkg="k8s.io/component-base/version" ld
-    ld="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z -X $pkg.gitCommit=$commit"
-    # client-go's kubectl version reads the same variables through its own copy.
-    ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-    ld="$ld -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-    "${NICE[@]}" go build -p 2 -trimpath -tags selinux,notest -ldflags "$ld" -o "$BIN/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    kubernetes_build "$WORK/kubernetes" "$K8S_VERSION" "$BIN" selinux,notest \
+        kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 build_etcd() {
