@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # docker.io and mmdebstrap: the image tests (tests/images) build and run the services' images.
+# containerd, runc, the CNI plugins, iproute2, iptables, ipset and conntrack: the real node of the
+# e2e control plane (tests/node) runs pods with them and enforces NetworkPolicies (kube-router).
 apt_packages=(postgresql redis-server nats-server wrk docker.io mmdebstrap)
+apt_packages+=(containerd runc containernetworking-plugins iproute2 iptables ipset conntrack)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
