@@ -5,12 +5,16 @@
 (b) nearby (nearest 20 within 5 km, 10,000 active vendors, about 4,500 inside 5 km) at 32 connections
     and at 1, beside the same service's /health/live through the same HTTP stack, in alternating
     rounds (the ratio is the median of the rounds' ratios; this shared machine's speed swings);
-(c) real-time fan-out to 200 WebSocket clients at 100 and 200 updates/s posted through geolocation:
-    p50/p99 from the update's fix time (stamped just before the POST) to its arrival, and losses.
+(c) real-time fan-out to 200 WebSocket clients at 100 and 200 updates/s posted to geolocation, the
+    clients connected straight to real-time and then through api-gateway (the one public address), in
+    the same run: p50/p99 from geolocation's accepted_at to arrival, losses, and the gateway's CPU
+    per frame it delivered. Positions are posted to geolocation directly in both (one owner posts all
+    of them, far over the gateway's per-user rate limit), so only the WebSocket path differs.
 
-Cores: the services (geolocation, real-time; uvicorn + uvloop + httptools, one process each) are
-pinned to CPU 0; the load side (wrk, the WebSocket clients, Redis, NATS, this script) to CPU 1.
-Each wrk row also gives wrk's and Redis's CPU per request, the load core's share of the work.
+Cores: the services (geolocation, real-time, api-gateway; uvicorn + uvloop + httptools, one process
+each) are pinned to CPU 0; the load side (wrk, the WebSocket clients, Redis, NATS, this script) to
+CPU 1. Each wrk row also gives wrk's and Redis's CPU per request, the load core's share of the work.
+Every figure line carries the 1-minute load average when it was taken.
 
     .venv/bin/python bench/location.py [--seconds 4] [--rounds 5] [--fanout-seconds 5]
         [--parts nearby,updates,fanout]
@@ -46,6 +50,7 @@ import orjson
 from redis.asyncio import Redis
 
 from localdev.servers import die_with_parent, free_port, running
+from services.api_gateway.routes_table import ROUTES, upstream_setting
 from services.common.auth import TokenIssuer, generate_seed, public_pem_from_seed
 from services.geolocation.store import Keys
 
@@ -85,6 +90,7 @@ def children_cpu_seconds() -> float:
 @dataclass(frozen=True)
 class Service:
     url: str
+    internal_url: str  # probes and /health/live
     pid: int
 
     def cpu_seconds(self) -> float:
@@ -93,12 +99,13 @@ class Service:
 
 @contextlib.contextmanager
 def service(name: str, env: dict[str, str]) -> Iterator[Service]:
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     full = {
         **os.environ,
         **env,
         "SERVICE_NAME": name,
         "PORT": str(port),
+        "INTERNAL_PORT": str(internal_port),
         "HOST": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
     }
@@ -111,7 +118,7 @@ def service(name: str, env: dict[str, str]) -> Iterator[Service]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "services", name], cwd=ROOT, env=full, preexec_fn=pin, stdout=log, stderr=log
     )
-    url = f"http://127.0.0.1:{port}"
+    url, internal_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{internal_port}"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -121,12 +128,12 @@ def service(name: str, env: dict[str, str]) -> Iterator[Service]:
             with contextlib.suppress(OSError):
                 import urllib.request
 
-                if urllib.request.urlopen(f"{url}/health/ready", timeout=2).status == 200:
+                if urllib.request.urlopen(f"{internal_url}/health/ready", timeout=2).status == 200:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} not ready")
             time.sleep(0.2)
-        yield Service(url, proc.pid)
+        yield Service(url, internal_url, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -213,9 +220,10 @@ def wrk_on(
     script: str | None = None,
     *,
     redis_pid: int,
+    internal: bool = False,
 ) -> WrkResult:
     before = svc.cpu_seconds(), children_cpu_seconds(), cpu_seconds(redis_pid)
-    result = wrk(svc.url + path, connections, seconds, headers, script)
+    result = wrk((svc.internal_url if internal else svc.url) + path, connections, seconds, headers, script)
     after = svc.cpu_seconds(), children_cpu_seconds(), cpu_seconds(redis_pid)
     per_request = [(b - a) / max(1, result.requests) * 1e6 for a, b in zip(before, after, strict=True)]
     result.cpu_us, result.wrk_us, result.redis_us = per_request
@@ -389,27 +397,35 @@ class Phase:
     received: list[set[str]] = field(default_factory=list)
     cpu_s: float = 0.0  # real-time's CPU during the phase
     client_busy: float = 0.0  # share of a core the load side (clients + sender) used
+    frames: int = 0  # update frames the clients received
+    gateway_cpu_s: float = 0.0  # api-gateway's CPU during the phase (through the gateway only)
+    load: float = 0.0  # 1-minute load average at the end of the phase
 
 
 async def fanout(
     geo_url: str,
-    rt_port: int,
+    ws_port: int,
     rt: Service,
     redis: Redis,
     issuer: TokenIssuer,
     clients: int,
     seconds: float,
     rates: tuple[int, ...],
+    *,
+    via: str,
+    gateway: Service | None = None,
 ) -> list[tuple[int, Phase]]:
+    """Clients connect to ``ws_port`` (real-time itself, or the gateway in front of it)."""
     owner = "fan-owner"
-    vendor_ids = [f"fan-{rate}-{i}" for rate in rates for i in range(int(rate * seconds) + 10)]
-    vendor_ids += [f"fan-warm-{i}" for i in range(WARM_UPDATES)]
+    vendor_ids = [f"fan-{via}-{rate}-{i}" for rate in rates for i in range(int(rate * seconds) + 10)]
+    vendor_ids += [f"fan-{via}-warm-{i}" for i in range(WARM_UPDATES)]
     await register_vendors(redis, vendor_ids, owner)
     phase = Phase()
 
     def on_updates_for(index: int) -> Callable[[list[dict[str, object]]], None]:
         def on_updates(updates: list[dict[str, object]]) -> None:
             now = time.time()
+            phase.frames += 1
             got = phase.received[index]
             for update in updates:
                 vendor = str(update["vendor_id"])
@@ -422,24 +438,25 @@ async def fanout(
         return on_updates
 
     conns = [
-        await ws_connect(rt_port, issuer.issue(f"viewer-{i}", "customer"), on_updates_for(i))
+        await ws_connect(ws_port, issuer.issue(f"viewer-{i}", "customer"), on_updates_for(i))
         for i in range(clients)
     ]
     results = []
     headers = {"Authorization": f"Bearer {issuer.issue(owner, 'vendor')}"}
     async with aiohttp.ClientSession(base_url=geo_url, headers=headers) as http:
         phase.received = [set() for _ in range(clients)]  # warm-up updates are not in phase.sent
-        await _warm_up(http, phase)
+        await _warm_up(http, phase, via)
         for rate in rates:
-            phase.sent, phase.latencies, phase.from_fix = {}, [], []
+            phase.sent, phase.latencies, phase.from_fix, phase.frames = {}, [], [], 0
             phase.received = [set() for _ in range(clients)]
             accepted: dict[str, float] = {}
             cpu0, own0, wall0 = rt.cpu_seconds(), time.process_time(), time.monotonic()
+            gw0 = gateway.cpu_seconds() if gateway else 0.0
             t0 = time.perf_counter()
             pending = []
             for seq in range(int(rate * seconds)):
                 await asyncio.sleep(max(0.0, t0 + seq / rate - time.perf_counter()))
-                vendor = f"fan-{rate}-{seq}"
+                vendor = f"fan-{via}-{rate}-{seq}"
                 lat, lon = offset(random.uniform(-5000, 5000), random.uniform(-5000, 5000))
                 fix = time.time()
                 phase.sent[vendor] = fix
@@ -450,7 +467,15 @@ async def fanout(
             cpu = rt.cpu_seconds() - cpu0
             busy = (time.process_time() - own0) / (time.monotonic() - wall0)
             done = Phase(
-                dict(accepted), list(phase.latencies), list(phase.from_fix), list(phase.received), cpu, busy
+                dict(accepted),
+                list(phase.latencies),
+                list(phase.from_fix),
+                list(phase.received),
+                cpu,
+                busy,
+                phase.frames,
+                (gateway.cpu_seconds() - gw0) if gateway else 0.0,
+                os.getloadavg()[0],
             )
             results.append((rate, done))
     for conn in conns:
@@ -462,13 +487,13 @@ async def fanout(
 WARM_UPDATES = 50
 
 
-async def _warm_up(http: aiohttp.ClientSession, phase: Phase) -> None:
+async def _warm_up(http: aiohttp.ClientSession, phase: Phase, via: str) -> None:
     """A few updates at a gentle pace first, so neither the services' first-request work (route and
     validator set-up) nor the client's connection pool filling up lands in the measured phases."""
     for i in range(WARM_UPDATES):
         lat, lon = offset(random.uniform(-500, 500), random.uniform(-500, 500))
         body = {"lat": lat, "lon": lon, "timestamp": datetime.now(UTC).isoformat()}
-        await _put(http, f"fan-warm-{i}", body, {}, time.time())
+        await _put(http, f"fan-{via}-warm-{i}", body, {}, time.time())
         await asyncio.sleep(0.02)
     await _quiet(phase, still_s=1.0)
 
@@ -522,9 +547,11 @@ async def bench_nearby(
         nears: list[WrkResult] = []
         lives: list[WrkResult] = []
         for i in range(rounds):
-            pair = [(nears, path, token), (lives, "/health/live", {})]
-            for into, url_path, headers in pair if i % 2 == 0 else pair[::-1]:
-                into.append(wrk_on(geo, url_path, conns, seconds, headers, redis_pid=redis_pid))
+            pair = [(nears, path, token, False), (lives, "/health/live", {}, True)]
+            for into, url_path, headers, internal in pair if i % 2 == 0 else pair[::-1]:
+                into.append(
+                    wrk_on(geo, url_path, conns, seconds, headers, redis_pid=redis_pid, internal=internal)
+                )
         ratios = sorted(n.rps / lv.rps for n, lv in zip(nears, lives, strict=True))
         print(combined(nears).row(f"nearby, {conns} connection(s)"))
         print(combined(lives).row(f"/health/live, {conns} connection(s)"))
@@ -574,27 +601,63 @@ async def bench_updates(
     )
 
 
+def gateway_env(env: dict[str, str], rt: Service, geo: Service) -> dict[str, str]:
+    """api-gateway in front of these two; the other routes point at a closed port."""
+    upstreams = {route.service: "http://127.0.0.1:9" for route in ROUTES} | {
+        "real-time": rt.url,
+        "geolocation": geo.url,
+    }
+    gateway = {upstream_setting(name).upper(): url for name, url in upstreams.items()}
+    return env | gateway | {"RATE_LIMIT_REQUESTS": "1000000000"}
+
+
+def fanout_row(rate: int, via: str, phase: Phase, clients: int) -> str:
+    expected = len(phase.sent) * clients
+    lost = expected - sum(len(got & phase.sent.keys()) for got in phase.received)
+    row = (
+        f"  {rate} updates/s {via:<8} {len(phase.sent)} accepted, {expected} deliveries expected;"
+        f" p50 {pct(phase.latencies, 50):5.1f} ms  p99 {pct(phase.latencies, 99):5.1f} ms  lost {lost};"
+        f" real-time CPU {phase.cpu_s / max(1, expected) * 1e6:.0f} us per delivery;"
+    )
+    if via == "gateway":
+        p99 = pct(phase.latencies, 99)
+        met = "met" if p99 < 50 and lost == 0 else "MISSED"
+        row += (
+            f" gateway CPU {phase.gateway_cpu_s / max(1, phase.frames) * 1e6:.0f} us per frame"
+            f" ({phase.frames} frames); target p99 < 50 ms, 0 lost: {met};"
+        )
+    return row + f" load side busy {phase.client_busy:.0%} of a core; load average {phase.load:.2f}"
+
+
 async def bench_fanout(
-    redis: Redis, geo: Service, rt: Service, issuer: TokenIssuer, args: argparse.Namespace
+    redis: Redis, geo: Service, rt: Service, gateway: Service, issuer: TokenIssuer, args: argparse.Namespace
 ) -> None:
     print(
         f"\n(c) fan-out: {args.clients} WebSocket clients subscribed to an area holding every update,"
-        f" {args.fanout_seconds:g} s per rate; latency from geolocation's accepted_at to arrival"
+        f" {args.fanout_seconds:g} s per rate, straight to real-time and through api-gateway;"
+        " latency from geolocation's accepted_at to arrival"
     )
-    rt_port = int(rt.url.rsplit(":", 1)[1])
-    phases = await fanout(geo.url, rt_port, rt, redis, issuer, args.clients, args.fanout_seconds, (100, 200))
-    for rate, phase in phases:
-        expected = len(phase.sent) * args.clients
-        lost = expected - sum(len(got & phase.sent.keys()) for got in phase.received)
-        target = 50 if rate == 100 else 100
-        print(
-            f"  {rate} updates/s: {len(phase.sent)} accepted, {expected} deliveries expected;"
-            f" p50 {pct(phase.latencies, 50):.1f} ms  p99 {pct(phase.latencies, 99):.1f} ms"
-            f" (target < {target} ms)  lost {lost}; from the client's fix time p50"
-            f" {pct(phase.from_fix, 50):.1f} ms p99 {pct(phase.from_fix, 99):.1f} ms;"
-            f" real-time CPU {phase.cpu_s / max(1, expected) * 1e6:.0f} us per delivery;"
-            f" load side busy {phase.client_busy:.0%} of a core"
+    rates = (100, 200)
+    runs = {}
+    for via, port, through in (
+        ("direct", int(rt.url.rsplit(":", 1)[1]), None),
+        ("gateway", int(gateway.url.rsplit(":", 1)[1]), gateway),
+    ):
+        runs[via] = await fanout(
+            geo.url,
+            port,
+            rt,
+            redis,
+            issuer,
+            args.clients,
+            args.fanout_seconds,
+            rates,
+            via=via,
+            gateway=through,
         )
+    for index, rate in enumerate(rates):
+        for via, phases in runs.items():
+            print(fanout_row(rate, via, phases[index][1], args.clients))
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -612,7 +675,11 @@ async def main_async(args: argparse.Namespace) -> int:
             "NATS_SERVERS": nats_server.url,
             "JWT_PUBLIC_KEY": public_pem_from_seed(seed),
         }
-        with service("geolocation", env) as geo, service("real-time", env) as rt:
+        with (
+            service("geolocation", env) as geo,
+            service("real-time", env) as rt,
+            service("api-gateway", gateway_env(env, rt, geo)) as gateway,
+        ):
             assert redis_server.proc is not None
             redis_pid = redis_server.proc.pid
             if "nearby" in args.parts:
@@ -620,7 +687,7 @@ async def main_async(args: argparse.Namespace) -> int:
             if "updates" in args.parts:
                 await bench_updates(redis, redis_server.url, redis_pid, geo, issuer, args.seconds)
             if "fanout" in args.parts:
-                await bench_fanout(redis, geo, rt, issuer, args)
+                await bench_fanout(redis, geo, rt, gateway, issuer, args)
         await redis.aclose()
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0

@@ -4,6 +4,8 @@ Starts throwaway PostgreSQL, Redis and NATS (or uses ``TEST_DATABASE_URL``/``TES
 ``TEST_NATS_URL`` when set), a database per service, a fresh Ed25519 dev key pair, then each service as
 ``python -m services <name>`` (the container command) with the environment its Settings class asks
 for, waits until each is ready, prints the URLs, and on Ctrl-C/SIGTERM stops everything it started.
+Clients need one address, the gateway's (HTTP and the WebSocket under ``/api/``); each service's
+internal port (probes, metrics, ``/docs``) is printed beside it.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from localdev.servers import free_port
 from localdev.services import (
     data_stores,
+    pick_ports,
     prepare_databases,
     service_env,
     settings_class,
@@ -33,7 +35,7 @@ from services.common.auth import generate_seed
 
 def run(names: list[str], free_ports: bool, stop_after: float | None = None) -> int:
     entries = [SERVICES[name] for name in names]
-    ports = {e.name: free_port() if free_ports else e.dev_port for e in entries}
+    ports = pick_ports(entries, free_ports)
     seed = generate_seed()
     stop = False
 
@@ -55,10 +57,14 @@ def run(names: list[str], free_ports: bool, stop_after: float | None = None) -> 
                 entry, service_env(entry, classes[entry.name], urls, ports, seed, scratch)
             )
         for entry in entries:
-            wait_ready(ports[entry.name], procs[entry.name], entry.name)
+            wait_ready(ports[entry.name].internal, procs[entry.name], entry.name)
         print("\nVenta is running locally (Ctrl-C stops everything):", flush=True)
+        if "api-gateway" in ports:
+            gateway = f"http://127.0.0.1:{ports['api-gateway'].public}/api/"
+            print(f"  clients use the gateway: {gateway}", flush=True)
         for entry in entries:
-            print(f"  {entry.name:<20} http://127.0.0.1:{ports[entry.name]}", flush=True)
+            internal = f"internal http://127.0.0.1:{ports[entry.name].internal}"
+            print(f"  {entry.name:<20} http://127.0.0.1:{ports[entry.name].public}  ({internal})", flush=True)
         for kind in ("postgres", "redis", "nats"):
             print(f"  {kind:<20} {urls[kind]}", flush=True)
         deadline = None if stop_after is None else time.monotonic() + stop_after

@@ -1,24 +1,30 @@
 """Run an ASGI app with uvicorn inside the current event loop on a free loopback port.
 
 Tests use it to reach a service over real HTTP (the gateway needs real upstreams); the app's lifespan
-runs as in production.
+runs as in production. A service's probes and metrics are on its internal app: serve
+``app.state.internal_app`` too (after the app, whose lifespan opens what the probes check).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from services.common.server import QuietServer
 
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The test process keeps its own signal handlers (Ctrl-C stops pytest, not just this server).
-        yield
+# uvicorn's own default, for apps without the shared settings.
+_WS_MAX_SIZE = 16 * 1024 * 1024
+
+
+def _ws_limit(app: ASGIApp) -> int:
+    """The service's own WebSocket message limit, as ``python -m services`` would set it."""
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    limit = getattr(settings, "ws_max_message_bytes", None)
+    return limit if isinstance(limit, int) else _WS_MAX_SIZE
 
 
 @contextlib.asynccontextmanager
@@ -34,8 +40,14 @@ async def serving(app: ASGIApp, port: int = 0, graceful_seconds: int = 5) -> Asy
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
         timeout_keep_alive=30,
+        # As python -m services: the scope's client is the peer (uvicorn would otherwise believe
+        # X-Forwarded-For from loopback, which is where every test client connects from).
+        proxy_headers=False,
+        ws_per_message_deflate=False,
+        ws_max_size=_ws_limit(app),
     )
-    server = _QuietServer(config)
+    # The test process keeps its own signal handlers (Ctrl-C stops pytest, not just this server).
+    server = QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

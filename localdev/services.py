@@ -16,13 +16,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from localdev.servers import die_with_parent, running
-from services.api_gateway.routes_table import ROUTES, upstream_setting
+from localdev.servers import die_with_parent, free_port, running
+from services.api_gateway.routes_table import ROUTES, upstream_internal_setting, upstream_setting
 from services.catalog import ServiceEntry
 from services.common.auth import public_pem_from_seed
 from services.common.settings import (
@@ -39,7 +40,22 @@ CLOSED_PORT = 9  # "discard": nothing listens there on a dev machine
 # Settings a service needs beyond the shared ones, given a scratch directory. One line per service.
 DEV_ENV: dict[str, Callable[[Path], dict[str, str]]] = {
     "file-management": lambda scratch: {"STORAGE_DIR": str(scratch / "files")},
+    # Local webhook receivers listen on loopback, which the SSRF guard refuses by default.
+    "webhooks": lambda _: {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"},
 }
+
+
+@dataclass(frozen=True)
+class Ports:
+    public: int  # PORT: the API (only the gateway's is for clients)
+    internal: int  # INTERNAL_PORT: probes, metrics, docs
+
+
+def pick_ports(entries: list[ServiceEntry], free_ports: bool) -> dict[str, Ports]:
+    """The catalog's dev ports (8080 and up, 9080 and up), or free ones."""
+    if free_ports:
+        return {e.name: Ports(free_port(), free_port()) for e in entries}
+    return {e.name: Ports(e.dev_port, e.dev_internal_port) for e in entries}
 
 
 def settings_class(entry: ServiceEntry) -> type[ServiceSettings]:
@@ -51,16 +67,20 @@ def service_env(
     entry: ServiceEntry,
     cls: type[ServiceSettings],
     urls: dict[str, str],
-    ports: dict[str, int],
+    ports: dict[str, Ports],
     seed: str,
     scratch: Path,
 ) -> dict[str, str]:
     """The environment of one service, derived from the mixins of its Settings class."""
     env = {
         "SERVICE_NAME": entry.name,
-        "PORT": str(ports[entry.name]),
+        "PORT": str(ports[entry.name].public),
+        "INTERNAL_PORT": str(ports[entry.name].internal),
         "HOST": "127.0.0.1",
         "ENVIRONMENT": "local",
+        "API_DOCS": "true",
+        # No balancer in front of a local run: nothing to drain for, Ctrl-C stops at once.
+        "SHUTDOWN_DRAIN_SECONDS": "0",
     }
     if issubclass(cls, DatabaseSettings):
         env["DATABASE_URL"] = urls[f"db:{entry.name}"]
@@ -75,8 +95,10 @@ def service_env(
     for route in ROUTES:
         if upstream_setting(route.service) in cls.model_fields:
             # A service left out of this run gets a closed port: its routes answer 502, the rest work.
-            port = ports.get(route.service, CLOSED_PORT)
-            env[upstream_setting(route.service).upper()] = f"http://127.0.0.1:{port}"
+            upstream = ports.get(route.service, Ports(CLOSED_PORT, CLOSED_PORT))
+            env[upstream_setting(route.service).upper()] = f"http://127.0.0.1:{upstream.public}"
+            # Each local service has its own internal port (in a cluster they all share one).
+            env[upstream_internal_setting(route.service).upper()] = f"http://127.0.0.1:{upstream.internal}"
     env.update(DEV_ENV.get(entry.name, lambda _: {})(scratch))
     return env
 
@@ -107,6 +129,7 @@ def data_stores(stack: ExitStack) -> Iterator[dict[str, str]]:
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 180) -> None:
+    """Until ``/health/ready`` on the internal ``port`` answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -1,9 +1,11 @@
-"""``python -m services <service-name>``: run one service in one uvicorn process.
+"""``python -m services <service-name>``: run one service in one process (services/common/server.py).
 
 Without an argument the name comes from ``SERVICE_NAME`` (the image's default command relies on that,
-since an exec-form CMD cannot expand variables). uvloop + httptools; on SIGTERM uvicorn stops
-accepting, lets in-flight requests finish (up to ``SHUTDOWN_GRACE_SECONDS``), then the app's lifespan
-drains consumers and closes its clients.
+since an exec-form CMD cannot expand variables). The API answers on ``PORT``, probes and metrics on
+``INTERNAL_PORT`` (services/common/server.py); uvloop + httptools; on SIGTERM the service drains (not
+ready, connections closed after each response, still serving) for ``SHUTDOWN_DRAIN_SECONDS``, then
+uvicorn stops accepting, lets in-flight requests finish (up to ``SHUTDOWN_GRACE_SECONDS``), and the
+app's lifespan drains consumers and closes its clients (services/common/drain.py).
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import importlib
 import os
 import sys
 
-import uvicorn
-
 from services.catalog import SERVICES
+from services.common import server
 from services.common.settings import SettingsError
 
 
@@ -39,26 +40,7 @@ def main(argv: list[str]) -> int:
     # the p99 latency.
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        # Identity and client addresses come from tokens and the gateway's X-Forwarded-For, not from
-        # uvicorn rewriting the scope on every request.
-        proxy_headers=False,
-        # Longer than the gateway's pooled keep-alive, so the gateway closes idle connections first.
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-        # real-time encodes each update once for all its clients; per-connection compression would
-        # redo that work for every client and about double its CPU.
-        ws_per_message_deflate=False,
-    )
+    server.run(app, settings)
     return 0
 
 

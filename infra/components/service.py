@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra.builders import images, pod, scanner
+from infra.builders import images, pod, scanner, shutdown
 from infra.builders.checksum import checksum
 from infra.builders.labels import labels, selector
 from infra.builders.service_env import PORT, STORAGE_DIR
@@ -187,8 +187,7 @@ class VentaService(pulumi.ComponentResource):
                     automount_service_account_token=False,
                     enable_service_links=False,
                     security_context=pod.pod_security(pod.UID),
-                    termination_grace_period_seconds=30,
-                    containers=[container],
+                    **shutdown.drained_pod(container),
                     volumes=volumes,
                     topology_spread_constraints=pod.spread(self.selector)
                     if args.spread_across_nodes

@@ -5,6 +5,8 @@
 ``strip_api=False`` for a service that serves its routes under ``/api`` itself. ``public`` lists
 ``"METHOD /subpath"`` patterns relative to the prefix that need no token: ``""`` is the prefix itself,
 ``*`` one path segment, ``**`` anything. Every other request needs a valid bearer token.
+``websockets`` lists the sub-paths where the gateway accepts WebSocket upgrades (websocket.py); their
+token is checked by the same rule as a ``GET`` of that path.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Route:
     public: tuple[str, ...] = ()
     strip_api: bool = True
     uploads: bool = False  # bodies may be as large as the gateway's upload_max_bytes
+    websockets: tuple[str, ...] = ()  # sub-paths that accept WebSocket upgrades
     _public_re: tuple[tuple[str, re.Pattern[str]], ...] = field(init=False, repr=False, compare=False)
     label: str = field(init=False, compare=False)  # bounded metrics label for everything under the prefix
 
@@ -38,6 +41,9 @@ class Route:
     def is_public(self, method: str, path: str) -> bool:
         return any(m == method and rx.fullmatch(path) for m, rx in self._public_re)
 
+    def is_websocket(self, path: str) -> bool:
+        return any(path == self.prefix + sub for sub in self.websockets)
+
     def upstream_path(self, path: str) -> str:
         return path.removeprefix("/api") if self.strip_api else path
 
@@ -50,10 +56,9 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("/api/vendors", "vendor-management", public=("GET ", "GET /*")),
     Route("/api/search", "search-discovery", public=("GET /**",)),
-    # These four serve their routes under /api themselves. /api/realtime is HTTP only through the
-    # gateway (it does not proxy WebSockets): clients open /api/realtime/ws on real-time directly.
+    # These four serve their routes under /api themselves.
     Route("/api/locations", "geolocation", strip_api=False),
-    Route("/api/realtime", "real-time", strip_api=False),
+    Route("/api/realtime", "real-time", strip_api=False, websockets=("/ws",)),
     Route("/api/webhooks", "webhooks", strip_api=False),
     Route("/api/files", "file-management", strip_api=False, uploads=True),
 )
@@ -62,3 +67,8 @@ ROUTES: tuple[Route, ...] = (
 def upstream_setting(service: str) -> str:
     """Settings field (and, upper-cased, the environment variable) holding a service's base URL."""
     return "upstream_" + service.replace("-", "_")
+
+
+def upstream_internal_setting(service: str) -> str:
+    """Settings field of a service's internal base URL (its readiness probe), when not derived."""
+    return upstream_setting(service) + "_internal"

@@ -12,6 +12,8 @@ Modules:
 - ``nats_client``: ``connect``, ``ensure_streams``, ``VENDORS_STREAM``/``LOCATIONS_STREAM``,
   ``new_event``, ``publish_event``, ``parse_event``.
 - ``health``: ``Health`` registry behind ``/health/live``, ``/health/ready``, ``/health``.
+- ``internal``: the internal port's app (probes, metrics, docs); ``server``: runs both ports.
+- ``inputs``: ``NulGuard`` (422 for a NUL in a path, query or body), ``find_nul``, ``IndexedLatitude``.
 - ``metrics``: HTTP metrics + ``RequestContextMiddleware`` (request id, timing, access log).
 - ``logs``: JSON logging, ``request_id_var``, redaction.
 - ``migrations``: versioned SQL under ``services/<pkg>/migrations/``, applied under an advisory lock.

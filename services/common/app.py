@@ -5,7 +5,12 @@ exactly the clients its settings ask for (a ``DatabaseSettings`` subclass gets a
 migrations applied, ``RedisSettings`` a Redis client, ``NatsSettings`` a NATS connection with the
 streams ensured, ``JwtSettings`` a token verifier), registers a readiness check for each, runs the
 service's own ``background`` context (consumers, relays) and closes everything in reverse order on
-shutdown: background work drains first, then NATS drains, then Redis and the pool close.
+shutdown: background work drains first, then NATS drains (or just closes, if it is down), then Redis
+and the pool close.
+
+The app it returns serves the service's routers only (no slash redirects: a redirect would name the
+address the request came to, an internal one behind the gateway). Probes, metrics and docs live on
+``app.state.internal_app`` (``services/common/internal.py``), served on ``INTERNAL_PORT``.
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ from starlette.middleware import Middleware
 
 from services.common import nats_client, postgres
 from services.common.auth import TokenVerifier
+from services.common.drain import CloseWhileDraining
 from services.common.errors import install_error_handlers
-from services.common.health import Health, health_router
+from services.common.health import Health
+from services.common.inputs import NulGuard
+from services.common.internal import build_internal_app
 from services.common.logs import configure_logging
-from services.common.metrics import RequestContextMiddleware, metrics_endpoint
+from services.common.metrics import RequestContextMiddleware
 from services.common.migrations import apply_migrations
 from services.common.redis_client import open_redis
 from services.common.settings import (
@@ -58,12 +66,6 @@ class Resources:
 Background = Callable[[FastAPI, Resources], contextlib.AbstractAsyncContextManager[None]]
 
 
-async def _nats_check(nc: NatsClient) -> None:
-    if not nc.is_connected:
-        raise ConnectionError("not connected")
-    await nc.flush(timeout=1)
-
-
 @contextlib.asynccontextmanager
 async def _open_resources(
     app: FastAPI,
@@ -86,12 +88,13 @@ async def _open_resources(
             stack.push_async_callback(redis.aclose)
             health.add_check("redis", redis.ping)
         if isinstance(settings, NatsSettings):
-            nc = res.nats = await nats_client.connect(settings)
-            stack.push_async_callback(nc.drain)
+            watch = nats_client.ConnectionWatch(settings.nats_outage_budget_seconds)
+            nc = res.nats = await nats_client.connect(settings, watch)
+            stack.push_async_callback(nats_client.close, nc)
             res.js = nc.jetstream()
             if streams:
                 await nats_client.ensure_streams(res.js, *streams)
-            health.add_check("nats", lambda: _nats_check(nc))
+            health.add_check("nats", lambda: watch.check(nc))
         if isinstance(settings, JwtSettings):
             res.verifier = TokenVerifier(settings.jwt_public_key, cache_seconds=settings.token_cache_seconds)
         yield res
@@ -107,9 +110,14 @@ def build_app(
     background: Background | None = None,
     configure: Callable[[FastAPI], Any] | None = None,
     middleware: Sequence[Middleware] = (),
+    internal_routers: Sequence[APIRouter] = (),
+    guard_inputs: bool = True,
 ) -> FastAPI:
     """``configure(app)`` runs before the lifespan starts (extra checks, state). ``middleware`` sits
-    inside the request context (so it sees the request id and is counted in the metrics)."""
+    inside the request context (so it sees the request id and is counted in the metrics).
+    ``internal_routers`` go on the internal port beside the probes. ``guard_inputs`` refuses NUL in
+    paths, queries and JSON/form bodies with a 422 (``services/common/inputs.py``); only a service
+    that stores nothing and must not read bodies whole (the gateway) turns it off."""
     configure_logging(settings.service_name, settings.log_level)
 
     @contextlib.asynccontextmanager
@@ -125,16 +133,25 @@ def build_app(
                     yield
             log.info("stopping")
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
     app.state.settings = settings
     app.state.health = Health(service=settings.service_name, environment=settings.environment)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    app.user_middleware.extend(middleware)  # add_middleware would put them outside the request context
-    app.include_router(health_router())
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(CloseWhileDraining, health=app.state.health)
+    guard = [Middleware(NulGuard)] if guard_inputs else []
+    # add_middleware would put these outside the request context.
+    app.user_middleware.extend([*guard, *middleware])
     for router in routers:
         app.include_router(router)
+    app.state.internal_app = build_internal_app(app, settings, internal_routers)
     if configure is not None:
         configure(app)
     return app

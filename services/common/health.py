@@ -1,7 +1,8 @@
 """Health endpoints: ``/health/live``, ``/health/ready`` and the full ``/health`` report.
 
 Liveness looks at the process only (a dependency outage must not restart every pod). Readiness runs
-each registered check concurrently with its own short timeout and answers 503 naming what failed.
+each registered check concurrently with its own short timeout and answers 503 naming what failed,
+or ``draining`` once the process has started to stop.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class Health:
     checks: dict[str, Check] = field(default_factory=dict)
     extras: dict[str, Extra] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
+    # Set when the process starts to stop (services/common/drain.py): not ready, whatever the checks.
+    draining: bool = False
+
+    def start_draining(self) -> None:
+        self.draining = True
 
     def add_check(self, name: str, check: Check) -> None:
         self.checks[name] = check
@@ -74,6 +80,9 @@ class Health:
         return CheckResult(ok=error is None, latency_ms=latency, error=error)
 
     async def ready(self) -> ReadyReport:
+        if self.draining:
+            stopping = CheckResult(ok=False, latency_ms=0.0, error="shutting down")
+            return ReadyReport(status="unready", failed=["draining"], checks={"draining": stopping})
         names = list(self.checks)
         results = await asyncio.gather(*(self._run(self.checks[name]) for name in names))
         checks = dict(zip(names, results, strict=True))

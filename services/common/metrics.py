@@ -34,6 +34,8 @@ HTTP_DURATION = Histogram(
 UNMATCHED = "<unmatched>"
 # A scope key an ASGI app can set to name its own bounded path label (the gateway's proxy does).
 PATH_LABEL_KEY = "venta.path_label"
+# A scope key naming the client's address for the access log (the gateway's, behind trusted proxies).
+CLIENT_KEY = "venta.client"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._\-]{1,128}$")
 _access_log = logging.getLogger("venta.access")
 
@@ -85,15 +87,15 @@ class RequestContextMiddleware:
             HTTP_REQUESTS.labels(method, label, str(status)).inc()
             HTTP_DURATION.labels(method, label).observe(elapsed)
             if _access_log.isEnabledFor(logging.INFO):
-                _access_log.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "path": label,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+                extra = {
+                    "method": method,
+                    "path": label,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+                if CLIENT_KEY in scope:
+                    extra["client"] = scope[CLIENT_KEY]
+                _access_log.info("request", extra=extra)
             request_id_var.reset(token)
 
 

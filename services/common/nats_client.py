@@ -1,4 +1,8 @@
-"""NATS with JetStream: connection with the guide's reconnect policy, streams, event envelopes.
+"""NATS with JetStream: a connection that outlives outages, streams, event envelopes.
+
+The connection is never given up: after a drop the client reconnects with backoff for as long as
+the process lives (subscriptions, pull consumers included, carry on once it is back), and a
+``ConnectionWatch`` turns a long outage into a failed readiness check and metrics instead.
 
 Streams and subjects follow docs/contracts.md. Producers *and* consumers call ``ensure_streams`` at
 start-up with the same definitions, so start order does not matter. Events are JSON
@@ -10,16 +14,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import nats
+import nats.errors
 import orjson
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import Server
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
+from prometheus_client import Counter, Gauge
 
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
 from services.common.settings import NatsSettings
@@ -31,32 +40,130 @@ log = logging.getLogger("venta.nats")
 class StreamSpec:
     name: str
     subjects: tuple[str, ...]
-    max_age_seconds: int = 7 * 86400
+    max_age_seconds: int = 7 * 86400  # 0: kept until replaced
+    max_msgs_per_subject: int = -1  # -1: no limit
 
 
 VENDORS_STREAM = StreamSpec("VENDORS", ("vendor.created", "vendor.updated", "vendor.deleted"))
 LOCATIONS_STREAM = StreamSpec("LOCATIONS", ("location.updated",), max_age_seconds=86400)
-STREAMS = {spec.name: spec for spec in (VENDORS_STREAM, LOCATIONS_STREAM)}
+# Each vendor's latest event on its own subject, kept with no age limit: enough to rebuild what a
+# consumer derived from the vendors after losing it, however long ago a vendor last changed.
+VENDOR_STATE_STREAM = StreamSpec(
+    "VENDOR_STATE", ("vendor-state.*",), max_age_seconds=0, max_msgs_per_subject=1
+)
+STREAMS = {spec.name: spec for spec in (VENDORS_STREAM, LOCATIONS_STREAM, VENDOR_STATE_STREAM)}
 
 
-async def connect(settings: NatsSettings) -> NatsClient:
+def vendor_state_subject(vendor_id: str) -> str:
+    return f"vendor-state.{vendor_id}"
+
+
+CONNECTED = Gauge("nats_connected", "1 while the NATS connection is up")
+DISCONNECTED_SECONDS = Gauge("nats_disconnected_seconds", "How long the NATS connection has been down")
+OVER_BUDGET = Gauge(
+    "nats_reconnect_budget_exceeded", "1 while NATS has been down longer than the outage budget"
+)
+RECONNECTS = Counter("nats_reconnects_total", "Times the NATS connection came back after a drop")
+_FIRST_PAUSE_SECONDS = 0.25
+_LOG_EVERY_ATTEMPTS = 10  # a long outage logs its first failed attempt, then every tenth
+_FLUSH_SECONDS = 0.5  # within the readiness check's own 1 s
+
+
+def reconnect_pause(failed_attempts: int, cap: float) -> float:
+    """Seconds to wait before the next attempt: doubling from 0.25 s up to ``cap``, with jitter so
+    that every replica does not knock at the same moment when NATS comes back."""
+    pause = min(cap, _FIRST_PAUSE_SECONDS * 2**failed_attempts)
+    return random.uniform(pause / 2, pause)
+
+
+class ConnectionWatch:
+    """Tracks outages of one connection for readiness and metrics.
+
+    Readiness keeps passing through a blip shorter than the budget (the client is reconnecting and
+    every pod would otherwise leave its Service at once), then fails naming the outage; a closed
+    connection (nothing will reconnect it) fails at once.
+    """
+
+    def __init__(self, budget_seconds: float) -> None:
+        self.budget_seconds = budget_seconds
+        self.down_since: float | None = None
+        CONNECTED.set(0)
+        DISCONNECTED_SECONDS.set_function(self.down_for)
+        OVER_BUDGET.set_function(lambda: float(self.over_budget))
+
+    def down_for(self) -> float:
+        return 0.0 if self.down_since is None else time.monotonic() - self.down_since
+
+    @property
+    def over_budget(self) -> bool:
+        return self.down_since is not None and self.down_for() > self.budget_seconds
+
+    def connected(self, reconnected: bool = False) -> None:
+        if reconnected and self.down_since is not None:
+            RECONNECTS.inc()
+            log.info("nats reconnected", extra={"down_seconds": round(self.down_for(), 1)})
+        self.down_since = None
+        CONNECTED.set(1)
+
+    def disconnected(self) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        CONNECTED.set(0)
+
+    async def check(self, nc: NatsClient) -> None:
+        """The readiness check: a round trip when connected, the outage against the budget otherwise."""
+        if nc.is_closed:
+            raise ConnectionError("connection closed")
+        if nc.is_connected:
+            try:
+                await nc.flush(timeout=_FLUSH_SECONDS)  # type: ignore[arg-type]  # seconds, float works
+                return
+            except (nats.errors.Error, TimeoutError):
+                if nc.is_connected:  # connected but not answering
+                    raise
+                # The connection dropped during the round trip: judged as an outage below.
+        self.disconnected()
+        if self.over_budget:
+            raise ConnectionError(
+                f"disconnected for {self.down_for():.0f} s (budget {self.budget_seconds:g} s); reconnecting"
+            )
+
+
+async def connect(settings: NatsSettings, watch: ConnectionWatch | None = None) -> NatsClient:
+    """Connect (start-up gives up after the guide's 5 attempts, so a bad address fails the start),
+    then keep reconnecting for as long as the process lives."""
+    watch = watch or ConnectionWatch(settings.nats_outage_budget_seconds)
+    cap = settings.nats_reconnect_wait_seconds
+
+    def next_server(servers: list[Server], _: dict[str, Any]) -> tuple[Server | None, float]:
+        # Called before every reconnect attempt; servers carry their failed attempts so far.
+        server = min(servers, key=lambda s: s.reconnects)
+        if server.reconnects % _LOG_EVERY_ATTEMPTS == 1:
+            log.warning("nats still unreachable, reconnecting", extra={"attempts": server.reconnects})
+        return server, reconnect_pause(server.reconnects, cap)
+
     async def on_error(exc: Exception) -> None:
-        log.warning("nats error", extra={"error": str(exc)})
+        if nc.is_connected:  # failed reconnect attempts are logged by next_server, not one by one
+            log.warning("nats error", extra={"error": str(exc)})
 
     async def on_disconnected() -> None:
-        log.warning("nats disconnected")
+        if not nc.is_closed:
+            log.warning("nats disconnected")
+        watch.disconnected()
 
     async def on_reconnected() -> None:
-        log.info("nats reconnected")
+        watch.connected(reconnected=True)
 
     options: dict[str, Any] = {}
     if settings.nats_user:
         options = {"user": settings.nats_user, "password": settings.nats_password}
-    return await nats.connect(
+    nc = NatsClient()
+    await nc.connect(
         servers=settings.nats_servers,
         name=settings.service_name,
-        max_reconnect_attempts=settings.nats_max_reconnect_attempts,
-        reconnect_time_wait=settings.nats_reconnect_wait_seconds,
+        max_reconnect_attempts=settings.nats_max_reconnect_attempts,  # at start-up, as before
+        reconnect_time_wait=cap,  # type: ignore[arg-type]  # seconds; a float works, the hint says int
+        reconnect_to_server_handler=next_server,
         connect_timeout=2,
         drain_timeout=5,
         allow_reconnect=True,
@@ -65,6 +172,24 @@ async def connect(settings: NatsSettings) -> NatsClient:
         reconnected_cb=on_reconnected,
         **options,
     )
+    # Connected: from now on a drop is reconnected without a limit (nats-py reads this per attempt).
+    nc.options["max_reconnect_attempts"] = -1
+    watch.connected()
+    return nc
+
+
+async def close(nc: NatsClient) -> None:
+    """Drain a live connection at shutdown; one that is reconnecting (or closed) is simply closed,
+    since draining needs the server. Never raises: shutdown goes on with the other clients."""
+    if nc.is_closed:
+        return
+    if nc.is_connected:
+        try:
+            await nc.drain()
+            return
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("nats drain failed; closing", extra={"error": str(exc)})
+    await nc.close()
 
 
 async def ensure_streams(js: JetStreamContext, *specs: StreamSpec) -> None:
@@ -75,6 +200,7 @@ async def ensure_streams(js: JetStreamContext, *specs: StreamSpec) -> None:
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=float(spec.max_age_seconds),
+            max_msgs_per_subject=spec.max_msgs_per_subject,
             duplicate_window=120.0,
         )
         try:

@@ -15,6 +15,8 @@ from typing import Annotated, Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.catalog import SHUTDOWN
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -30,15 +32,31 @@ class ServiceSettings(BaseSettings):
     service_name: str = Field(min_length=1)
     host: str = "0.0.0.0"  # a container listens on all its interfaces
     port: int = Field(default=8000, ge=1, le=65535)
+    # Probes, /metrics and the API docs answer here, never on PORT: the public path (the gateway's
+    # port, the Ingress) cannot reach them.
+    internal_port: int = Field(default=9090, ge=1, le=65535)
+    # /docs and /openapi.json on the internal port; off unless a local run turns it on.
+    api_docs: bool = False
+    # The largest WebSocket message a client may send; the server closes with 1009 beyond it.
+    ws_max_message_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     log_level: LogLevel = "INFO"
     environment: str = "dev"
-    # uvicorn waits this long for in-flight requests on SIGTERM before the lifespan shutdown runs.
-    shutdown_grace_seconds: int = Field(default=10, ge=1, le=300)
+    # On SIGTERM: readiness fails and responses close their connections, while serving goes on this
+    # long (0 for a process with no balancer in front); then uvicorn waits up to the grace for
+    # in-flight requests before the lifespan shutdown runs (services/common/drain.py).
+    shutdown_drain_seconds: float = Field(default=SHUTDOWN.drain, ge=0, le=300)
+    shutdown_grace_seconds: int = Field(default=SHUTDOWN.in_flight, ge=1, le=300)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> ServiceSettings:
+        if self.internal_port == self.port:
+            raise ValueError(f"INTERNAL_PORT ({self.internal_port}) must differ from PORT ({self.port})")
+        return self
 
 
 class DatabaseSettings(ServiceSettings):
@@ -80,8 +98,12 @@ class NatsSettings(ServiceSettings):
     nats_queue: str = ""
     nats_user: str = ""
     nats_password: str = ""
+    # The client reconnects for as long as the process lives, pausing 0.25 s, 0.5 s, ... up to
+    # NATS_RECONNECT_WAIT_SECONDS between attempts. The guide's "5 reconnects, 2 s apart" is the
+    # outage budget: once the connection has been down that long (10 s), readiness fails and
+    # nats_reconnect_budget_exceeded turns 1. -1 never fails readiness for an outage.
     nats_max_reconnect_attempts: int = Field(default=5, ge=-1)
-    nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0)
+    nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("nats_servers", mode="before")
     @classmethod
@@ -95,6 +117,13 @@ class NatsSettings(ServiceSettings):
                 if not str(server).startswith(("nats://", "tls://")):
                     raise ValueError(f"{server!r} is not a nats:// URL")
         return value
+
+    @property
+    def nats_outage_budget_seconds(self) -> float:
+        """How long the connection may be down before readiness fails (infinite for -1)."""
+        if self.nats_max_reconnect_attempts < 0:
+            return float("inf")
+        return self.nats_max_reconnect_attempts * self.nats_reconnect_wait_seconds
 
     @property
     def queue_name(self) -> str:

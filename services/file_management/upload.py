@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from services.common.inputs import NUL, NUL_REASON
 from services.file_management.sniff import ALLOWED_TYPES, SNIFF_BYTES, sniff
 from services.file_management.storage import PendingWrite
 
@@ -66,6 +67,8 @@ class _FilePart:
             raise UploadRejected(400, f"only one {FILE_FIELD!r} part is accepted")
         self.seen = True
         raw_name = params.get(b"filename", b"").decode("utf-8", "replace")
+        if NUL in raw_name:
+            raise UploadRejected(422, f"filename: {NUL_REASON}")
         self.filename = raw_name.replace("\\", "/").rsplit("/", 1)[-1][:_MAX_FILENAME] or "upload"
         return True
 

@@ -24,6 +24,7 @@ class VendorChange:
     owner_id: str | None
     active: bool
     deleted: bool
+    version: int  # the vendor's version in vendor-management: a change applies only over an older one
 
 
 def parse_vendor_event(event: dict[str, Any]) -> VendorChange:
@@ -31,12 +32,15 @@ def parse_vendor_event(event: dict[str, Any]) -> VendorChange:
     data = event.get("data")
     if kind not in VENDOR_SUBJECTS or not isinstance(data, dict) or not data.get("id"):
         raise BadEvent(f"not a vendor event with data.id: type={kind!r}")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BadEvent(f"{kind} without a positive integer data.version")
     if kind == "vendor.deleted":
-        return VendorChange(str(data["id"]), None, False, True)
+        return VendorChange(str(data["id"]), None, False, True, version)
     owner = data.get("owner_id")
     if not owner:
         raise BadEvent(f"{kind} without data.owner_id")
-    return VendorChange(str(data["id"]), str(owner), bool(data.get("active", True)), False)
+    return VendorChange(str(data["id"]), str(owner), bool(data.get("active", True)), False, version)
 
 
 def location_event(

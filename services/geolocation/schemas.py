@@ -6,23 +6,23 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Latitude = Field(ge=-90.0, le=90.0, allow_inf_nan=False, description="degrees, WGS84")
-Longitude = Field(ge=-180.0, le=180.0, allow_inf_nan=False, description="degrees, WGS84")
+from services.common.inputs import IndexedLatitude, Longitude
 
 
 class PositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Latitude
-    lon: float = Longitude
+    # Positions go into Redis' geo index, which holds latitudes within +-85.05112878 only.
+    lat: IndexedLatitude
+    lon: Longitude
     accuracy_m: float | None = Field(default=None, ge=0.0, le=100_000.0, allow_inf_nan=False)
     # When the device took the fix; defaults to the time the server receives it.
     timestamp: AwareDatetime | None = None
 
 
 class NearbyQuery(BaseModel):
-    lat: float = Latitude
-    lon: float = Longitude
+    lat: IndexedLatitude
+    lon: Longitude
     radius_m: float = Field(default=5000.0, gt=0, allow_inf_nan=False)
     limit: int = Field(default=20, ge=1)
 

@@ -3,7 +3,10 @@
 The two hot paths, a position update and nearby, are one Lua script each, so each costs one round
 trip and the owner check, the out-of-order guard and the write happen atomically. Both go over the
 service's shared pipelined connection (both are safe to retry: a repeated update of the same fix is
-accepted again, not refused as out of order); the rarer reads and vendor writes use redis-py.
+accepted again, not refused as out of order), and so do vendor changes, a script that applies one only
+over an older version (a repeat changes nothing); the rarer reads use redis-py. A marker key says
+the vendor hashes are complete (rebuild.py); while it is missing an unknown vendor is "loading",
+not "not found".
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import orjson
 from redis.asyncio import Redis
 
 from services.common.redis_pipeline import LuaScript, PipelinedRedis
+from services.geolocation.events import VendorChange
 
 _LUA = resources.files(__package__).joinpath("lua")
 _PRUNE_PER_WRITE = 16
 _START_RADIUS_M = 50.0
 _UPDATE = LuaScript(_LUA.joinpath("update.lua").read_text())
 _NEARBY = LuaScript(_LUA.joinpath("nearby.lua").read_text())
+_VENDOR = LuaScript(_LUA.joinpath("vendor.lua").read_text())
+_LOADED = LuaScript(_LUA.joinpath("loaded.lua").read_text())
 
 
 class UpdateStatus(enum.IntEnum):
@@ -31,6 +37,7 @@ class UpdateStatus(enum.IntEnum):
     NOT_OWNER = 2
     INACTIVE = 3
     OUT_OF_ORDER = 4
+    LOADING = 5  # Redis lost the vendor data and it is being loaded again
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,15 @@ class Keys:
 
     def vendor(self, vendor_id: str) -> str:
         return f"{self.prefix}:vendor:{vendor_id}"
+
+    @property
+    def loaded(self) -> str:
+        """Present once every vendor was loaded; a Redis that lost its data has lost this too."""
+        return f"{self.prefix}:vendors-loaded"
+
+    @property
+    def loading(self) -> str:
+        return f"{self.prefix}:vendors-loading"
 
 
 # One nearby result as the script wrote it: [vendor_id, distance_m, lon, lat, last_seen (epoch s)].
@@ -88,7 +104,7 @@ class LocationStore:
         k = self.keys
         status = await self._scripts.evalsha(
             _UPDATE,
-            (k.positions, k.last_seen, k.vendor(vendor_id)),
+            (k.positions, k.last_seen, k.vendor(vendor_id), k.loaded),
             (
                 vendor_id,
                 caller,
@@ -127,23 +143,34 @@ class LocationStore:
         acc = _text(accuracy) if accuracy is not None else ""
         return StoredPosition(vendor_id, coords[0], coords[1], seen, float(acc) if acc else None)
 
-    async def upsert_vendor(self, vendor_id: str, owner: str, active: bool) -> None:
-        """Record what position writes are checked against; an inactive vendor leaves the index."""
+    async def apply_vendor(self, change: VendorChange) -> bool:
+        """Record who owns the vendor and whether it is active (what position writes are checked
+        against), unless a change of the same or a newer version is already stored; an inactive or
+        deleted vendor leaves the map. True when applied."""
         k = self.keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(k.vendor(vendor_id), mapping={"owner": owner, "active": "1" if active else "0"})
-            if not active:
-                pipe.zrem(k.positions, vendor_id)
-                pipe.zrem(k.last_seen, vendor_id)
-            await pipe.execute()
+        applied = await self._scripts.evalsha(
+            _VENDOR,
+            (k.vendor(change.vendor_id), k.positions, k.last_seen),
+            (
+                change.vendor_id,
+                change.version,
+                change.owner_id or "",
+                "1" if change.active else "0",
+                "1" if change.deleted else "0",
+            ),
+        )
+        return bool(applied)
 
-    async def remove_vendor(self, vendor_id: str) -> None:
-        k = self.keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(k.vendor(vendor_id))
-            pipe.zrem(k.positions, vendor_id)
-            pipe.zrem(k.last_seen, vendor_id)
-            await pipe.execute()
+    async def vendors_loaded(self) -> bool:
+        return bool(await self._redis.exists(self.keys.loaded))
+
+    async def begin_load(self, token: str) -> None:
+        await self._redis.set(self.keys.loading, token, ex=3600)
+
+    async def finish_load(self, token: str, now: float) -> bool:
+        """Mark the vendor data complete if this load is still the current one; True when marked."""
+        marked = await self._scripts.evalsha(_LOADED, (self.keys.loading, self.keys.loaded), (token, now))
+        return bool(marked)
 
 
 def _text(value: bytes | str) -> str:

@@ -7,8 +7,9 @@ Protocol (JSON text frames):
 - server -> client: ``ready``, ``subscribed``, ``unsubscribed``, ``error`` (bad message, connection
   stays open), ``ping`` (every heartbeat), ``updates`` (``{"updates": [...]}``, one or more).
 
-Close codes: 1008 authentication failed, token expired or a limit exceeded (the reason says which);
-1013 client too slow (its outbox overflowed or a send timed out); 4408 heartbeat missed.
+Close codes: 1007 a string holds a NUL (the reason names the field); 1008 authentication failed,
+token expired or a limit exceeded (the reason says which); 1013 client too slow (its outbox
+overflowed or a send timed out); 4408 heartbeat missed.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from services.common.auth import InvalidToken, Principal, TokenVerifier, bearer_token
+from services.common.inputs import NUL_REASON, find_nul
 from services.real_time.hub import Client, Hub, updates_frame
 from services.real_time.subscriptions import LimitExceeded, ProtocolError, parse_subscription
 
+INVALID_DATA = 1007
 POLICY = 1008
 TOO_SLOW = 1013
 HEARTBEAT_MISSED = 4408
@@ -49,6 +52,12 @@ def _frame(kind: str, **fields: Any) -> str:
     return orjson.dumps({"type": kind, **fields}).decode()
 
 
+def nul_close(message: Any) -> Close | None:
+    """The close for a message with a NUL in any string (what no store downstream could hold)."""
+    field = find_nul(message)
+    return None if field is None else (INVALID_DATA, f"{field or 'message'}: {NUL_REASON}")
+
+
 async def authenticate(ws: WebSocket, verifier: TokenVerifier, timing: Timing) -> Principal | Close:
     header = ws.headers.get("authorization")
     try:
@@ -56,6 +65,8 @@ async def authenticate(ws: WebSocket, verifier: TokenVerifier, timing: Timing) -
             return verifier.verify(bearer_token(header))
         async with asyncio.timeout(timing.auth_s):
             message = orjson.loads(await ws.receive_text())
+        if (refused := nul_close(message)) is not None:
+            return refused
         if not isinstance(message, dict) or message.get("type") != "auth" or not message.get("token"):
             return POLICY, 'authentication required: send {"type": "auth", "token": ...} first'
         return verifier.verify(str(message["token"]))
@@ -71,6 +82,8 @@ def handle_message(hub: Hub, client: Client, text: str) -> Close | None:
     """Apply one client message; protocol errors are answered, limits close the connection."""
     try:
         message = orjson.loads(text)
+        if (refused := nul_close(message)) is not None:
+            return refused
         if not isinstance(message, dict):
             raise ProtocolError("messages are JSON objects")
         kind = message.get("type")

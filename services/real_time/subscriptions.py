@@ -1,7 +1,10 @@
 """What a client subscribes to, parsed from its messages and checked against the limits.
 
 A subscription holds an area (a bounding box or a circle) and/or vendor ids; an update matches when
-its vendor is one of the ids or its position lies inside the area.
+its vendor is one of the ids or its position lies inside the area. Areas live in memory, not in the
+geo index, but positions do, and those never lie beyond +-85.05112878 degrees of latitude: a box's
+edges beyond that are clamped to it (the box covers the same positions), and a circle's centre must
+lie within it, as for nearby's query (else an error frame naming the range).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.common.inputs import GEO_MAX_LATITUDE
 from services.real_time.geo import degrees_around, haversine_m
 
 
@@ -101,6 +105,7 @@ def parse_area(raw: Any, limits: Limits) -> BBox | Circle | None:
         s, n = (_number(box[i], n, -90, 90) for i, n in ((1, "min_lat"), (3, "max_lat")))
         if s > n:
             raise ProtocolError("bbox min_lat is above max_lat")
+        s, n = max(s, -GEO_MAX_LATITUDE), min(n, GEO_MAX_LATITUDE)
         width = e - w if w <= e else e - w + 360.0
         if max(width, n - s) > limits.max_bbox_degrees:
             raise LimitExceeded(f"bbox wider than {limits.max_bbox_degrees} degrees")
@@ -111,7 +116,7 @@ def parse_area(raw: Any, limits: Limits) -> BBox | Circle | None:
     radius = _number(circle.get("radius_m"), "radius_m", 0, math.inf)
     if radius > limits.max_radius_m:
         raise LimitExceeded(f"radius_m above the limit of {limits.max_radius_m:g} m")
-    lat = _number(circle.get("lat"), "lat", -90, 90)
+    lat = _number(circle.get("lat"), "lat", -GEO_MAX_LATITUDE, GEO_MAX_LATITUDE)
     return Circle(lat, _number(circle.get("lon"), "lon", -180, 180), radius)
 
 

@@ -1,6 +1,7 @@
 """A client's journey across every service, through the gateway: sign up, log in, a vendor created
 and found in search (outbox, NATS, read model), its position taken and pushed to a WebSocket
-subscriber, found nearby, a file uploaded and read back, webhooks and real-time answering.
+subscriber (real-time's WebSocket, also through the gateway), found nearby, a file uploaded and read
+back, webhooks and real-time answering.
 
 Walked by the image tests (containers) and the real-node tests (pods behind their Services).
 """
@@ -24,12 +25,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(2048)
 BERLIN = (52.52, 13.405)
 
 
-async def walk(gateway: str, realtime_ws_url: str) -> None:
-    """``gateway``: the gateway's base URL; ``realtime_ws_url``: real-time's WebSocket endpoint (the
-    gateway proxies HTTP only)."""
+async def walk(gateway: str, upstreams_url: str | None = None) -> None:
+    """``gateway``: the gateway's public base URL; ``upstreams_url``: its view of the upstreams (on
+    the internal port, when the caller can reach that)."""
     async with httpx.AsyncClient(base_url=gateway, timeout=15) as http:
-        upstreams = (await http.get("/health/upstreams")).json()["upstreams"]
-        assert {name for name, up in upstreams.items() if up["ready"]} == set(SERVICES) - {"api-gateway"}
+        if upstreams_url is not None:
+            upstreams = (await http.get(upstreams_url)).json()["upstreams"]
+            assert {name for name, up in upstreams.items() if up["ready"]} == set(SERVICES) - {"api-gateway"}
 
         email = f"vendor-{uuid.uuid4().hex[:8]}@example.com"
         registered = await http.post(
@@ -55,8 +57,9 @@ async def walk(gateway: str, realtime_ws_url: str) -> None:
 
         await _eventually(found_in_search, "the vendor in search results")
 
-        # real-time clients connect to real-time directly (the gateway proxies HTTP only).
-        async with connect(realtime_ws_url, compression=None) as ws:
+        # real-time's WebSocket through the gateway too: one public address.
+        ws_url = gateway.replace("http", "ws") + "/api/realtime/ws"
+        async with connect(ws_url, compression=None) as ws:
             await ws.send(orjson.dumps({"type": "auth", "token": token}).decode())
             assert (await _frame(ws))["type"] == "ready"
             await ws.send(orjson.dumps({"type": "subscribe", "id": "v", "vendor_ids": [vendor]}).decode())

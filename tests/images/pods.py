@@ -34,7 +34,7 @@ POD_FIELDS |= {"enableServiceLinks", "terminationGracePeriodSeconds", "restartPo
 CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "env", "envFrom", "ports", "resources"}
 CONTAINER_FIELDS |= {"securityContext", "volumeMounts", "command", "args", "workingDir"}
 CONTAINER_FIELDS |= {"livenessProbe", "readinessProbe", "startupProbe"}
-CONTAINER_FIELDS |= {"terminationMessagePath", "terminationMessagePolicy"}
+CONTAINER_FIELDS |= {"terminationMessagePath", "terminationMessagePolicy", "lifecycle"}
 SECURITY_FIELDS = {"runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem", "privileged"}
 SECURITY_FIELDS |= {"allowPrivilegeEscalation", "capabilities", "seccompProfile", "fsGroup"}
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
@@ -80,6 +80,7 @@ class ContainerRun:
     command: list[str] = field(default_factory=list)  # entrypoint and args, when the pod overrides them
     host_volumes: list[HostVolume] = field(default_factory=list)
     stop_timeout_s: int = 30
+    pre_stop_sleep_s: int = 0  # lifecycle.preStop.sleep: the stop waits this long before SIGTERM
 
 
 def quantity(value: str | float, path: str) -> float:
@@ -256,6 +257,14 @@ def _probe(spec: Mapping[str, Any], ports: Mapping[str, int], path: str) -> Http
     )
 
 
+def _pre_stop_sleep(lifecycle: Mapping[str, Any], path: str) -> int:
+    """Seconds of a preStop sleep hook (0 without one); other hooks are not reproduced."""
+    _refuse_unknown(lifecycle, {"preStop"}, path)
+    hook = lifecycle.get("preStop") or {}
+    _refuse_unknown(hook, {"sleep"}, f"{path}.preStop")
+    return int(hook.get("sleep", {}).get("seconds", 0))
+
+
 def container_run(workload: Manifest, objects: Iterable[Manifest]) -> ContainerRun:
     """The single container of ``workload``'s pod template as a ``docker run``, environment resolved
     from the ConfigMaps and Secrets among ``objects`` that the pod spec itself references."""
@@ -298,6 +307,7 @@ def container_run(workload: Manifest, objects: Iterable[Manifest]) -> ContainerR
         command=command,
         host_volumes=host_volumes,
         stop_timeout_s=int(spec.get("terminationGracePeriodSeconds", 30)),
+        pre_stop_sleep_s=_pre_stop_sleep(container.get("lifecycle") or {}, f"{path}.lifecycle"),
     )
 
 

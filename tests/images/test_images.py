@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from services.catalog import SERVICES
+from services.common.settings import ServiceSettings
 from tests.images import journey
 from tests.images.build import BuiltImage
 from tests.images.containers import Pod, logs, probe_passes, state, wait_healthy
@@ -79,17 +80,19 @@ def test_the_root_filesystem_is_read_only_and_tmp_writable_for_uid_10001(
 
 
 async def test_a_journey_through_the_gateway_reaches_every_service(service_pods: dict[str, Pod]) -> None:
-    realtime = _public_url(service_pods["real-time"]).replace("http", "ws") + "/api/realtime/ws"
-    await journey.walk(_public_url(service_pods["api-gateway"]), realtime)
+    gateway = service_pods["api-gateway"]
+    await journey.walk(_public_url(gateway), _internal_url(gateway) + "/health/upstreams")
 
 
 def test_containers_stop_cleanly_on_sigterm_within_the_grace_period(
     docker: Docker, service_pods: dict[str, Pod]
 ) -> None:
-    # What the kubelet does when a pod goes: SIGTERM, then SIGKILL after terminationGracePeriodSeconds.
+    # What the kubelet does when a pod goes: the preStop hook, SIGTERM, then SIGKILL once
+    # terminationGracePeriodSeconds (counted from the start, hook included) have passed.
     def stop(pod: Pod) -> str | None:
         began = time.monotonic()
-        docker("stop", "--time", str(pod.run.stop_timeout_s), pod.name)
+        time.sleep(pod.run.pre_stop_sleep_s)
+        docker("stop", "--time", str(pod.run.stop_timeout_s - pod.run.pre_stop_sleep_s), pod.name)
         took, exit_code = time.monotonic() - began, state(docker, pod)["ExitCode"]
         if exit_code == 0 and took < pod.run.stop_timeout_s:
             return None
@@ -103,3 +106,9 @@ def test_containers_stop_cleanly_on_sigterm_within_the_grace_period(
 def _public_url(pod: Pod) -> str:
     """Where the pod's Service sends its traffic: the container port the Service targets."""
     return f"http://{pod.ip}:{pod.serving_port}"
+
+
+def _internal_url(pod: Pod) -> str:
+    """Probes, metrics and the gateway's upstream view: the container's internal port."""
+    port = pod.run.ports.get("internal", ServiceSettings.model_fields["internal_port"].default)
+    return f"http://{pod.ip}:{port}"

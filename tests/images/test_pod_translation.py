@@ -40,6 +40,7 @@ def test_the_gateway_pod_becomes_its_security_context_limits_and_tmp(stack_manif
     )
     assert _option(run.options, "--tmpfs") == [f"/tmp:rw,exec,mode=0777,size={tmp_size}"]
     assert run.stop_timeout_s == spec["terminationGracePeriodSeconds"]
+    assert run.pre_stop_sleep_s == spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
     ready = run.probes["readinessProbe"]
     assert (ready.path, ready.port) == (container["readinessProbe"]["httpGet"]["path"], run.ports["http"])
 
@@ -61,8 +62,8 @@ def test_a_persistent_volume_is_a_host_directory_with_the_pod_fs_group(
         (lambda pod: pod.update(initContainers=[{"name": "init", "image": "busybox"}]), "initContainers"),
         (lambda pod: pod.update(hostNetwork=True), "hostNetwork"),
         (
-            lambda pod: pod["containers"][0].update(lifecycle={"preStop": {"sleep": {"seconds": 5}}}),
-            "lifecycle",
+            lambda pod: pod["containers"][0].update(lifecycle={"preStop": {"exec": {"command": ["true"]}}}),
+            "exec",
         ),
         (
             lambda pod: (

@@ -131,3 +131,15 @@ async def serve() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
     yield start
     for ctx in reversed(contexts):
         await ctx.__aexit__(None, None, None)
+
+
+@pytest.fixture
+def serve_service(serve: Callable[[Any], Awaitable[str]]) -> Callable[[Any], Awaitable[tuple[str, str]]]:
+    """``api, internal = await serve_service(app)``: a service's API and its internal port (probes,
+    metrics, docs), each over real HTTP as ``python -m services`` serves them."""
+
+    async def start(app: Any) -> tuple[str, str]:
+        api = await serve(app)
+        return api, await serve(app.state.internal_app)
+
+    return start

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from localdev.services import CLOSED_PORT
-from services.api_gateway.routes_table import ROUTES, upstream_setting
+from services.api_gateway.routes_table import ROUTES, upstream_internal_setting, upstream_setting
 from services.api_gateway.settings import GatewaySettings
 from services.api_gateway.settings import Settings as GatewayConfig
 from services.common.auth import TokenIssuer
@@ -60,10 +60,16 @@ class Servers:
             **extra,
         )
 
-    def gateway_settings(self, upstreams: dict[str, str], **extra: Any) -> GatewaySettings:
+    def gateway_settings(
+        self, upstreams: dict[str, str], internals: dict[str, str] | None = None, **extra: Any
+    ) -> GatewaySettings:
+        """``upstreams``: API URLs; ``internals``: where their probes answer (default: the API URL,
+        for stand-ins that serve ``/health/ready`` themselves)."""
         # Routes of services a test does not start point at a closed port.
         urls = {route.service: f"http://127.0.0.1:{CLOSED_PORT}" for route in ROUTES} | upstreams
+        probes = urls | (internals or {})
         fields: dict[str, Any] = {upstream_setting(name): url for name, url in urls.items()}
+        fields |= {upstream_internal_setting(name): url for name, url in probes.items()}
         return GatewayConfig(
             **{
                 "service_name": "api-gateway",

@@ -21,12 +21,15 @@ from services.api_gateway.app import create_app as create_gateway
 from services.api_gateway.routes_table import ROUTES, upstream_setting
 from services.api_gateway.settings import Settings as GatewayConfig
 from services.common.auth import TokenIssuer
+from services.common.metrics import sample_value
 from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event, publish_event
 from services.common.redis_pipeline import PipelinedRedis
 from services.geolocation.app import create_app
+from services.geolocation.events import VendorChange
 from services.geolocation.schemas import NearbyOut
 from services.geolocation.settings import Settings
-from services.geolocation.store import LocationStore
+from services.geolocation.store import Keys, LocationStore
+from services.geolocation.vendor_consumer import handle_batch
 from services.vendor_management.app import create_app as create_vendors
 from services.vendor_management.settings import Settings as VendorSettings
 
@@ -51,13 +54,20 @@ class Geo:
         self, http: httpx.AsyncClient, js: Any, redis: Redis, scripts: PipelinedRedis, issuer: TokenIssuer
     ) -> None:
         self.http, self.js, self.redis, self.issuer = http, js, redis, issuer
+        self.scripts = scripts
         self.store = LocationStore(redis, scripts, STALE_AFTER)
+        self.versions: dict[str, int] = {}
 
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.issuer.issue(user, 'vendor')}"}
 
-    async def vendor_event(self, kind: str, vendor_id: str, owner: str, active: bool = True) -> None:
-        data = {"id": vendor_id, "owner_id": owner, "name": "stall", "active": active}
+    async def vendor_event(
+        self, kind: str, vendor_id: str, owner: str, active: bool = True, version: int | None = None
+    ) -> None:
+        """Publish a vendor event; its version is one past the last one sent unless given."""
+        version = version or self.versions.get(vendor_id, 0) + 1
+        self.versions[vendor_id] = max(version, self.versions.get(vendor_id, 0))
+        data = {"id": vendor_id, "owner_id": owner, "name": "stall", "active": active, "version": version}
         await publish_event(self.js, new_event(f"vendor.{kind}", data))
 
     async def wait_vendor(self, vendor_id: str, field: str, value: str | None) -> None:
@@ -154,7 +164,7 @@ async def test_nearby_survives_a_redis_that_forgot_its_scripts_and_dropped_its_c
     # nearby's script goes over the service's shared connection; these are the two ways a Redis
     # restart breaks it, and each must cost a reload or a reconnect, never an error to the caller.
     now = time.time()
-    await geo.store.upsert_vendor("near-1", "owner", True)
+    await geo.store.apply_vendor(VendorChange("near-1", "owner", True, False, 1))
     assert await geo.store.update("near-1", "owner", CENTER[1], CENTER[0], now, None, now=now) == 0
     params = {"lat": CENTER[0], "lon": CENTER[1], "radius_m": 100}
     url, auth = "/api/locations/nearby", geo.auth("c")
@@ -201,7 +211,7 @@ async def test_nearby_is_the_exact_nearest_fresh_vendors_in_order(geo: Geo) -> N
         vendor_id, dist = f"v{i:03d}", 9000 * math.sqrt(rng.random())
         angle = rng.uniform(0, 2 * math.pi)
         lat, lon = offset(*CENTER, dist * math.cos(angle), dist * math.sin(angle))
-        await geo.store.upsert_vendor(vendor_id, "owner", True)
+        await geo.store.apply_vendor(VendorChange(vendor_id, "owner", True, False, 1))
         stale = i % 5 == 0  # every fifth vendor went silent long ago, some of them very close
         ts = now - STALE_AFTER - 30 if stale else now - rng.uniform(0, 30)
         status = await geo.store.update(vendor_id, "owner", lon, lat, ts, None, now=ts)
@@ -302,3 +312,82 @@ async def test_vendor_made_in_vendor_management_is_movable_by_its_owner_only(
         assert closed.status_code == 200, closed.text
         await geo.wait_vendor(vendor_id, "active", "0")
         assert (await geo.put(vendor_id, owner, {"lat": 40.0, "lon": -3.7})).status_code == 409
+
+
+async def test_out_of_order_vendor_events_leave_the_newest_state(geo: Geo) -> None:
+    vendor = await geo.new_vendor("owner-3")  # version 1
+    lat, lon = CENTER
+    # Closed at version 3; the version 2 that reopened it arrives late (a redelivery, say).
+    await geo.vendor_event("updated", vendor, "owner-3", active=False, version=3)
+    await geo.wait_vendor(vendor, "version", "3")
+    ignored = sample_value("geolocation_vendor_events_total", {"outcome": "ignored"})
+    await geo.vendor_event("updated", vendor, "owner-3", active=True, version=2)
+    await eventually_value(
+        lambda: sample_value("geolocation_vendor_events_total", {"outcome": "ignored"}) - ignored, 1
+    )
+    assert await geo.redis.hget(geo.store.keys.vendor(vendor), "active") == b"0"
+    assert (await geo.put(vendor, "owner-3", {"lat": lat, "lon": lon})).status_code == 409
+
+    # Deleted at version 4; its creation arriving again afterwards does not bring it back.
+    await geo.vendor_event("deleted", vendor, "owner-3", version=4)
+    await geo.wait_vendor(vendor, "version", "4")
+    await geo.vendor_event("created", vendor, "owner-3", active=True, version=1)
+    await geo.vendor_event("updated", vendor, "intruder", active=True, version=4)  # same version
+    await eventually_value(
+        lambda: sample_value("geolocation_vendor_events_total", {"outcome": "ignored"}) - ignored, 3
+    )
+    assert await geo.redis.hget(geo.store.keys.vendor(vendor), "owner") is None
+    assert (await geo.put(vendor, "owner-3", {"lat": lat, "lon": lon})).status_code == 404
+    assert (await geo.put(vendor, "intruder", {"lat": lat, "lon": lon})).status_code == 404
+
+
+async def test_a_failed_ack_neither_stops_the_consumer_nor_loses_the_change(geo: Geo) -> None:
+    # A batch whose second ack fails (nats-py refuses a second ack of the same message): the batch
+    # goes on, and the change itself is applied.
+    vendors = [str(uuid.uuid4()) for _ in range(3)]
+    for vendor in vendors:
+        await geo.vendor_event("created", vendor, "owner-4")
+    sub = await geo.js.pull_subscribe("vendor.*", durable="ack-test", stream=VENDORS_STREAM.name)
+    messages = await sub.fetch(3, timeout=5)
+    await messages[1].ack()
+    # A store of its own (another key prefix), so the service's consumer cannot do the work for it.
+    store = LocationStore(geo.redis, geo.scripts, STALE_AFTER, Keys("ack-test"))
+    assert await handle_batch(store, messages)  # no exception, and nothing to wait for
+    for vendor in vendors:
+        assert await geo.redis.hget(store.keys.vendor(vendor), "owner") == b"owner-4"
+    with pytest.raises(nats.errors.TimeoutError):
+        await sub.fetch(1, timeout=0.5)  # every message was settled
+
+
+async def eventually_value(read: Callable[[], float], want: float, within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while read() != want:
+        assert time.monotonic() < deadline, f"value stayed {read()}, wanted {want}"
+        await asyncio.sleep(0.02)
+
+
+async def test_latitudes_the_geo_index_cannot_hold_are_422_naming_the_range(
+    geo: Geo, public_pem: str
+) -> None:
+    vendor = await geo.new_vendor("owner-range")
+    for lat in (89.0, 85.06, -85.1):
+        resp = await geo.put(vendor, "owner-range", {"lat": lat, "lon": 0})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["fields"][0]["field"] == "lat" and "85.05112878" in resp.json()["detail"]
+    edge = await geo.put(vendor, "owner-range", {"lat": 85.05112878, "lon": -180})
+    assert edge.status_code == 200, edge.text  # the index's own limits are accepted
+    for params in ({"lat": -90, "lon": -180}, {"lat": 85.1, "lon": 0}):
+        resp = await geo.http.get("/api/locations/nearby", params=params, headers=geo.auth("x"))
+        assert resp.status_code == 422 and "-85.05112878 and 85.05112878" in resp.json()["detail"]
+    near_pole = await geo.http.get(
+        "/api/locations/nearby", params={"lat": -85.05, "lon": 179.9}, headers=geo.auth("x")
+    )
+    assert near_pole.status_code == 200
+    unopened = Settings(
+        redis_url="redis://127.0.0.1:9/0", nats_servers=["nats://127.0.0.1:9"], jwt_public_key=public_pem
+    )
+    schema = create_app(unopened).openapi()  # what /openapi.json serves
+    position = schema["components"]["schemas"]["PositionIn"]["properties"]["lat"]
+    assert (position["minimum"], position["maximum"]) == (-85.05112878, 85.05112878)
+    nearby = {p["name"]: p for p in schema["paths"]["/api/locations/nearby"]["get"]["parameters"]}
+    assert nearby["lat"]["schema"]["maximum"] == 85.05112878

@@ -42,21 +42,25 @@ async def test_local_run_starts_all_services_healthy_and_stops_on_ctrl_c(
     )
     assert proc.stdout is not None
     urls: dict[str, str] = {}
+    internal: dict[str, str] = {}
     try:
         async with asyncio.timeout(240):
             while len(urls) < len(MARKETPLACE):
                 line = (await proc.stdout.readline()).decode()
                 assert line, "localdev exited before printing its URLs"
-                match = re.match(r"^\s+(\S+)\s+(http://\S+)$", line)
+                match = re.match(r"^\s+(\S+)\s+(http://\S+)\s+\(internal (http://\S+)\)$", line)
                 if match:
-                    urls[match.group(1)] = match.group(2)
+                    urls[match.group(1)], internal[match.group(1)] = match.group(2), match.group(3)
         assert set(urls) == set(MARKETPLACE)
         async with httpx.AsyncClient(timeout=10) as client:
-            for name, url in urls.items():
+            for name, url in internal.items():
                 assert (await client.get(f"{url}/health/ready")).status_code == 200, name
-            view = (await client.get(f"{urls['api-gateway']}/health/upstreams")).json()
+                assert (await client.get(f"{url}/openapi.json")).status_code == 200, name  # docs on locally
+            view = (await client.get(f"{internal['api-gateway']}/health/upstreams")).json()
             ready = {name for name, upstream in view["upstreams"].items() if upstream["ready"]}
             assert ready == set(MARKETPLACE) - {"api-gateway"}
+            for path in ("/health", "/health/upstreams", "/metrics", "/docs", "/openapi.json"):
+                assert (await client.get(urls["api-gateway"] + path)).status_code == 404, path
             registered = await client.post(
                 f"{urls['api-gateway']}/api/users/register",
                 json={"email": "local@example.com", "password": "long enough"},
@@ -71,7 +75,7 @@ async def test_local_run_starts_all_services_healthy_and_stops_on_ctrl_c(
         assert stopped == set(MARKETPLACE), "every service ran its lifespan shutdown"
         assert sum(entry["msg"] == "Application shutdown complete." for entry in logs) == len(MARKETPLACE)
         async with httpx.AsyncClient(timeout=2) as client:
-            for url in urls.values():
+            for url in [*urls.values(), *internal.values()]:
                 try:
                     await client.get(f"{url}/health/live")
                 except httpx.TransportError:

@@ -145,7 +145,8 @@ class Stack:
     async def vendor(self, owner: str) -> str:
         vendor_id = str(uuid.uuid4())
         await publish_event(
-            self.js, new_event("vendor.created", {"id": vendor_id, "owner_id": owner, "active": True})
+            self.js,
+            new_event("vendor.created", {"id": vendor_id, "owner_id": owner, "active": True, "version": 1}),
         )
         for _ in range(500):  # until geolocation's consumer has seen it
             resp = await self.move(vendor_id, owner, 0.0, 0.0)
@@ -275,3 +276,42 @@ async def test_connection_closes_when_its_token_expires(stack: Stack, signing_se
                     await ws.send('{"type": "pong"}')  # alive, yet the token runs out
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008 and closed.value.rcvd.reason == "token expired"
+
+
+def test_areas_beyond_the_geo_index_are_clamped_or_refused() -> None:
+    # A box reaching the pole is clamped to +-85.05112878 (positions never lie beyond it)...
+    box = parse_subscription({"id": "n", "area": {"bbox": [0, 85.0, 0.5, 86.0]}}, Limits())
+    assert box.area is not None and box.area.max_lat == 85.05112878  # type: ignore[union-attr]
+    assert box.matches("x", 85.05, 0.2)
+    # ...a circle's centre must lie within it, as for nearby.
+    with pytest.raises(ProtocolError, match=r"lat must be between -85\.05112878 and 85\.05112878"):
+        parse_subscription({"id": "c", "area": {"circle": {"lat": 86, "lon": 0, "radius_m": 10}}}, Limits())
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"type": "subscribe", "id": "a\u0000b", "vendor_ids": ["v"]}, "id"),
+        ({"type": "subscribe", "id": "s", "vendor_ids": ["v", "w\u0000"]}, "vendor_ids.1"),
+        ({"type": "unsubscribe", "id": "\u0000"}, "id"),
+        ({"type": "sub\u0000scribe"}, "type"),
+    ],
+)
+async def test_a_nul_in_any_message_string_closes_with_1007_naming_the_field(
+    stack: Stack, message: dict[str, Any], field: str
+) -> None:
+    ws = await stack.client(0)
+    await ws.send(orjson.dumps(message).decode())
+    with pytest.raises(ConnectionClosed) as closed:
+        await next_frame(ws, ("updates",))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    assert closed.value.rcvd.reason == f"{field}: must not contain the NUL character (\\u0000)"
+
+
+async def test_a_nul_in_the_auth_message_closes_with_1007(stack: Stack) -> None:
+    async with connect(stack.rt_urls[0], compression=None) as ws:
+        await ws.send(orjson.dumps({"type": "auth", "token": stack.token("x") + "\u0000"}).decode())
+        with pytest.raises(ConnectionClosed) as closed:
+            await next_frame(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+        assert closed.value.rcvd.reason.startswith("token: must not contain")

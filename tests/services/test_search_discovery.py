@@ -181,15 +181,20 @@ async def test_bad_queries_are_422(search: Search, params: dict[str, Any], field
 
 
 async def test_redis_outage_turns_ready_503_while_search_keeps_answering(
-    servers: Servers, serve: Any, private_server: Any
+    servers: Servers, serve_service: Any, private_server: Any
 ) -> None:
     redis = private_server("redis")
     settings = await servers.search_settings()
-    url = await serve(create_search(settings.model_copy(update={"redis_url": redis.url})))
-    async with httpx.AsyncClient(base_url=url, timeout=20) as client:
-        assert (await client.get("/health/ready")).status_code == 200
+    url, internal_url = await serve_service(
+        create_search(settings.model_copy(update={"redis_url": redis.url}))
+    )
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=20) as client,
+        httpx.AsyncClient(base_url=internal_url, timeout=20) as internal,
+    ):
+        assert (await internal.get("/health/ready")).status_code == 200
         redis.stop()
-        down = await client.get("/health/ready")
+        down = await internal.get("/health/ready")
         assert down.status_code == 503 and down.json()["failed"] == ["redis"]
         # Search degrades to the database instead of failing.
         during = await client.get("/search/vendors", params={"q": "anything"})
@@ -197,7 +202,7 @@ async def test_redis_outage_turns_ready_503_while_search_keeps_answering(
         redis.start()
 
         async def recovered() -> bool:
-            return (await client.get("/health/ready")).status_code == 200
+            return (await internal.get("/health/ready")).status_code == 200
 
         await eventually(recovered, what="readiness after Redis came back")
         await client.get("/search/vendors", params={"q": "anything"})

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import nats
+import nats.js.errors
 import orjson
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from services.common.migrations import apply_migrations
+from services.common.nats_client import (
+    VENDOR_STATE_STREAM,
+    ensure_streams,
+    new_event,
+    vendor_state_subject,
+)
 from services.vendor_management import repository
 from services.vendor_management.app import create_app
+from services.vendor_management.outbox import OutboxRelay, record_event
 from services.vendor_management.settings import Settings
 from tests.services.marketplace import Servers, bearer, eventually
+
+MIGRATIONS = Path(repository.__file__).parent / "migrations"
 
 
 @dataclass
@@ -143,7 +157,7 @@ async def test_bad_input_is_422_with_a_reason(
 
 
 async def test_an_event_committed_before_a_crash_is_published_on_restart(
-    servers: Servers, serve: Any, nats_url: str
+    servers: Servers, serve: Any, serve_service: Any, nats_url: str
 ) -> None:
     settings = await servers.vendor_settings(outbox_poll_seconds=0.2)
     # First run: apply the schema only.
@@ -157,7 +171,7 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
         )
         assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
         # A replica starting later publishes it.
-        url = await serve(create_app(settings))
+        _, internal_url = await serve_service(create_app(settings))
         events = await stream_events(nats_url, 1)
         assert events[0][0]["data"]["id"] == str(row["id"])
 
@@ -165,11 +179,94 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
             return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
         await eventually(marked, what="outbox row marked published")
-        async with httpx.AsyncClient(base_url=url) as client:
+        async with httpx.AsyncClient(base_url=internal_url) as client:
             health = (await client.get("/health")).json()
         assert health["details"]["outbox"] == {"pending": 0, "oldest_seconds": 0.0}
     finally:
         await pool.close()
+
+
+async def test_a_failed_publish_keeps_the_marks_of_the_rows_published_before_it(
+    servers: Servers, serve: Any, nats_url: str
+) -> None:
+    settings = await servers.vendor_settings(outbox_poll_seconds=60)
+    await serve(create_app(settings))  # the schema and the stream; its relay sleeps between polls
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    nc = await nats.connect(nats_url)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            first = await record_event(conn, "vendor.created", {"id": "a", "version": 1})
+            # No stream takes this subject: JetStream refuses it, as it would while NATS is away.
+            await record_event(conn, "vendor.misrouted", {"id": "b", "version": 1})
+            await record_event(conn, "vendor.created", {"id": "c", "version": 1})
+        relay = OutboxRelay(pool, nc.jetstream(), poll_seconds=60, batch_size=10)
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await relay.publish_pending()
+        pending = await pool.fetch("SELECT id, subject FROM outbox WHERE published_at IS NULL ORDER BY seq")
+        # The first row reached JetStream and stays marked: it is not sent again on the next pass.
+        assert [r["subject"] for r in pending] == ["vendor.misrouted", "vendor.created"]
+        assert str(pending[0]["id"]) != first
+        assert (await nc.jetstream().stream_info("VENDORS")).state.messages == 1
+
+        await pool.execute("UPDATE outbox SET subject = 'vendor.updated' WHERE subject = 'vendor.misrouted'")
+        assert await relay.publish_pending() == 2
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        assert (await nc.jetstream().stream_info("VENDORS")).state.messages == 3
+    finally:
+        await nc.close()
+        await pool.close()
+
+
+async def test_vendors_from_before_the_state_stream_are_backfilled_once_never_over_a_newer_state(
+    servers: Servers, serve: Any, nats_url: str, tmp_path: Path
+) -> None:
+    settings = await servers.vendor_settings()
+    # The database as the release before VENDOR_STATE left it: the first migration, three vendors.
+    old = tmp_path / "migrations"
+    old.mkdir()
+    shutil.copy(MIGRATIONS / "0001_vendors.sql", old)
+    conn = await asyncpg.connect(settings.database_url)
+    vendors = [uuid.uuid4() for _ in range(3)]
+    try:
+        await apply_migrations(conn, "vendor-management", old)
+        for vendor in vendors:
+            await conn.execute(
+                "INSERT INTO vendors (id, owner_id, name, category, version) VALUES ($1, $2, $3, 'food', 4)",
+                vendor,
+                uuid.uuid4(),
+                "Old",
+            )
+    finally:
+        await conn.close()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    try:
+        await ensure_streams(js, VENDOR_STATE_STREAM)
+        # The relay of a replica already on the new release published a newer change of one vendor.
+        newer = new_event("vendor.updated", {"id": str(vendors[0]), "version": 5, "name": "Renamed"})
+        await js.publish(vendor_state_subject(str(vendors[0])), orjson.dumps(newer))
+        await serve(create_app(settings))
+
+        async def backfilled() -> bool:
+            return (await js.stream_info(VENDOR_STATE_STREAM.name)).state.messages == 3
+
+        await eventually(backfilled, what="every vendor in VENDOR_STATE")
+        latest = {}
+        for vendor in vendors:
+            msg = await js.get_last_msg(VENDOR_STATE_STREAM.name, vendor_state_subject(str(vendor)))
+            assert msg.data is not None
+            latest[vendor] = orjson.loads(msg.data)["data"]
+        assert latest[vendors[0]]["version"] == 5 and latest[vendors[0]]["name"] == "Renamed"
+        assert [latest[v]["version"] for v in vendors[1:]] == [4, 4]
+        assert latest[vendors[1]]["owner_id"] and latest[vendors[1]]["active"] is True
+
+        # Once per database: a replica starting later publishes nothing again.
+        last = (await js.stream_info(VENDOR_STATE_STREAM.name)).state.last_seq
+        await serve(create_app(settings))
+        await asyncio.sleep(0.5)
+        assert (await js.stream_info(VENDOR_STATE_STREAM.name)).state.last_seq == last
+    finally:
+        await nc.close()
 
 
 async def test_published_outbox_rows_go_after_the_retention_period_pending_ones_never(

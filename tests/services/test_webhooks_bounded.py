@@ -66,11 +66,12 @@ async def test_a_gzip_bomb_answer_leaves_the_workers_memory_where_it_was(
     receiver.answer_headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
     assert len(receiver.answer) < 300 * 1024
     await receiver.start()
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     env = {
         "SERVICE_NAME": "webhooks",
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "INTERNAL_PORT": str(internal_port),
         "DATABASE_URL": await new_database(),
         "NATS_SERVERS": nats_url,
         "JWT_PUBLIC_KEY": public_pem,
@@ -82,7 +83,7 @@ async def test_a_gzip_bomb_answer_leaves_the_workers_memory_where_it_was(
     # The worker runs as in its container (python -m services webhooks): its memory is its own.
     proc = start_service(SERVICES["webhooks"], env)
     try:
-        await asyncio.to_thread(wait_ready, port, proc, "webhooks", 60)
+        await asyncio.to_thread(wait_ready, internal_port, proc, "webhooks", 60)
         started_mib = peak_rss_mib(proc.pid)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             hooks = Hooks(http, TokenIssuer(signing_seed, 900), nats_url, env["DATABASE_URL"])

@@ -28,6 +28,7 @@ _REFUSALS = {
     UpdateStatus.INACTIVE: (409, "vendor is inactive"),
     UpdateStatus.OUT_OF_ORDER: (409, "a newer position of this vendor is already recorded"),
 }
+_RETRY_SOON = {"Retry-After": "1"}
 
 
 async def get_store(request: Request) -> LocationStore:
@@ -112,6 +113,7 @@ async def nearby(request: Request) -> Response:
 async def report_position(
     vendor_id: Annotated[str, Path(min_length=1, max_length=64)],
     body: PositionIn,
+    request: Request,
     user: CurrentUser,
     store: Store,
     settings: Config,
@@ -121,6 +123,9 @@ async def report_position(
     now = time.time()
     ts = fix_time(body, settings, now)
     status = await store.update(vendor_id, user.user_id, body.lon, body.lat, ts, body.accuracy_m, now)
+    if status is UpdateStatus.LOADING:
+        request.app.state.vendor_rebuild.wake()
+        raise HTTPException(503, "vendor data is being reloaded; retry shortly", headers=_RETRY_SOON)
     if status is not UpdateStatus.ACCEPTED:
         code, reason = _REFUSALS[status]
         raise HTTPException(code, reason)
