@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,10 +167,11 @@ class ApiServer(Server):
         sa_key: Path,
         network: ClusterNetwork,
         users: Mapping[str, tuple[str, tuple[str, ...]]],
+        flags: Sequence[str] = (),
     ) -> None:
         super().__init__(network.address)
         self.bin_dir, self.etcd_url, self.token, self.sa_key = bin_dir, etcd_url, token, sa_key
-        self.network = network
+        self.network, self.flags = network, list(flags)
         lines = [f"{token},venta-admin,venta-admin,system:masters"]
         lines += [f'{secret},{user},{user},"{",".join(groups)}"' for user, (secret, groups) in users.items()]
         (self.dir / "tokens.csv").write_text("\n".join(lines) + "\n")
@@ -215,6 +216,7 @@ class ApiServer(Server):
             "InternalIP",
             # On loopback the "kubernetes" Service's endpoints would point at an address validation refuses.
             *([] if self.network.real_nodes else ["--endpoint-reconciler-type", "none"]),
+            *self.flags,
         ]
 
     def _ready(self) -> None:
@@ -470,6 +472,7 @@ def start_cluster(
     network: ClusterNetwork | None = None,
     users: Mapping[str, tuple[str, ...]] | None = None,
     volumes_root: Path = VOLUMES_ROOT,
+    apiserver_flags: Sequence[str] = (),
 ) -> LocalCluster:
     """Start the control plane and kwok with ``nodes`` simulated nodes; return once they are Ready
     and controllers run. ``users`` (name -> groups) get static tokens, in ``cluster.tokens``."""
@@ -485,7 +488,7 @@ def start_cluster(
         cluster.servers.append(etcd)
         etcd.start()
         user_tokens = {user: (cluster.tokens[user], tuple(groups)) for user, groups in (users or {}).items()}
-        apiserver = ApiServer(bin_dir, etcd.url, token, sa_key, network, user_tokens)
+        apiserver = ApiServer(bin_dir, etcd.url, token, sa_key, network, user_tokens, apiserver_flags)
         cluster.servers.append(apiserver)
         apiserver.start()
         cluster.api_url, cluster.ca_pem = apiserver.url, apiserver.ca_file.read_bytes()

@@ -132,11 +132,12 @@ def cni_template(paths: NodePaths) -> str:
     return json.dumps(conf, indent=2)
 
 
-def kubelet_config(paths: NodePaths, network: NodeNetwork) -> dict[str, Any]:
+def kubelet_config(paths: NodePaths, network: NodeNetwork, client_ca: Path) -> dict[str, Any]:
     """The kubelet's configuration.
 
-    - Its API (exec, logs) listens only on the node's address, which only this machine reaches; the
-      API server calls it without a client certificate, so it admits anonymous requests.
+    - Its API (exec, logs) listens on the node's address; callers prove who they are with a client
+      certificate of ``client_ca`` (the API server's, pki.py) or a token, and the API server decides
+      what they may do (webhook authentication and authorization, as kubeadm sets them).
     - protectKernelDefaults: it checks, not sets, the kernel settings it wants (``vm.overcommit_memory``,
       ``kernel.panic``, ...), which are machine-wide; the node is a guest on this machine and sees the
       values it expects (node.py).
@@ -151,8 +152,12 @@ def kubelet_config(paths: NodePaths, network: NodeNetwork) -> dict[str, Any]:
         "readOnlyPort": 0,
         "healthzBindAddress": network.node_ip,
         "healthzPort": KUBELET_HEALTHZ_PORT,
-        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
-        "authorization": {"mode": "AlwaysAllow"},
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(client_ca)},
+        },
+        "authorization": {"mode": "Webhook"},
         "cgroupDriver": "cgroupfs",
         "cgroupRoot": f"/{NODE_NAME}",
         "clusterDNS": [network.dns_ip],

@@ -41,14 +41,20 @@ def _reader_role(name: str, rules: list[tuple[str, list[str]]]) -> Manifest:
     }
 
 
-def _binding(name: str, subject: Manifest) -> Manifest:
+def _binding(name: str, subject: Manifest, role: str | None = None) -> Manifest:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role or name},
         "subjects": [subject],
     }
+
+
+def api_server_to_kubelet(user: str) -> list[Manifest]:
+    """The API server's kubelet client may use every kubelet API (exec, logs, ...), as in kubeadm."""
+    subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+    return [_binding("venta:kubelet-api-admin", subject, role="system:kubelet-api-admin")]
 
 
 def kube_router_access() -> list[Manifest]:

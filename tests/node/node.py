@@ -36,8 +36,9 @@ from tests.images.daemon import Docker
 from tests.node import configs, host
 from tests.node.configs import NODE_NAME, NodePaths
 from tests.node.images import PAUSE, Ctr, coredns_reference, import_images, scratch_image
-from tests.node.manifests import KUBE_ROUTER_USER, cluster_dns, kube_router_access
+from tests.node.manifests import KUBE_ROUTER_USER, api_server_to_kubelet, cluster_dns, kube_router_access
 from tests.node.netns import NodeNetwork, node_network
+from tests.node.pki import API_SERVER_CLIENT, KubeletClientPki, kubelet_client_pki
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLCHAIN_SCRIPT = REPO / "scripts" / "toolchain" / "build-node.sh"
@@ -106,6 +107,7 @@ class RealNode:
     paths: NodePaths
     ctr: Ctr
     dns_image: str
+    pki: KubeletClientPki
     daemons: list[NodeDaemon] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     imported: list[str] = field(default_factory=list)
@@ -196,7 +198,8 @@ def _start_containerd(node: RealNode, node_bin: Path) -> None:
 def _start_kubelet(node: RealNode, node_bin: Path) -> None:
     paths, network = node.paths, node.network
     config = paths.state / "kubelet.yaml"
-    config.write_text(yaml.safe_dump(configs.kubelet_config(paths, network)))
+    config.write_text(yaml.safe_dump(configs.kubelet_config(paths, network, node.pki.ca)))
+    node.cluster.apply(api_server_to_kubelet(API_SERVER_CLIENT))
     kubeconfig = _kubeconfig(node.cluster, NODE_USER, paths.state / "kubelet.kubeconfig")
     kubelet = [
         str(node_bin / "kubelet"),
@@ -273,6 +276,7 @@ def running_node(
             began = time.monotonic()
             paths.state.mkdir(parents=True)
             _prepare_volumes(paths)
+            pki = kubelet_client_pki(paths.state / "kubelet-client-pki")
             cluster = start_cluster(
                 cluster_bin,
                 nodes=0,
@@ -284,10 +288,13 @@ def running_node(
                 ),
                 users=NODE_USERS,
                 volumes_root=paths.volumes,
+                apiserver_flags=[
+                    f"--kubelet-client-certificate={pki.certificate}",
+                    f"--kubelet-client-key={pki.key}",
+                ],
             )
-            node = RealNode(
-                cluster, network, paths, Ctr(paths.containerd_socket), coredns_reference(node_bin)
-            )
+            ctr, dns = Ctr(paths.containerd_socket), coredns_reference(node_bin)
+            node = RealNode(cluster, network, paths, ctr, dns, pki)
             node.timings["control plane ready"] = time.monotonic() - began
             try:
                 _start_node(node, node_bin, docker, images)

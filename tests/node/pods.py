@@ -94,21 +94,37 @@ def run_python(
 
 
 CONNECT = """
-import socket, sys
-host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-try:
-    socket.create_connection((host, port), timeout=timeout).close()
-    print("connected")
-except OSError as exc:
-    print(type(exc).__name__, exc)
+import concurrent.futures, json, socket, sys
+
+targets, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
+
+
+def attempt(target):
+    host, port = target
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return "connected"
+    except OSError as exc:
+        return f"{type(exc).__name__} {exc}"
+
+
+with concurrent.futures.ThreadPoolExecutor(len(targets) or 1) as pool:
+    print(json.dumps(list(pool.map(attempt, targets))))
 """
 
 
-def connect(cluster: LocalCluster, namespace: str, pod: str, host: str, port: int, timeout: float = 3) -> str:
-    """``connected``, or why a TCP connection from inside the pod failed (a refused policy drops
-    packets, so that is a timeout)."""
-    script = f"import sys; sys.argv = ['', {host!r}, '{port}', '{timeout}']\n{CONNECT}"
-    done = run_python(cluster, namespace, pod, script, timeout=timeout + 30)
+def connect_all(
+    cluster: LocalCluster, namespace: str, pod: str, targets: list[tuple[str, int]], timeout: float = 3
+) -> dict[tuple[str, int], str]:
+    """Target -> ``connected``, or why a TCP connection to it from inside the pod failed (a policy
+    rejects at once: kube-router answers with a reset or an ICMP error rather than dropping)."""
+    script = f"import sys; sys.argv = ['', {json.dumps(targets)!r}, '{timeout}']\n{CONNECT}"
+    done = run_python(cluster, namespace, pod, script, timeout=timeout + 60)
     if done.returncode != 0:
         raise AssertionError(f"exec in {namespace}/{pod} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
+    results: list[str] = json.loads(done.stdout)
+    return dict(zip(targets, results, strict=True))
+
+
+def connect(cluster: LocalCluster, namespace: str, pod: str, host: str, port: int, timeout: float = 3) -> str:
+    return connect_all(cluster, namespace, pod, [(host, port)], timeout)[(host, port)]
