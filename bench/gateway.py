@@ -50,7 +50,6 @@ from localdev.services import (
     pick_ports,
     prepare_databases,
     service_env,
-    settings_class,
     start_service,
     stop_all,
     wait_ready,
@@ -153,7 +152,7 @@ def main() -> int:
         seed = generate_seed()
         stack.callback(stop_all, procs)
         for entry in entries:
-            env = service_env(entry, settings_class(entry), urls, ports, seed, scratch) | BENCH_ENV
+            env = service_env(entry, urls, ports, seed, scratch) | BENCH_ENV
             procs[entry.name] = start_service(entry, env)
         for entry in entries:
             wait_ready(ports[entry.name].internal, procs[entry.name], entry.name)

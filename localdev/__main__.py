@@ -2,8 +2,8 @@
 
 Starts throwaway PostgreSQL, Redis and NATS (or uses ``TEST_DATABASE_URL``/``TEST_REDIS_URL``/
 ``TEST_NATS_URL`` when set), a database per service, a fresh Ed25519 dev key pair, then each service as
-``python -m services <name>`` (the container command) with the environment its Settings class asks
-for, waits until each is ready, prints the URLs, and on Ctrl-C/SIGTERM stops everything it started.
+``python -m services <name>`` (the container command) with the environment its catalog entry implies,
+waits until each is ready, prints the URLs, and on Ctrl-C/SIGTERM stops everything it started.
 Clients need one address, the gateway's (HTTP and the WebSocket under ``/api/``); each service's
 internal port (probes, metrics, ``/docs``) is printed beside it.
 """
@@ -24,7 +24,6 @@ from localdev.services import (
     pick_ports,
     prepare_databases,
     service_env,
-    settings_class,
     start_service,
     stop_all,
     wait_ready,
@@ -48,14 +47,11 @@ def run(names: list[str], free_ports: bool, stop_after: float | None = None) -> 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as stack, data_stores(stack) as urls:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="venta-local-")))
-        classes = {e.name: settings_class(e) for e in entries}
         urls.update(prepare_databases(urls["postgres"], entries))
         stack.callback(stop_all, procs)
         # All at once (the gateway's readiness does not depend on its upstreams), then wait for each.
         for entry in entries:
-            procs[entry.name] = start_service(
-                entry, service_env(entry, classes[entry.name], urls, ports, seed, scratch)
-            )
+            procs[entry.name] = start_service(entry, service_env(entry, urls, ports, seed, scratch))
         for entry in entries:
             wait_ready(ports[entry.name].internal, procs[entry.name], entry.name)
         print("\nVenta is running locally (Ctrl-C stops everything):", flush=True)

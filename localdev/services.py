@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,26 +23,16 @@ import asyncpg
 import httpx
 
 from localdev.servers import die_with_parent, free_port, running
-from services.api_gateway.routes_table import ROUTES, upstream_internal_setting, upstream_setting
-from services.catalog import ServiceEntry
+from services.api_gateway.routes_table import upstream_internal_setting
+from services.catalog import SERVICES, Service
 from services.common.auth import public_pem_from_seed
-from services.common.settings import (
-    DatabaseSettings,
-    JwtSettings,
-    JwtSigningSettings,
-    NatsSettings,
-    RedisSettings,
-    ServiceSettings,
-)
+from services.common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOSED_PORT = 9  # "discard": nothing listens there on a dev machine
-# Settings a service needs beyond the shared ones, given a scratch directory. One line per service.
-DEV_ENV: dict[str, Callable[[Path], dict[str, str]]] = {
-    "file-management": lambda scratch: {"STORAGE_DIR": str(scratch / "files")},
-    # Local webhook receivers listen on loopback, which the SSRF guard refuses by default.
-    "webhooks": lambda _: {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"},
-}
+# What a local run sets differently from a cluster, for any service whose catalog entry reads it:
+# local webhook receivers listen on loopback, which the SSRF guard refuses by default.
+LOCAL_ENV = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
 
 
 @dataclass(frozen=True)
@@ -51,27 +41,22 @@ class Ports:
     internal: int  # INTERNAL_PORT: probes, metrics, docs
 
 
-def pick_ports(entries: list[ServiceEntry], free_ports: bool) -> dict[str, Ports]:
+def pick_ports(entries: list[Service], free_ports: bool) -> dict[str, Ports]:
     """The catalog's dev ports (8080 and up, 9080 and up), or free ones."""
     if free_ports:
         return {e.name: Ports(free_port(), free_port()) for e in entries}
     return {e.name: Ports(e.dev_port, e.dev_internal_port) for e in entries}
 
 
-def settings_class(entry: ServiceEntry) -> type[ServiceSettings]:
+def settings_class(entry: Service) -> type[ServiceSettings]:
     cls: type[ServiceSettings] = importlib.import_module(f"services.{entry.package}.settings").Settings
     return cls
 
 
 def service_env(
-    entry: ServiceEntry,
-    cls: type[ServiceSettings],
-    urls: dict[str, str],
-    ports: dict[str, Ports],
-    seed: str,
-    scratch: Path,
+    entry: Service, urls: dict[str, str], ports: dict[str, Ports], seed: str, scratch: Path
 ) -> dict[str, str]:
-    """The environment of one service, derived from the mixins of its Settings class."""
+    """The environment of one service on this machine, derived from its catalog entry."""
     env = {
         "SERVICE_NAME": entry.name,
         "PORT": str(ports[entry.name].public),
@@ -79,27 +64,29 @@ def service_env(
         "HOST": "127.0.0.1",
         "ENVIRONMENT": "local",
         "API_DOCS": "true",
+        "JWT_PUBLIC_KEY": public_pem_from_seed(seed),
         # No balancer in front of a local run: nothing to drain for, Ctrl-C stops at once.
         "SHUTDOWN_DRAIN_SECONDS": "0",
     }
-    if issubclass(cls, DatabaseSettings):
+    if entry.database:
         env["DATABASE_URL"] = urls[f"db:{entry.name}"]
-    if issubclass(cls, RedisSettings):
+    if entry.redis:
         env["REDIS_URL"] = urls["redis"]
-    if issubclass(cls, NatsSettings):
+    if entry.nats:
         env["NATS_SERVERS"] = urls["nats"]
-    if issubclass(cls, JwtSettings):
-        env["JWT_PUBLIC_KEY"] = public_pem_from_seed(seed)
-    if issubclass(cls, JwtSigningSettings):
+    if entry.signs_tokens:
         env["JWT_SIGNING_SEED"] = seed
-    for route in ROUTES:
-        if upstream_setting(route.service) in cls.model_fields:
-            # A service left out of this run gets a closed port: its routes answer 502, the rest work.
-            upstream = ports.get(route.service, Ports(CLOSED_PORT, CLOSED_PORT))
-            env[upstream_setting(route.service).upper()] = f"http://127.0.0.1:{upstream.public}"
-            # Each local service has its own internal port (in a cluster they all share one).
-            env[upstream_internal_setting(route.service).upper()] = f"http://127.0.0.1:{upstream.internal}"
-    env.update(DEV_ENV.get(entry.name, lambda _: {})(scratch))
+    if entry.public_entry:
+        for upstream in SERVICES.values():
+            if not upstream.public_entry:
+                # A service left out of this run gets a closed port: its routes answer 502, the rest work.
+                port = ports.get(upstream.name, Ports(CLOSED_PORT, CLOSED_PORT))
+                env[f"UPSTREAM_{upstream.env_suffix}"] = f"http://127.0.0.1:{port.public}"
+                # Each local service has its own internal port (in a cluster they all share one).
+                env[upstream_internal_setting(upstream.name).upper()] = f"http://127.0.0.1:{port.internal}"
+    if entry.file_storage:
+        env["STORAGE_DIR"] = str(scratch / "files")
+    env.update({key: LOCAL_ENV.get(key, default) for key, default in entry.env})
     return env
 
 
@@ -153,7 +140,7 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def start_service(entry: ServiceEntry, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_service(entry: Service, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "services", entry.name],
         cwd=ROOT,
@@ -162,8 +149,8 @@ def start_service(entry: ServiceEntry, env: dict[str, str]) -> subprocess.Popen[
     )
 
 
-def prepare_databases(admin_url: str, entries: list[ServiceEntry]) -> dict[str, str]:
-    """A database per service whose settings need one: ``{"db:<service>": url}``."""
-    with_db = [e for e in entries if issubclass(settings_class(e), DatabaseSettings)]
+def prepare_databases(admin_url: str, entries: list[Service]) -> dict[str, str]:
+    """A database per service that has one in the catalog: ``{"db:<service>": url}``."""
+    with_db = [e for e in entries if e.database]
     databases = asyncio.run(create_databases(admin_url, [f"venta_{e.package}" for e in with_db]))
     return {f"db:{e.name}": databases[f"venta_{e.package}"] for e in with_db}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# The prod scaling table from the deployment guide: replicas and the HPA utilisation targets (%).
-# None means the guide fixes only the minimum.
+# The prod scaling table the platform was specified with: replicas and the HPA utilisation targets (%).
+# None means only the minimum is fixed (the gateway and the other services run at least 2).
 PROD_SCALING_TABLE: dict[str, dict[str, Any]] = {
     "user-management": {"min": 2, "max": 5, "cpu": 70, "memory": 80},
     "vendor-management": {"min": 2, "max": 5, "cpu": 70, "memory": 80},

@@ -277,7 +277,7 @@ RULES: tuple[Rule, ...] = (
     _s(
         "scaling-table",
         "venta",
-        "HPAs carry the prod scaling table (replicas and CPU/memory targets) from the deployment guide.",
+        "HPAs carry the prod scaling table (replicas and CPU/memory targets) in policy/constants.py.",
         scaling.check_scaling_table,
         config={"table": {"type": "object", "default": PROD_SCALING_TABLE}},
     ),

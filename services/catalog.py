@@ -1,7 +1,12 @@
-"""The services this repo builds: Kubernetes name -> Python package (docs/contracts.md).
+"""The one list of services: what each is called, where its code lives and what it needs to run.
 
-``python -m services <name>``, the local runner and the tests read this table; adding a service is
-one line here (plus its route line in ``services/api_gateway/routes_table.py`` if it is public).
+``python -m services <name>``, the local run, ``stacks/`` (which services a stack configures) and
+``infra/`` (what to wire to each service) read this table; so do the tests that hold
+docker-compose.yml, the deploy workflow's image matrix and the gateway's route table to it. It imports
+nothing from the project (shared/DESIGN.md: the one part of services/ that infra/ and stacks/ may
+import). A new service is one line in ``SERVICES``, its package under services/ and its route in
+``services/api_gateway/routes_table.py``; every other list of services is derived from this table or
+fails a test until it agrees.
 ``SHUTDOWN`` holds how long each step of stopping a service takes, read by the services' settings and
 by the pod spec (its preStop hook and termination grace period), so the two cannot disagree.
 """
@@ -10,12 +15,54 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# NATS subjects (docs/contracts.md, "NATS subjects and streams").
+VENDOR_EVENTS = ("vendor.created", "vendor.updated", "vendor.deleted")
+LOCATION_UPDATED = "location.updated"
+
+# Defaults that a stack's settings and the services' own settings share, so that a service started
+# without a stack behaves as one deployed with the stack's defaults.
+DB_POOL_MIN = 2
+DB_POOL_MAX = 10
+# PostgreSQL's default max_connections is 100: one pool may never ask for more.
+DB_POOL_MAX_LIMIT = 100
+# A vendor that has not reported its location for this long drops out of every result.
+LOCATION_STALE_AFTER_SECONDS = 120
+
 
 @dataclass(frozen=True)
-class ServiceEntry:
-    name: str  # Kubernetes name and SERVICE build arg
+class Service:
+    name: str  # Kubernetes name, SERVICE build arg, NATS user and queue / durable-consumer name
     package: str  # module under services/
     dev_port: int  # port of the local run (python -m localdev)
+    area: str  # marketplace, location, communication or infrastructure (the `component` label)
+    database: bool = False  # its own PostgreSQL database and role
+    redis: bool = False
+    publishes: tuple[str, ...] = ()  # NATS subjects
+    consumes: tuple[str, ...] = ()  # NATS subjects
+    # Consumes through JetStream durable consumers named `<name>[-<suffix>]` (alerts watch their backlog).
+    durable_consumer: bool = False
+    # Holds JWT_SIGNING_SEED and signs access tokens; every service gets the public key.
+    signs_tokens: bool = False
+    file_storage: bool = False  # uploads on a volume at STORAGE_DIR
+    internet_egress: bool = False  # connects to public addresses (webhook targets)
+    # The public entry: the only service reached from outside, and the one that calls every other one.
+    public_entry: bool = False
+    # Environment beyond what the flags above imply, with its default value.
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def nats(self) -> bool:
+        return bool(self.publishes or self.consumes)
+
+    @property
+    def env_suffix(self) -> str:
+        """`user-management` -> `USER_MANAGEMENT`, as in `UPSTREAM_USER_MANAGEMENT`."""
+        return self.name.upper().replace("-", "_")
+
+    @property
+    def database_name(self) -> str:
+        """PostgreSQL identifiers cannot hold `-` unquoted, so `vendor-management` -> `vendor_management`."""
+        return self.name.replace("-", "_")
 
     @property
     def dev_internal_port(self) -> int:
@@ -23,17 +70,55 @@ class ServiceEntry:
         return self.dev_port + 1000
 
 
-SERVICES: dict[str, ServiceEntry] = {
+SERVICES: dict[str, Service] = {
     entry.name: entry
     for entry in (
-        ServiceEntry("api-gateway", "api_gateway", 8080),
-        ServiceEntry("user-management", "user_management", 8081),
-        ServiceEntry("vendor-management", "vendor_management", 8082),
-        ServiceEntry("search-discovery", "search_discovery", 8083),
-        ServiceEntry("geolocation", "geolocation", 8084),
-        ServiceEntry("real-time", "real_time", 8085),
-        ServiceEntry("webhooks", "webhooks", 8086),
-        ServiceEntry("file-management", "file_management", 8087),
+        Service("api-gateway", "api_gateway", 8080, "infrastructure", redis=True, public_entry=True),
+        Service("user-management", "user_management", 8081, "marketplace", database=True, signs_tokens=True),
+        Service(
+            "vendor-management",
+            "vendor_management",
+            8082,
+            "marketplace",
+            database=True,
+            publishes=VENDOR_EVENTS,
+        ),
+        Service(
+            "search-discovery",
+            "search_discovery",
+            8083,
+            "marketplace",
+            database=True,
+            redis=True,
+            consumes=VENDOR_EVENTS,
+            durable_consumer=True,
+        ),
+        Service(
+            "geolocation",
+            "geolocation",
+            8084,
+            "location",
+            redis=True,
+            publishes=(LOCATION_UPDATED,),
+            consumes=VENDOR_EVENTS,
+            durable_consumer=True,
+            env=(("LOCATION_STALE_AFTER_SECONDS", str(LOCATION_STALE_AFTER_SECONDS)),),
+        ),
+        Service("real-time", "real_time", 8085, "location", consumes=(LOCATION_UPDATED,)),
+        Service(
+            "webhooks",
+            "webhooks",
+            8086,
+            "communication",
+            database=True,
+            consumes=(*VENDOR_EVENTS, LOCATION_UPDATED),
+            durable_consumer=True,
+            internet_egress=True,
+            env=(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false"),),
+        ),
+        Service(
+            "file-management", "file_management", 8087, "infrastructure", database=True, file_storage=True
+        ),
     )
 }
 

@@ -16,7 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from stacks.catalog import SERVICE_NAMES, ServiceName
+from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN, LOCATION_STALE_AFTER_SECONDS
+from stacks.catalog import SERVICE_NAMES, SERVICES, ServiceName
 from stacks.monitoring import DEV_THRESHOLDS, AlertThresholds
 from stacks.quantities import cpu_millis, memory_bytes
 
@@ -302,9 +303,10 @@ class StackSettings(Settings):
     postgres: Postgres
     redis: Redis
     nats: Nats
-    db_pool_min: Annotated[int, Field(ge=0, le=100)] = 2
-    db_pool_max: Annotated[int, Field(ge=1, le=100)] = 10
-    location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = 120
+    # The defaults are the services' own (services/catalog.py), so a stack that sets nothing changes nothing.
+    db_pool_min: Annotated[int, Field(ge=0, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MIN
+    db_pool_max: Annotated[int, Field(ge=1, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MAX
+    location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = LOCATION_STALE_AFTER_SECONDS
     secrets: Secrets = Secrets()
 
     @model_validator(mode="after")
@@ -312,11 +314,12 @@ class StackSettings(Settings):
         missing = [name for name in SERVICE_NAMES if name not in self.services]
         if missing:
             raise allowed_error(f"settings for every service; missing {', '.join(missing)}", "services")
-        files = self.services["file-management"]
-        if files.max_pods > 1 and self.storage.files_access_mode != "ReadWriteMany":
-            raise allowed_error(
-                "ReadWriteMany when file-management can run more than one pod", "storage.filesAccessMode"
-            )
+        for spec in SERVICES:
+            shared = spec.file_storage and self.services[spec.name].max_pods > 1
+            if shared and self.storage.files_access_mode != "ReadWriteMany":
+                raise allowed_error(
+                    f"ReadWriteMany when {spec.name} can run more than one pod", "storage.filesAccessMode"
+                )
         if self.db_pool_min > self.db_pool_max:
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
         return self
@@ -324,3 +327,8 @@ class StackSettings(Settings):
     @property
     def environment(self) -> str:
         return self.profile
+
+    @property
+    def service_environment(self) -> dict[str, str]:
+        """Values this stack gives the catalog's extra environment (`env`) of any service that reads it."""
+        return {"LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds)}

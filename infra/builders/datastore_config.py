@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from infra.builders import names
+
 REPLICATION_USER = "replicator"
 NATS_CLUSTER_USER = "cluster"
 
@@ -39,7 +41,7 @@ POSTGRES_REPLICATION_HBA = (
 def redis_conf(password: str | None, append_only: bool) -> str:
     lines = [
         "bind 0.0.0.0 -::*",
-        "port 6379",
+        f"port {names.REDIS_PORT}",
         "dir /data",
         f"appendonly {'yes' if append_only else 'no'}",
         "appendfsync everysec",
@@ -59,12 +61,15 @@ def nats_conf(
     replicas: int,
     store_bytes: int,
     cluster_password: str | None,
+    app: str = names.NATS,
 ) -> str:
-    """JetStream on every server; a route mesh with its own credentials when there is more than one."""
+    """JetStream on every server; a route mesh with its own credentials when there is more than one.
+    `app` is the StatefulSet's name: the servers find each other by their pods' names."""
+    ports = names.NATS_PORTS
     lines = [
         "server_name: $POD_NAME",
-        "listen: 0.0.0.0:4222",
-        "http: 0.0.0.0:8222",
+        f"listen: 0.0.0.0:{ports['client']}",
+        f"http: 0.0.0.0:{ports['monitor']}",
         "lame_duck_duration: 30s",
         "jetstream {",
         "  store_dir: /data",
@@ -80,9 +85,15 @@ def nats_conf(
     if replicas > 1:
         auth = f"{NATS_CLUSTER_USER}:{cluster_password}@" if cluster_password else ""
         routes = ", ".join(
-            f"nats://{auth}nats-{i}.nats-headless.{namespace}.svc:6222" for i in range(replicas)
+            f"nats://{auth}{names.pod_address(app, i)}.{namespace}.svc:{ports['cluster']}"
+            for i in range(replicas)
         )
-        lines += ["cluster {", "  name: venta", "  listen: 0.0.0.0:6222", f"  routes: [{routes}]"]
+        lines += [
+            "cluster {",
+            "  name: venta",
+            f"  listen: 0.0.0.0:{ports['cluster']}",
+            f"  routes: [{routes}]",
+        ]
         if cluster_password:
             lines.append(
                 f"  authorization {{ user: {NATS_CLUSTER_USER}, password: {json.dumps(cluster_password)} }}"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from stacks.model import Images
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Relative to the project root, where Pulumi runs the program; absolute paths would differ per machine.
 BUILD_CONTEXT = "."
 DOCKERFILE = "services/Dockerfile"
@@ -19,9 +16,15 @@ def image_name(images: Images, service: str) -> str:
 
 def reference(images: Images, service: str) -> str:
     """A prebuilt image, pinned by digest when the stack names one for this service."""
-    digest = images.digests.get(service)  # type: ignore[call-overload]
+    digest = images.digests.get(service)
     return f"{image_name(images, service)}@{digest}" if digest else image_name(images, service)
 
 
 def version(images: Images) -> str:
     return images.tag
+
+
+def tag_of(image: str) -> str:
+    """`postgres:16.4@sha256:...` -> `16.4`; `localhost:5000/x:1` -> `1` (a registry port is no tag)."""
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else "latest"

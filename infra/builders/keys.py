@@ -1,4 +1,7 @@
-"""The token key pair: user-management signs with the Ed25519 seed, everyone verifies with its public key."""
+"""The token key pair: user-management signs with the Ed25519 seed, everyone verifies with its public key.
+
+services/common/auth.py derives the same key for the services; infra imports no service code beyond the
+catalog, so this is a second copy, held to that one by tests/infra/test_builders.py."""
 
 from __future__ import annotations
 

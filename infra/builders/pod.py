@@ -1,7 +1,8 @@
-"""Pod-level specs shared by the services and the data stores: security, resources, probes, spread."""
+"""Pod-level specs shared by every workload: the restricted pod, security, resources, probes, spread."""
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 from stacks.model import Resources
@@ -45,6 +46,37 @@ def container_security(uid: int, gid: int | None = None) -> core.SecurityContext
     )
 
 
+def restricted_pod(
+    account: pulumi.Input[str],
+    containers: list[core.ContainerArgs],
+    volumes: list[core.VolumeArgs],
+    *,
+    uid: int = UID,
+    init_containers: list[core.ContainerArgs] | None = None,
+    grace_seconds: int | None = None,
+    spread: dict[str, str] | None = None,
+    anti_affinity_to: dict[str, str] | None = None,
+    restart_policy: str | None = None,
+) -> core.PodSpecArgs:
+    """Every pod of the stack: the restricted Pod Security profile, its own account without an API token,
+    no service links. `spread` spreads the pods it selects over nodes (topology spread and
+    anti-affinity); `anti_affinity_to` only prefers nodes without the pods it selects."""
+    affinity = spread or anti_affinity_to
+    return core.PodSpecArgs(
+        service_account_name=account,
+        automount_service_account_token=False,
+        enable_service_links=False,
+        security_context=pod_security(uid),
+        restart_policy=restart_policy,
+        termination_grace_period_seconds=grace_seconds,
+        init_containers=init_containers,
+        containers=containers,
+        volumes=volumes,
+        topology_spread_constraints=topology_spread(spread) if spread else None,
+        affinity=anti_affinity(affinity) if affinity else None,
+    )
+
+
 def scratch_volume(name: str = TMP_VOLUME, size: str = "64Mi") -> core.VolumeArgs:
     """A size-capped emptyDir: the writable place a read-only root filesystem still needs."""
     return core.VolumeArgs(name=name, empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=size))
@@ -54,39 +86,33 @@ def mount(name: str, path: str, read_only: bool = False, sub_path: str | None = 
     return core.VolumeMountArgs(name=name, mount_path=path, read_only=read_only or None, sub_path=sub_path)
 
 
-def http_probe(
-    path: str, port: str | int, initial_delay: int, period: int, failures: int = 3, timeout: int = 3
-) -> core.ProbeArgs:
+def _probe(initial_delay: int, period: int, failures: int, timeout: int, **action: object) -> core.ProbeArgs:
     return core.ProbeArgs(
-        http_get=core.HTTPGetActionArgs(path=path, port=port),
         initial_delay_seconds=initial_delay,
         period_seconds=period,
         timeout_seconds=timeout,
         failure_threshold=failures,
+        **action,  # type: ignore[arg-type]  # exactly one of http_get, exec_, tcp_socket
+    )
+
+
+def http_probe(
+    path: str, port: str | int, initial_delay: int, period: int, failures: int = 3, timeout: int = 3
+) -> core.ProbeArgs:
+    return _probe(
+        initial_delay, period, failures, timeout, http_get=core.HTTPGetActionArgs(path=path, port=port)
     )
 
 
 def exec_probe(command: list[str], initial_delay: int, period: int, failures: int = 3) -> core.ProbeArgs:
-    return core.ProbeArgs(
-        exec_=core.ExecActionArgs(command=command),
-        initial_delay_seconds=initial_delay,
-        period_seconds=period,
-        timeout_seconds=5,
-        failure_threshold=failures,
-    )
+    return _probe(initial_delay, period, failures, 5, exec_=core.ExecActionArgs(command=command))
 
 
 def tcp_probe(port: str | int, initial_delay: int, period: int, failures: int = 3) -> core.ProbeArgs:
-    return core.ProbeArgs(
-        tcp_socket=core.TCPSocketActionArgs(port=port),
-        initial_delay_seconds=initial_delay,
-        period_seconds=period,
-        timeout_seconds=3,
-        failure_threshold=failures,
-    )
+    return _probe(initial_delay, period, failures, 3, tcp_socket=core.TCPSocketActionArgs(port=port))
 
 
-def spread(selector: dict[str, str]) -> list[core.TopologySpreadConstraintArgs]:
+def topology_spread(selector: dict[str, str]) -> list[core.TopologySpreadConstraintArgs]:
     """At most one pod more on any node than on the emptiest; zones balanced where the cluster has them."""
     match = meta.LabelSelectorArgs(match_labels=selector)
     return [
@@ -122,7 +148,7 @@ def anti_affinity(selector: dict[str, str]) -> core.AffinityArgs:
     )
 
 
-def secret_env(name: str, secret: str, key: str | None = None) -> core.EnvVarArgs:
+def secret_env(name: str, secret: pulumi.Input[str], key: str | None = None) -> core.EnvVarArgs:
     return core.EnvVarArgs(
         name=name,
         value_from=core.EnvVarSourceArgs(

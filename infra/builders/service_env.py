@@ -1,15 +1,16 @@
-"""What each service reads from its environment (docs/contracts.md), split into ConfigMap and Secret."""
+"""What each service reads from its environment (docs/contracts.md), split into ConfigMap and Secret.
+
+Derived from the service's catalog entry (services/catalog.py), never from its name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from infra.builders import names
 from stacks.catalog import SERVICES, ServiceSpec
 from stacks.model import StackSettings
-
-PORT = 8000
-STORAGE_DIR = "/data/files"
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,10 @@ class Endpoints:
 
 def endpoints(namespace: str) -> Endpoints:
     return Endpoints(
-        postgres_host=f"postgres.{namespace}.svc",
-        redis_host=f"redis.{namespace}.svc",
+        postgres_host=names.cluster_host(names.POSTGRES, namespace),
+        redis_host=names.cluster_host(names.REDIS, namespace),
         # One address through the client Service: the server tells clients about its cluster peers.
-        nats_urls=(f"nats://nats.{namespace}.svc:4222",),
+        nats_urls=(f"nats://{names.cluster_host(names.NATS, namespace)}:{names.NATS_PORTS['client']}",),
     )
 
 
@@ -34,26 +35,26 @@ def config_data(
     spec: ServiceSpec, settings: StackSettings, where: Endpoints, jwt_public_key: str
 ) -> dict[str, str]:
     """Non-secret environment: goes into the service's ConfigMap."""
-    service = settings.services[spec.name]  # type: ignore[index]
+    service = settings.services[spec.name]
     data = {
         "SERVICE_NAME": spec.name,
-        "PORT": str(PORT),
+        "PORT": str(names.SERVICE_PORT),
         "LOG_LEVEL": service.log_level,
         "ENVIRONMENT": settings.environment,
+        # Public: every service may verify tokens (the gateway does for every non-public route).
         "JWT_PUBLIC_KEY": jwt_public_key,
     }
     if spec.database:
         data |= {"DB_POOL_MIN": str(settings.db_pool_min), "DB_POOL_MAX": str(settings.db_pool_max)}
     if spec.nats:
         data |= {"NATS_SERVERS": ",".join(where.nats_urls), "NATS_QUEUE": spec.name}
-    if spec.name == "api-gateway":
-        data |= {f"UPSTREAM_{s.env_suffix}": f"http://{s.name}" for s in SERVICES if s is not spec}
+    if spec.public_entry:
+        # Through each upstream's Service, on port 80.
+        data |= {f"UPSTREAM_{s.env_suffix}": f"http://{s.name}" for s in SERVICES if not s.public_entry}
     if spec.file_storage:
-        data["STORAGE_DIR"] = STORAGE_DIR
-    if spec.internet_egress:
-        data["WEBHOOK_ALLOW_PRIVATE_TARGETS"] = "false"
-    if spec.name == "geolocation":
-        data["LOCATION_STALE_AFTER_SECONDS"] = str(settings.location_stale_after_seconds)
+        data["STORAGE_DIR"] = names.STORAGE_DIR
+    tuned = settings.service_environment
+    data |= {key: tuned.get(key, default) for key, default in spec.env}
     return data
 
 
@@ -85,9 +86,10 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
 
 
 def database_url(user: str, password: str, host: str, database: str) -> str:
-    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:5432/{database}"
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"postgresql://{credentials}@{host}:{names.POSTGRES_PORT}/{database}"
 
 
 def redis_url(password: str | None, host: str) -> str:
     auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{host}:6379/0"
+    return f"redis://{auth}{host}:{names.REDIS_PORT}/0"

@@ -1,20 +1,31 @@
-"""Pieces every data store shares: credentials, its pair of Services, its NetworkPolicy, its volumes."""
+"""DataStore: the base of Postgres, Redis and Nats, with what every data store creates the same way.
+
+A data store has a logical `name` (every child's Pulumi name derives from it, so two instances never
+collide) and a Kubernetes name, `app`: its client Service's DNS name, its StatefulSet's and pods' names
+and its `app.kubernetes.io/name` label, which clients and the other components refer to.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pydantic import SecretStr
 
-from infra.builders import network, scanner
-from infra.builders.checksum import checksum
+from infra.builders import images, names, network, pod, scanner
+from infra.builders.labels import labels, selector
+from infra.builders.quota import Workload
+from stacks.model import Resources
 
-core, meta = k8s.core.v1, k8s.meta.v1
+apps, core, meta = k8s.apps.v1, k8s.core.v1, k8s.meta.v1
 DATA_VOLUME = "data"
+
+
+SettingsT = TypeVar("SettingsT")
 
 
 @dataclass(frozen=True)
@@ -29,94 +40,185 @@ class DataStoreCommon:
     pull_policy: str = "Always"
 
 
-def password(name: str, given: SecretStr | None, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """The operator's secret when the stack sets one, else a generated one (kept in state, encrypted)."""
-    if given is not None:
-        return pulumi.Output.secret(given.get_secret_value())
-    # Letters and digits only: the value goes into URLs, SQL and config files without escaping.
-    generated = random.RandomPassword(
-        name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent)
-    )
-    return generated.result
+@dataclass
+class DataStoreArgs(Generic[SettingsT]):
+    """What every store is given: its settings, where it lives, its volume's size, and its clients
+    (the pods that may connect, by their selectors)."""
+
+    settings: SettingsT
+    common: DataStoreCommon
+    storage_size: str
+    clients: list[dict[str, str]]
 
 
-def services(
-    name: str,
-    common: DataStoreCommon,
-    labels: dict[str, str],
-    selector: dict[str, str],
-    ports: dict[str, int],
-    parent: pulumi.Resource,
-) -> None:
-    """A headless Service for the StatefulSet's stable pod names and a client Service for connections."""
-    opts = pulumi.ResourceOptions(parent=parent)
-    service_ports = [
-        core.ServicePortArgs(name=n, port=p, target_port=n, protocol="TCP") for n, p in ports.items()
-    ]
-    core.Service(
-        f"{name}-headless",
-        metadata=meta.ObjectMetaArgs(name=f"{name}-headless", namespace=common.namespace, labels=labels),
-        spec=core.ServiceSpecArgs(
-            cluster_ip="None", selector=selector, ports=service_ports, publish_not_ready_addresses=True
-        ),
-        opts=opts,
-    )
-    core.Service(
-        name,
-        metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
-        spec=core.ServiceSpecArgs(type="ClusterIP", selector=selector, ports=service_ports),
-        opts=opts,
-    )
+class DataStore(pulumi.ComponentResource):
+    """Children are created through the methods below; each returns what its callers refer to."""
 
+    def __init__(
+        self,
+        type_: str,
+        name: str,
+        app: str,
+        role: str,
+        image: str,
+        common: DataStoreCommon,
+        opts: pulumi.ResourceOptions | None,
+    ) -> None:
+        super().__init__(type_, name, None, opts)
+        self.name, self.app, self.role, self.image, self.common = name, app, role, image, common
+        self.version = images.tag_of(image)
+        self.labels = self.labels_of(app)
+        self.selector = selector(app, common.instance)
+        # What the namespace quota must leave room for (infra/builders/quota.py).
+        self.workloads: list[Workload] = []
 
-def config_checksum(data: pulumi.Output[dict[str, str]]) -> pulumi.Output[str]:
-    """A hash of a config Secret for the pod template: changing the file restarts the server."""
-    return pulumi.Output.unsecret(data.apply(lambda values: checksum(values)))
+    @property
+    def child(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
 
+    def labels_of(self, app: str, role: str | None = None) -> dict[str, str]:
+        return labels(app, role or self.role, self.common.instance, self.version)
 
-def workload_metadata(
-    name: str, common: DataStoreCommon, labels: dict[str, str], image: str
-) -> meta.ObjectMetaArgs:
-    """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its image."""
-    skips = scanner.checkov_skips([image], common.pull_policy)
-    return meta.ObjectMetaArgs(
-        name=name, namespace=common.namespace, labels=labels, annotations=skips or None
-    )
+    def logical(self, app: str, suffix: str = "") -> str:
+        """A child's Pulumi name: the component's name in place of its own app name."""
+        return self.name + app.removeprefix(self.app) + suffix
 
+    def container(
+        self, name: str, resources: Resources, mounts: list[core.VolumeMountArgs], **fields: Any
+    ) -> core.ContainerArgs:
+        """A container of the store's image under the restricted profile, with its resources."""
+        return core.ContainerArgs(
+            name=name,
+            image=self.image,
+            image_pull_policy=self.common.pull_policy,
+            resources=pod.resources(resources),
+            security_context=pod.container_security(pod.UID),
+            volume_mounts=mounts,
+            **fields,
+        )
 
-def service_account(
-    name: str, common: DataStoreCommon, labels: dict[str, str], parent: pulumi.Resource
-) -> pulumi.Output[str]:
-    """Each data store runs under its own account, which never receives an API token."""
-    account = core.ServiceAccount(
-        f"{name}-account",
-        metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
-        automount_service_account_token=False,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    return account.metadata.name
+    def make_password(self, suffix: str, given: SecretStr | None = None) -> pulumi.Output[str]:
+        """The operator's secret when the stack sets one, else a generated one (kept in state, encrypted)."""
+        if given is not None:
+            return pulumi.Output.secret(given.get_secret_value())
+        # Letters and digits only: the value goes into URLs, SQL and config files without escaping.
+        generated = random.RandomPassword(f"{self.name}-{suffix}", length=32, special=False, opts=self.child)
+        return generated.result
 
+    def secret(self, suffix: str, data: pulumi.Input[Mapping[str, pulumi.Input[str]]]) -> core.Secret:
+        """Auto-named: a change creates a new Secret, rolls the pods that mount it, then deletes the old."""
+        return core.Secret(
+            f"{self.name}-{suffix}",
+            metadata=meta.ObjectMetaArgs(namespace=self.common.namespace, labels=self.labels),
+            type="Opaque",
+            string_data=data,
+            opts=self.child,
+        )
 
-def secret_files(volume: str, secret_name: str) -> core.VolumeArgs:
-    """A Secret as read-only files for the pod's group: credentials read from files, not the environment."""
-    return core.VolumeArgs(
-        name=volume, secret=core.SecretVolumeSourceArgs(secret_name=secret_name, default_mode=0o440)
-    )
+    def services(
+        self, app: str, app_labels: dict[str, str], app_selector: dict[str, str], ports: dict[str, int]
+    ) -> None:
+        """A headless Service for the StatefulSet's stable pod names and a client Service for connections."""
+        service_ports = [
+            core.ServicePortArgs(name=n, port=p, target_port=n, protocol="TCP") for n, p in ports.items()
+        ]
+        core.Service(
+            self.logical(app, "-headless"),
+            metadata=self._meta(names.headless(app), app_labels),
+            spec=core.ServiceSpecArgs(
+                cluster_ip="None",
+                selector=app_selector,
+                ports=service_ports,
+                publish_not_ready_addresses=True,
+            ),
+            opts=self.child,
+        )
+        core.Service(
+            self.logical(app),
+            metadata=self._meta(app, app_labels),
+            spec=core.ServiceSpecArgs(type="ClusterIP", selector=app_selector, ports=service_ports),
+            opts=self.child,
+        )
 
+    def service_account(self, app: str, app_labels: dict[str, str]) -> pulumi.Output[str]:
+        """Each workload runs under its own account, which never receives an API token."""
+        account = core.ServiceAccount(
+            self.logical(app, "-account"),
+            metadata=self._meta(app, app_labels),
+            automount_service_account_token=False,
+            opts=self.child,
+        )
+        return account.metadata.name
 
-def network_policy(
-    name: str,
-    common: DataStoreCommon,
-    labels: dict[str, str],
-    spec: k8s.networking.v1.NetworkPolicySpecArgs,
-    parent: pulumi.Resource,
-) -> None:
-    k8s.networking.v1.NetworkPolicy(
-        f"{name}-netpol",
-        metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
-        spec=spec,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+    def network_policy(
+        self, app: str, app_labels: dict[str, str], spec: k8s.networking.v1.NetworkPolicySpecArgs
+    ) -> None:
+        k8s.networking.v1.NetworkPolicy(
+            self.logical(app, "-netpol"), metadata=self._meta(app, app_labels), spec=spec, opts=self.child
+        )
+
+    def disruption_budget(self, app: str, app_labels: dict[str, str], app_selector: dict[str, str]) -> None:
+        """One pod of the set at a time may be evicted (drains, upgrades); quorum and a copy survive."""
+        k8s.policy.v1.PodDisruptionBudget(
+            self.logical(app, "-pdb"),
+            metadata=self._meta(app, app_labels),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=meta.LabelSelectorArgs(match_labels=app_selector)
+            ),
+            opts=self.child,
+        )
+
+    def workload_metadata(self, app: str, app_labels: dict[str, str]) -> meta.ObjectMetaArgs:
+        """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its image."""
+        skips = scanner.checkov_skips([self.image], self.common.pull_policy)
+        return meta.ObjectMetaArgs(
+            name=app, namespace=self.common.namespace, labels=app_labels, annotations=skips or None
+        )
+
+    def statefulset(
+        self,
+        app: str,
+        app_labels: dict[str, str],
+        template: core.PodTemplateSpecArgs,
+        resources: Resources,
+        storage_size: str,
+        replicas: int = 1,
+        pod_management_policy: str | None = None,
+    ) -> apps.StatefulSet:
+        """Pods `<app>-0..n` behind `<app>-headless`, each with its own data volume."""
+        self.workloads.append(Workload(replicas, resources, (storage_size,) * replicas))
+        return apps.StatefulSet(
+            self.logical(app),
+            metadata=self.workload_metadata(app, app_labels),
+            spec=apps.StatefulSetSpecArgs(
+                replicas=replicas,
+                service_name=names.headless(app),
+                pod_management_policy=pod_management_policy,
+                selector=meta.LabelSelectorArgs(match_labels=selector(app, self.common.instance)),
+                template=template,
+                volume_claim_templates=[volume_claim(storage_size, self.common.storage_class)],
+            ),
+            opts=self.child,
+        )
+
+    @staticmethod
+    def secret_files(volume: str, secret: core.Secret) -> core.VolumeArgs:
+        """One of the store's Secrets as read-only files for the pod's group, under its generated name:
+        credentials are read from files, never from the environment."""
+        return core.VolumeArgs(
+            name=volume,
+            secret=core.SecretVolumeSourceArgs(secret_name=secret.metadata.name, default_mode=0o440),
+        )
+
+    @staticmethod
+    def client_rule(
+        clients: list[dict[str, str]], port: int | str
+    ) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
+        """Admits the store's clients on `port`; no clients, no rule (so nothing is admitted)."""
+        return [network.allow_from([network.pods(c) for c in clients], port)] if clients else []
+
+    def _meta(self, name: str, app_labels: dict[str, str]) -> meta.ObjectMetaArgs:
+        return meta.ObjectMetaArgs(name=name, namespace=self.common.namespace, labels=app_labels)
 
 
 def volume_claim(
@@ -130,43 +232,3 @@ def volume_claim(
             resources=core.VolumeResourceRequirementsArgs(requests={"storage": size}),
         ),
     )
-
-
-def disruption_budget(
-    name: str,
-    common: DataStoreCommon,
-    labels: dict[str, str],
-    selector: dict[str, str],
-    parent: pulumi.Resource,
-) -> None:
-    """One pod of the set at a time may be evicted (drains, upgrades); quorum and a copy survive."""
-    k8s.policy.v1.PodDisruptionBudget(
-        f"{name}-pdb",
-        metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
-        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-            max_unavailable=1, selector=meta.LabelSelectorArgs(match_labels=selector)
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-
-
-def secret(
-    name: str,
-    common: DataStoreCommon,
-    labels: dict[str, str],
-    data: pulumi.Input[Mapping[str, pulumi.Input[str]]],
-    parent: pulumi.Resource,
-) -> core.Secret:
-    return core.Secret(
-        name,
-        metadata=meta.ObjectMetaArgs(name=name, namespace=common.namespace, labels=labels),
-        type="Opaque",
-        string_data=data,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-
-
-def client_rule(
-    clients: list[dict[str, str]], port: int | str
-) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgs]:
-    return [network.allow_from([network.pods(c) for c in clients], port)] if clients else []

@@ -9,17 +9,17 @@ import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
 from infra.builders import datastore_config as conf
-from infra.builders import network, pod
-from infra.builders.labels import labels, selector
-from infra.components import datastore
-from infra.components.datastore import DATA_VOLUME, DataStoreCommon
+from infra.builders import names, network, pod
+from infra.builders.labels import selector
+from infra.builders.quota import Workload
+from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreArgs, volume_claim
 from stacks.model import Postgres as PostgresSettings
 
-apps, batch, core, meta = k8s.apps.v1, k8s.batch.v1, k8s.core.v1, k8s.meta.v1
+batch, core, meta = k8s.batch.v1, k8s.core.v1, k8s.meta.v1
 
-PORT = 5432
+PORT = names.POSTGRES_PORT
+SUPERUSER = names.POSTGRES_SUPERUSER
 PGDATA = "/var/lib/postgresql/data/pgdata"
-CREDENTIALS = "postgres-credentials"
 # Passwords are files, never environment variables: the image reads POSTGRES_PASSWORD_FILE, and the
 # replica's clone and the backup job read theirs in the shell.
 CREDENTIALS_DIR = "/etc/postgres-credentials"
@@ -27,256 +27,202 @@ BACKUP_DIR = "/backups"
 
 
 @dataclass
-class PostgresArgs:
-    settings: PostgresSettings
-    common: DataStoreCommon
-    storage_size: str
+class PostgresArgs(DataStoreArgs[PostgresSettings]):
     backup_size: str
     databases: list[str]
-    clients: list[dict[str, str]]
     superuser_password: SecretStr | None = None
+    # The Kubernetes name: the Service clients connect to, the StatefulSet and its pods.
+    app: str = names.POSTGRES
 
 
-class Postgres(pulumi.ComponentResource):
+class Postgres(DataStore):
     passwords: dict[str, pulumi.Output[str]]
+    credentials: core.Secret  # the superuser's (and replication) password, POSTGRES_PASSWORD
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("venta:data:Postgres", name, None, opts)
-        s, common = args.settings, args.common
-        self.pull_policy = common.pull_policy
-        self.version = s.image.split(":")[1].split("@")[0]
-        self.labels = labels("postgres", "database", common.instance, self.version)
-        self.selector = selector("postgres", common.instance)
-
-        superuser = datastore.password("postgres-superuser", args.superuser_password, self)
-        self.passwords = {db: datastore.password(f"postgres-{db}", None, self) for db in args.databases}
-        replication = datastore.password("postgres-replication", None, self) if s.read_replica else None
+        s = args.settings
+        super().__init__("venta:data:Postgres", name, args.app, "database", s.image, args.common, opts)
+        self.args = args
+        superuser = self.make_password("superuser", args.superuser_password)
+        self.passwords = {db: self.make_password(db) for db in args.databases}
+        replication = self.make_password("replication") if s.read_replica else None
         creds: dict[str, pulumi.Input[str]] = {"POSTGRES_PASSWORD": superuser}
         if replication is not None:
             creds["REPLICATION_PASSWORD"] = replication
-        datastore.secret(CREDENTIALS, common, self.labels, creds, self)
+        self.credentials = self.secret("credentials", creds)
         init_files = pulumi.Output.all(self.passwords, replication).apply(
             lambda both: _init_files(both[0], both[1])
         )
-        datastore.secret("postgres-init", common, self.labels, pulumi.Output.secret(init_files), self)
+        init = self.secret("init", pulumi.Output.secret(init_files))
 
-        datastore.services("postgres", common, self.labels, self.selector, {"postgres": PORT}, self)
-        self.statefulset = self._primary(args)
+        self.services(self.app, self.labels, self.selector, {"postgres": PORT})
+        self._primary(init)
         readers = [network.pods(c) for c in args.clients]
-        read_host = "postgres"
+        read_host = self.app
         if s.read_replica:
-            read_host = "postgres-replica"
-            readers.append(network.pods(self._replica(args)))
+            read_host = f"{self.app}-replica"
+            readers.append(network.pods(self._replica(read_host)))
             # Primary and replica count as one database: a drain may take only one of them at a time.
-            datastore.disruption_budget(
-                "postgres",
-                common,
-                self.labels,
-                {"app.kubernetes.io/component": "database", "app.kubernetes.io/instance": common.instance},
-                self,
-            )
+            both = {
+                "app.kubernetes.io/component": self.role,
+                "app.kubernetes.io/instance": args.common.instance,
+            }
+            self.disruption_budget(self.app, self.labels, both)
         if s.backup:
-            readers.append(network.pods(self._backup(args, read_host)))
-        datastore.network_policy(
-            "postgres",
-            common,
+            readers.append(network.pods(self._backup(read_host)))
+        self.network_policy(
+            self.app,
             self.labels,
             network.policy(self.selector, [network.allow_from(readers, PORT)], [network.dns()]),
-            self,
         )
-        self.register_outputs({"host": "postgres", "databases": args.databases})
+        self.register_outputs({"host": self.app, "databases": args.databases})
 
-    def _container(
-        self, s: PostgresSettings, extra_mounts: tuple[core.VolumeMountArgs, ...] = ()
-    ) -> core.ContainerArgs:
-        ready = ["pg_isready", "-U", "postgres", "-h", "127.0.0.1", "-p", str(PORT)]
-        return core.ContainerArgs(
-            name="postgres",
-            image=s.image,
-            image_pull_policy=self.pull_policy,
+    def _container(self, extra_mounts: tuple[core.VolumeMountArgs, ...] = ()) -> core.ContainerArgs:
+        s = self.args.settings
+        ready = ["pg_isready", "-U", SUPERUSER, "-h", "127.0.0.1", "-p", str(PORT)]
+        mounts = [
+            pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
+            pod.mount("run", "/var/run/postgresql"),
+            pod.mount(pod.TMP_VOLUME, "/tmp"),
+            pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
+            *extra_mounts,
+        ]
+        return self.container(
+            "postgres",
+            s.resources,
+            mounts,
             ports=[core.ContainerPortArgs(name="postgres", container_port=PORT, protocol="TCP")],
             env=[
-                core.EnvVarArgs(name="POSTGRES_USER", value="postgres"),
+                core.EnvVarArgs(name="POSTGRES_USER", value=SUPERUSER),
                 core.EnvVarArgs(name="PGDATA", value=PGDATA),
                 core.EnvVarArgs(name="POSTGRES_PASSWORD_FILE", value=f"{CREDENTIALS_DIR}/POSTGRES_PASSWORD"),
             ],
-            resources=pod.resources(s.resources),
             # Liveness asks only whether the server accepts connections; readiness whether it serves.
             startup_probe=pod.exec_probe(ready, 5, 5, failures=60),
             liveness_probe=pod.tcp_probe("postgres", 30, 10, failures=6),
             readiness_probe=pod.exec_probe(ready, 5, 5),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
-                pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
-                pod.mount("run", "/var/run/postgresql"),
-                pod.mount(pod.TMP_VOLUME, "/tmp"),
-                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
-                *extra_mounts,
-            ],
         )
 
-    def _pod(
+    def _server(
         self,
-        args: PostgresArgs,
-        pod_labels: dict[str, str],
-        account: pulumi.Input[str],
-        containers: list[core.ContainerArgs],
+        app: str,
+        app_labels: dict[str, str],
+        container: core.ContainerArgs,
         extra_volumes: list[core.VolumeArgs],
         init: list[core.ContainerArgs] | None = None,
-    ) -> core.PodTemplateSpecArgs:
-        spread = args.common.spread_across_nodes
-        return core.PodTemplateSpecArgs(
-            metadata=meta.ObjectMetaArgs(labels=pod_labels),
-            spec=core.PodSpecArgs(
-                service_account_name=account,
-                automount_service_account_token=False,
-                enable_service_links=False,
-                security_context=pod.pod_security(pod.UID),
-                init_containers=init,
-                containers=containers,
-                termination_grace_period_seconds=60,
-                volumes=[
-                    pod.scratch_volume(),
-                    pod.scratch_volume("run", "16Mi"),
-                    datastore.secret_files("credentials", CREDENTIALS),
-                    *extra_volumes,
-                ],
-                affinity=pod.anti_affinity({"app.kubernetes.io/component": "database"}) if spread else None,
-            ),
+    ) -> None:
+        """A StatefulSet of one server; primary and replica avoid each other's node when spread."""
+        common = self.common
+        spec = pod.restricted_pod(
+            self.service_account(app, app_labels),
+            [container],
+            [
+                pod.scratch_volume(),
+                pod.scratch_volume("run", "16Mi"),
+                self.secret_files("credentials", self.credentials),
+                *extra_volumes,
+            ],
+            init_containers=init,
+            grace_seconds=60,
+            anti_affinity_to={"app.kubernetes.io/component": self.role}
+            if common.spread_across_nodes
+            else None,
         )
+        template = core.PodTemplateSpecArgs(metadata=meta.ObjectMetaArgs(labels=app_labels), spec=spec)
+        self.statefulset(app, app_labels, template, self.args.settings.resources, self.args.storage_size)
 
-    def _statefulset(
-        self, name: str, args: PostgresArgs, set_labels: dict[str, str], template: core.PodTemplateSpecArgs
-    ) -> apps.StatefulSet:
-        return apps.StatefulSet(
-            name,
-            metadata=datastore.workload_metadata(name, args.common, set_labels, args.settings.image),
-            spec=apps.StatefulSetSpecArgs(
-                replicas=1,
-                service_name=f"{name}-headless",
-                selector=meta.LabelSelectorArgs(match_labels=selector(name, args.common.instance)),
-                template=template,
-                volume_claim_templates=[datastore.volume_claim(args.storage_size, args.common.storage_class)],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+    def _primary(self, init: core.Secret) -> None:
+        mount = pod.mount("init", "/docker-entrypoint-initdb.d", read_only=True)
+        volumes = [self.secret_files("init", init)]
+        self._server(self.app, self.labels, self._container((mount,)), volumes)
 
-    def _primary(self, args: PostgresArgs) -> apps.StatefulSet:
-        account = datastore.service_account("postgres", args.common, self.labels, self)
-        init_mount = pod.mount("init", "/docker-entrypoint-initdb.d", read_only=True)
-        container = self._container(args.settings, (init_mount,))
-        template = self._pod(
-            args, self.labels, account, [container], [datastore.secret_files("init", "postgres-init")]
-        )
-        return self._statefulset("postgres", args, self.labels, template)
-
-    def _replica(self, args: PostgresArgs) -> dict[str, str]:
+    def _replica(self, app: str) -> dict[str, str]:
         """A streaming standby in its own StatefulSet; returns its pods' selector."""
-        common = args.common
-        replica_labels = labels("postgres-replica", "database", common.instance, self.version)
-        sel = selector("postgres-replica", common.instance)
-        clone = core.ContainerArgs(
-            name="clone-primary",
-            image=args.settings.image,
-            image_pull_policy=self.pull_policy,
+        common, s = self.common, self.args.settings
+        replica_labels = self.labels_of(app)
+        sel = selector(app, common.instance)
+        primary = names.pod_address(self.app, 0)
+        mounts = [
+            pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
+            pod.mount(pod.TMP_VOLUME, "/tmp"),
+            pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
+        ]
+        # A fresh volume starts as a copy of the primary, configured (-R) to follow it.
+        clone = self.container(
+            "clone-primary",
+            s.resources,
+            mounts,
             command=["sh", "-c"],
-            # A fresh volume starts as a copy of the primary, configured (-R) to follow it.
             args=[
                 f'export PGPASSWORD="$(cat {CREDENTIALS_DIR}/REPLICATION_PASSWORD)"; '
                 'if [ ! -s "$PGDATA/PG_VERSION" ]; then '
-                f"pg_basebackup -h postgres-0.postgres-headless -p {PORT} -U {conf.REPLICATION_USER} "
+                f"pg_basebackup -h {primary} -p {PORT} -U {conf.REPLICATION_USER} "
                 '-D "$PGDATA" -R -X stream && chmod 0700 "$PGDATA"; fi'
             ],
             env=[core.EnvVarArgs(name="PGDATA", value=PGDATA)],
-            resources=pod.resources(args.settings.resources),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
-                pod.mount(DATA_VOLUME, "/var/lib/postgresql/data"),
-                pod.mount(pod.TMP_VOLUME, "/tmp"),
-                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
-            ],
         )
-        account = datastore.service_account("postgres-replica", common, replica_labels, self)
-        template = self._pod(args, replica_labels, account, [self._container(args.settings)], [], [clone])
-        datastore.services("postgres-replica", common, replica_labels, sel, {"postgres": PORT}, self)
-        self._statefulset("postgres-replica", args, replica_labels, template)
-        backup_peer = (
-            [network.pods(selector("postgres-backup", common.instance))] if args.settings.backup else []
-        )
-        datastore.network_policy(
-            "postgres-replica",
-            common,
+        self._server(app, replica_labels, self._container(), [], [clone])
+        self.services(app, replica_labels, sel, {"postgres": PORT})
+        backup_peer = [network.pods(selector(f"{self.app}-backup", common.instance))] if s.backup else []
+        self.network_policy(
+            app,
             replica_labels,
             network.policy(
                 sel,
                 [network.allow_from(backup_peer, PORT)] if backup_peer else [],
                 [network.allow_to([network.pods(self.selector)], PORT), network.dns()],
             ),
-            self,
         )
         return sel
 
-    def _backup(self, args: PostgresArgs, host: str) -> dict[str, str]:
+    def _backup(self, host: str) -> dict[str, str]:
         """A nightly pg_dump of every database onto its own volume; returns its pods' selector."""
-        s, common = args.settings, args.common
+        args, common = self.args, self.common
+        s = args.settings
         assert s.backup is not None
-        backup_labels = labels("postgres-backup", "backup", common.instance, self.version)
-        sel = selector("postgres-backup", common.instance)
+        app = f"{self.app}-backup"
+        backup_labels = self.labels_of(app, "backup")
+        sel = selector(app, common.instance)
         claim = core.PersistentVolumeClaim(
-            "postgres-backups",
-            metadata=meta.ObjectMetaArgs(
-                name="postgres-backups", namespace=common.namespace, labels=backup_labels
-            ),
-            spec=datastore.volume_claim(args.backup_size, common.storage_class).spec,
-            opts=pulumi.ResourceOptions(parent=self),
+            self.logical(app, "s"),
+            metadata=meta.ObjectMetaArgs(name=f"{app}s", namespace=common.namespace, labels=backup_labels),
+            spec=volume_claim(args.backup_size, common.storage_class).spec,
+            opts=self.child,
         )
         databases = " ".join(sorted(args.databases))
         script = (
             f'set -eu; export PGPASSWORD="$(cat {CREDENTIALS_DIR}/POSTGRES_PASSWORD)"; '
             "stamp=$(date +%Y%m%dT%H%M%S); "
             f"for db in {databases}; do "
-            f'pg_dump -h {host} -p {PORT} -U postgres -Fc -f "{BACKUP_DIR}/$db-$stamp.dump" "$db"; done; '
+            f'pg_dump -h {host} -p {PORT} -U {SUPERUSER} -Fc -f "{BACKUP_DIR}/$db-$stamp.dump" "$db"; done; '
             # Retention: dumps older than the configured number of days are removed after a good run.
             f"find {BACKUP_DIR} -name '*.dump' -mtime +{s.backup.retention_days} -delete"
         )
-        dump = core.ContainerArgs(
-            name="pg-dump",
-            image=s.image,
-            image_pull_policy=self.pull_policy,
-            command=["sh", "-c", script],
-            resources=pod.resources(s.resources),
-            security_context=pod.container_security(pod.UID),
-            volume_mounts=[
-                pod.mount("backups", BACKUP_DIR),
-                pod.mount(pod.TMP_VOLUME, "/tmp"),
-                pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
-            ],
-        )
-        account = datastore.service_account("postgres-backup", common, backup_labels, self)
+        mounts = [
+            pod.mount("backups", BACKUP_DIR),
+            pod.mount(pod.TMP_VOLUME, "/tmp"),
+            pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
+        ]
+        dump = self.container("pg-dump", s.resources, mounts, command=["sh", "-c", script])
+        volumes = [
+            pod.scratch_volume(),
+            self.secret_files("credentials", self.credentials),
+            core.VolumeArgs(
+                name="backups",
+                persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
+                    claim_name=claim.metadata.name
+                ),
+            ),
+        ]
         job_pod = core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=backup_labels),
-            spec=core.PodSpecArgs(
-                service_account_name=account,
-                restart_policy="OnFailure",
-                automount_service_account_token=False,
-                enable_service_links=False,
-                security_context=pod.pod_security(pod.UID),
-                containers=[dump],
-                volumes=[
-                    pod.scratch_volume(),
-                    datastore.secret_files("credentials", CREDENTIALS),
-                    core.VolumeArgs(
-                        name="backups",
-                        persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
-                            claim_name=claim.metadata.name
-                        ),
-                    ),
-                ],
+            spec=pod.restricted_pod(
+                self.service_account(app, backup_labels), [dump], volumes, restart_policy="OnFailure"
             ),
         )
         batch.CronJob(
-            "postgres-backup",
-            metadata=datastore.workload_metadata("postgres-backup", common, backup_labels, s.image),
+            self.logical(app),
+            metadata=self.workload_metadata(app, backup_labels),
             spec=batch.CronJobSpecArgs(
                 schedule=s.backup.schedule,
                 concurrency_policy="Forbid",
@@ -286,18 +232,17 @@ class Postgres(pulumi.ComponentResource):
                     spec=batch.JobSpecArgs(backoff_limit=2, active_deadline_seconds=3600, template=job_pod)
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self.child,
         )
-        datastore.network_policy(
-            "postgres-backup",
-            common,
+        self.workloads.append(Workload(1, s.resources, (args.backup_size,)))
+        self.network_policy(
+            app,
             backup_labels,
             network.policy(
                 sel,
                 [],
                 [network.allow_to([network.pods(selector(host, common.instance))], PORT), network.dns()],
             ),
-            self,
         )
         return sel
 

@@ -9,10 +9,9 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
-from infra.builders import images, pod, scanner, shutdown
-from infra.builders.checksum import checksum
+from infra.builders import images, names, pod, scanner, shutdown
 from infra.builders.labels import labels, selector
-from infra.builders.service_env import PORT, STORAGE_DIR
+from infra.builders.quota import Workload
 from stacks.catalog import ServiceSpec
 from stacks.model import Images, ServiceSettings
 
@@ -48,22 +47,21 @@ class VentaService(pulumi.ComponentResource):
         super().__init__("venta:service:VentaService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         spec, settings = args.spec, args.settings
+        self.service_name = spec.name
         self.labels = labels(spec.name, spec.area, args.instance, images.version(args.images))
         self.selector = selector(spec.name, args.instance)
-        self.image_ref = self._image(spec.name, args.images, child)
+        self.image_ref = self._image(name, spec.name, args.images, child)
 
         def metadata(suffix: str = "") -> meta.ObjectMetaArgs:
+            """Named after the service: the Service's DNS name, the Deployment an HPA and operators target."""
             return meta.ObjectMetaArgs(name=spec.name + suffix, namespace=args.namespace, labels=self.labels)
 
-        self.config_map = core.ConfigMap(
-            f"{name}-config", metadata=metadata("-config"), data=args.config, opts=child
-        )
+        # Auto-named: new config makes a new ConfigMap or Secret under a new name, the pod template that
+        # refers to it changes and the pods roll, and the old one is deleted once the rollout is done.
+        unnamed = meta.ObjectMetaArgs(namespace=args.namespace, labels=self.labels)
+        self.config_map = core.ConfigMap(f"{name}-config", metadata=unnamed, data=args.config, opts=child)
         self.secret = core.Secret(
-            f"{name}-secret",
-            metadata=metadata("-secret"),
-            type="Opaque",
-            string_data=args.secrets,
-            opts=child,
+            f"{name}-secret", metadata=unnamed, type="Opaque", string_data=args.secrets, opts=child
         )
         self.account = core.ServiceAccount(
             f"{name}-account", metadata=metadata(), automount_service_account_token=False, opts=child
@@ -73,9 +71,6 @@ class VentaService(pulumi.ComponentResource):
             claim = core.PersistentVolumeClaim(
                 f"{name}-files", metadata=metadata("-files"), spec=_claim_spec(args.file_storage), opts=child
             )
-        config_hash = pulumi.Output.unsecret(
-            pulumi.Output.all(args.config, args.secrets).apply(lambda both: checksum(both[0], both[1]))
-        )
         # A built image is pinned to its pushed digest; a referenced one only when the stack names a digest.
         pinned = "@sha256:" if args.images.build else images.reference(args.images, spec.name)
         skips = scanner.checkov_skips([pinned], args.images.pull_policy, secret_env=True)
@@ -84,8 +79,8 @@ class VentaService(pulumi.ComponentResource):
             metadata=meta.ObjectMetaArgs(
                 name=spec.name, namespace=args.namespace, labels=self.labels, annotations=skips
             ),
-            spec=self._deployment_spec(args, config_hash, claim),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.secret]),
+            spec=self._deployment_spec(args, claim),
+            opts=child,
         )
         self.service = core.Service(
             f"{name}-svc",
@@ -93,7 +88,14 @@ class VentaService(pulumi.ComponentResource):
             spec=core.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=self.selector,
-                ports=[core.ServicePortArgs(name="http", port=80, target_port="http", protocol="TCP")],
+                ports=[
+                    core.ServicePortArgs(
+                        name=names.SERVICE_PORT_NAME,
+                        port=names.SERVICE_CLUSTER_PORT,
+                        target_port=names.SERVICE_PORT_NAME,
+                        protocol="TCP",
+                    )
+                ],
             ),
             opts=child,
         )
@@ -109,15 +111,20 @@ class VentaService(pulumi.ComponentResource):
                 opts=child,
             )
         k8s.networking.v1.NetworkPolicy(f"{name}-netpol", metadata=metadata(), spec=args.network, opts=child)
+        # At most its maximum plus the one surge pod of a rollout, for the namespace quota.
+        claims = (args.file_storage.size,) if args.file_storage else ()
+        self.workloads = [Workload(settings.max_pods + 1, settings.resources, claims)]
         self.register_outputs(
             {"image": self.image_ref, "deployment": self.deployment.metadata.name, "service": spec.name}
         )
 
-    def _image(self, service: str, source: Images, child: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _image(
+        self, name: str, service: str, source: Images, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
         if not source.build:
             return pulumi.Output.from_input(images.reference(source, service))
         built = docker.Image(
-            f"{service}-image",
+            f"{name}-image",
             image_name=images.image_name(source, service),
             build=docker.DockerBuildArgs(
                 context=images.BUILD_CONTEXT,
@@ -131,12 +138,10 @@ class VentaService(pulumi.ComponentResource):
         return built.repo_digest
 
     def _deployment_spec(
-        self,
-        args: VentaServiceArgs,
-        config_hash: pulumi.Output[str],
-        claim: core.PersistentVolumeClaim | None,
+        self, args: VentaServiceArgs, claim: core.PersistentVolumeClaim | None
     ) -> apps.DeploymentSpecArgs:
         spec, settings = args.spec, args.settings
+        http = names.SERVICE_PORT_NAME
         volumes = [pod.scratch_volume()]
         mounts = [pod.mount(pod.TMP_VOLUME, "/tmp")]
         if claim is not None:
@@ -148,30 +153,32 @@ class VentaService(pulumi.ComponentResource):
                     ),
                 )
             )
-            mounts.append(pod.mount(FILES_VOLUME, STORAGE_DIR))
+            mounts.append(pod.mount(FILES_VOLUME, names.STORAGE_DIR))
         container = core.ContainerArgs(
             name=spec.name,
             image=self.image_ref,
             image_pull_policy=args.images.pull_policy,
-            ports=[core.ContainerPortArgs(name="http", container_port=PORT, protocol="TCP")],
+            ports=[core.ContainerPortArgs(name=http, container_port=names.SERVICE_PORT, protocol="TCP")],
             env_from=[
                 core.EnvFromSourceArgs(
-                    config_map_ref=core.ConfigMapEnvSourceArgs(name=f"{spec.name}-config")
+                    config_map_ref=core.ConfigMapEnvSourceArgs(name=self.config_map.metadata.name)
                 ),
-                core.EnvFromSourceArgs(secret_ref=core.SecretEnvSourceArgs(name=f"{spec.name}-secret")),
+                core.EnvFromSourceArgs(secret_ref=core.SecretEnvSourceArgs(name=self.secret.metadata.name)),
             ],
             resources=pod.resources(settings.resources),
-            # Up to 150 s to start (migrations), then the guide's liveness and readiness timings.
-            startup_probe=pod.http_probe("/health/live", "http", 0, 5, failures=30),
-            liveness_probe=pod.http_probe("/health/live", "http", 30, 10),
-            readiness_probe=pod.http_probe("/health/ready", "http", 5, 5),
+            # Up to 150 s to start (migrations: 30 checks 5 s apart); then liveness from 30 s on, every
+            # 10 s, and readiness from 5 s on, every 5 s (the timings the platform was specified with).
+            startup_probe=pod.http_probe("/health/live", http, 0, 5, failures=30),
+            liveness_probe=pod.http_probe("/health/live", http, 30, 10),
+            readiness_probe=pod.http_probe("/health/ready", http, 5, 5),
             security_context=pod.container_security(pod.UID),
             volume_mounts=mounts,
         )
-        annotations: dict[str, pulumi.Input[str]] = {
-            "checksum/config": config_hash,
+        # A preStop sleep, and a grace period that covers every step of stopping (infra/builders/shutdown.py).
+        drained = shutdown.drained_pod(container)
+        annotations = {
             "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(PORT),
+            "prometheus.io/port": str(names.SERVICE_PORT),
             "prometheus.io/path": "/metrics",
         }
         return apps.DeploymentSpecArgs(
@@ -182,17 +189,12 @@ class VentaService(pulumi.ComponentResource):
             revision_history_limit=10,
             template=core.PodTemplateSpecArgs(
                 metadata=meta.ObjectMetaArgs(labels=self.labels, annotations=annotations),
-                spec=core.PodSpecArgs(
-                    service_account_name=spec.name,
-                    automount_service_account_token=False,
-                    enable_service_links=False,
-                    security_context=pod.pod_security(pod.UID),
-                    **shutdown.drained_pod(container),
-                    volumes=volumes,
-                    topology_spread_constraints=pod.spread(self.selector)
-                    if args.spread_across_nodes
-                    else None,
-                    affinity=pod.anti_affinity(self.selector) if args.spread_across_nodes else None,
+                spec=pod.restricted_pod(
+                    self.account.metadata.name,
+                    drained["containers"],
+                    volumes,
+                    grace_seconds=drained["termination_grace_period_seconds"],
+                    spread=self.selector if args.spread_across_nodes else None,
                 ),
             ),
         )
@@ -240,7 +242,9 @@ class VentaService(pulumi.ComponentResource):
 
 
 def _strategy(storage: FileStorage | None) -> apps.DeploymentStrategyArgs:
-    """The guide's one-at-a-time rollout; a single-node volume forces Recreate (two pods cannot mount it)."""
+    """One pod at a time: a new pod first (maxSurge 1), no old pod goes before a new one is ready
+    (maxUnavailable 0) and has stayed so for minReadySeconds 10. A single-node volume forces Recreate
+    (two pods cannot mount it)."""
     if storage is not None and storage.access_mode == "ReadWriteOnce":
         return apps.DeploymentStrategyArgs(type="Recreate")
     return apps.DeploymentStrategyArgs(

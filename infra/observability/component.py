@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.builders import names
 from infra.builders.labels import labels, selector
+from infra.builders.quota import Workload
 from infra.observability import exporters as ex
 from infra.observability.dashboards import SIDECAR_LABEL, configmap_data, load_dashboards
 from infra.observability.monitors import API_VERSION, prometheus_rule_spec, service_monitor_spec
@@ -21,7 +23,7 @@ from infra.observability.rules import RuleScope, rule_groups
 from stacks.model import Monitoring
 
 core, meta = k8s.core.v1, k8s.meta.v1
-SERVICE_PORT = "http"
+SERVICE_PORT = names.SERVICE_PORT_NAME
 RULE_NAME = "venta-alerts"
 
 
@@ -35,20 +37,29 @@ class ObservabilityArgs:
     version: str
     services: Sequence[str]
     nats_servers: int
+    # The Secrets of the data stores the exporters read passwords from.
+    store_secrets: ex.StoreSecrets
 
 
 class Observability(pulumi.ComponentResource):
+    """Children are named `<name>-<what>`; their Kubernetes names are contracts (a ServiceMonitor's name
+    is its scrape job; `venta-alerts` is what operators look up), except the dashboards' ConfigMaps,
+    which Grafana's sidecar finds by label and the engine names."""
+
     def __init__(
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("venta:observability:Observability", name, None, opts)
-        self.args = args
+        self.name, self.args = name, args
         for service in args.services:
             self._service_monitor(service, "application", SERVICE_PORT)
-        installed = ex.exporters(args.settings.exporters, args.nats_servers)
+        installed = ex.exporters(args.settings.exporters, args.nats_servers, args.store_secrets)
         for exporter in installed:
             self._exporter(exporter)
             self._service_monitor(exporter.name, "monitoring", ex.METRICS_PORT)
+        # What the namespace quota must leave room for: each exporter with a surge pod.
+        replicas = args.settings.exporters.replicas
+        self.workloads = [Workload(replicas + 1, ex.RESOURCES) for _ in installed]
         scope = RuleScope(
             namespace=args.namespace_name,
             services=tuple(args.services),
@@ -57,20 +68,20 @@ class Observability(pulumi.ComponentResource):
             nats_servers=args.nats_servers,
         )
         k8s.apiextensions.CustomResource(
-            "alert-rules",
+            f"{name}-alert-rules",
             api_version=API_VERSION,
             kind="PrometheusRule",
             metadata=self._meta(RULE_NAME, "monitoring", args.settings.resource_labels),
             spec=prometheus_rule_spec(rule_groups(scope)),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._child("alert-rules"),
         )
         boards = load_dashboards()
         for board in boards:
             core.ConfigMap(
-                f"dashboard-{board.name}",
-                metadata=self._meta(f"grafana-dashboard-{board.name}", "dashboard", SIDECAR_LABEL),
+                f"{name}-dashboard-{board.name}",
+                metadata=self._meta(None, "dashboard", SIDECAR_LABEL, app=f"grafana-dashboard-{board.name}"),
                 data=configmap_data(board),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self._child(f"dashboard-{board.name}"),
             )
         self.register_outputs(
             {
@@ -81,69 +92,78 @@ class Observability(pulumi.ComponentResource):
             }
         )
 
-    def _meta(self, name: str, component: str, extra: dict[str, str] | None = None) -> meta.ObjectMetaArgs:
+    def _child(self, before: str) -> pulumi.ResourceOptions:
+        """Options of a child; `before` is the name it had when children were not yet named after the
+        component, so that a stack deployed then keeps its objects."""
+        return pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=before)])
+
+    def _meta(
+        self, name: str | None, component: str, extra: dict[str, str] | None = None, app: str | None = None
+    ) -> meta.ObjectMetaArgs:
         a = self.args
         return meta.ObjectMetaArgs(
             name=name,
             namespace=a.namespace,
-            labels={**labels(name, component, a.instance, a.version), **(extra or {})},
+            labels={**labels(app or name or "", component, a.instance, a.version), **(extra or {})},
         )
 
     def _service_monitor(self, name: str, component: str, port: str) -> None:
         a = self.args
         k8s.apiextensions.CustomResource(
-            f"{name}-monitor",
+            f"{self.name}-{name}-monitor",
             api_version=API_VERSION,
             kind="ServiceMonitor",
             metadata=self._meta(name, component, a.settings.resource_labels),
             spec=service_monitor_spec(selector(name, a.instance), a.namespace_name, port),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._child(f"{name}-monitor"),
         )
 
     def _exporter(self, exporter: ex.Exporter) -> None:
         a = self.args
-        opts = pulumi.ResourceOptions(parent=self)
         own = ex.exporter_labels(exporter, a.instance)
         metadata = meta.ObjectMetaArgs(name=exporter.name, namespace=a.namespace, labels=own)
         replicas = a.settings.exporters.replicas
-        core.ServiceAccount(
-            f"{exporter.name}-sa", metadata=metadata, automount_service_account_token=False, opts=opts
+        prefix = f"{self.name}-{exporter.name}"
+        account = core.ServiceAccount(
+            f"{prefix}-sa",
+            metadata=metadata,
+            automount_service_account_token=False,
+            opts=self._child(f"{exporter.name}-sa"),
         )
-        spec = ex.deployment_spec(exporter, a.instance, replicas)
-        k8s.apps.v1.Deployment(exporter.name, metadata=metadata, spec=spec, opts=opts)
+        spec = ex.deployment_spec(exporter, a.instance, replicas, account.metadata.name)
+        k8s.apps.v1.Deployment(prefix, metadata=metadata, spec=spec, opts=self._child(exporter.name))
         port = ex.METRICS_PORT
         metrics_port = core.ServicePortArgs(name=port, port=exporter.port, target_port=port)
         core.Service(
-            f"{exporter.name}-svc",
+            f"{prefix}-svc",
             metadata=metadata,
             spec=core.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=selector(exporter.name, a.instance),
                 ports=[metrics_port],
             ),
-            opts=opts,
+            opts=self._child(f"{exporter.name}-svc"),
         )
         k8s.networking.v1.NetworkPolicy(
-            f"{exporter.name}-netpol",
+            f"{prefix}-netpol",
             metadata=metadata,
             spec=ex.exporter_policy(exporter, a.instance, a.settings.namespace),
-            opts=opts,
+            opts=self._child(f"{exporter.name}-netpol"),
         )
+        admission = f"{exporter.store}-from-{exporter.name}"
         k8s.networking.v1.NetworkPolicy(
-            f"{exporter.store}-from-{exporter.name}",
-            metadata=meta.ObjectMetaArgs(
-                name=f"{exporter.store}-from-{exporter.name}", namespace=a.namespace, labels=own
-            ),
+            f"{self.name}-{admission}",
+            metadata=meta.ObjectMetaArgs(name=admission, namespace=a.namespace, labels=own),
             spec=ex.store_access_policy(exporter, a.instance),
-            opts=opts,
+            opts=self._child(admission),
         )
         if replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
-                f"{exporter.name}-pdb",
+                f"{prefix}-pdb",
                 metadata=metadata,
                 spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                     max_unavailable=1,
                     selector=meta.LabelSelectorArgs(match_labels=selector(exporter.name, a.instance)),
                 ),
-                opts=opts,
+                opts=self._child(f"{exporter.name}-pdb"),
             )

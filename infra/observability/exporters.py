@@ -3,8 +3,9 @@
 PostgreSQL and Redis speak no Prometheus; NATS serves its monitoring endpoint (port 8222) as JSON. Each
 gets the upstream exporter as its own Deployment beside it, so the data stores' pods stay untouched:
 
-- postgres_exporter reads `postgres:5432` as the superuser from `postgres-credentials`: `pg_up`, ...
-- redis_exporter reads `redis:6379` with the password from `redis-config`: `redis_up`, ...
+- postgres_exporter reads `postgres:5432` as the superuser, password from the store's credentials
+  Secret: `pg_up`, ...
+- redis_exporter reads `redis:6379` with the password from the store's config Secret: `redis_up`, ...
 - prometheus-nats-exporter, without `-prefix`, reads every server's `:8222` (`-varz -connz -healthz
   -jsz=consumers`): `gnatsd_healthz_status`, `gnatsd_varz_*`, `jetstream_consumer_num_pending`, ...
 """
@@ -13,15 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.builders import network, pod
+from infra.builders import images, names, network, pod
 from infra.builders.labels import labels, selector
-from infra.components.nats import PORTS as NATS_PORTS
-from infra.components.postgres import CREDENTIALS as POSTGRES_SECRET
-from infra.components.postgres import PORT as POSTGRES_PORT
-from infra.components.redis import CONFIG as REDIS_SECRET
-from infra.components.redis import PORT as REDIS_PORT
 from stacks.model import Exporters, Resources
 
 apps, core, meta, net = k8s.apps.v1, k8s.core.v1, k8s.meta.v1, k8s.networking.v1
@@ -29,7 +26,8 @@ apps, core, meta, net = k8s.apps.v1, k8s.core.v1, k8s.meta.v1, k8s.networking.v1
 METRICS_PORT = "metrics"
 METRICS_PATH = "/metrics"
 UID = 65534  # nobody: the exporters are static binaries that need no user of their own
-POSTGRES_URI = f"postgres:{POSTGRES_PORT}/postgres?sslmode=disable"  # in-cluster traffic, no TLS configured
+# In-cluster traffic, no TLS configured.
+POSTGRES_URI = f"{names.POSTGRES}:{names.POSTGRES_PORT}/postgres?sslmode=disable"
 RESOURCES = Resources(cpu_request="10m", memory_request="32Mi", cpu_limit="200m", memory_limit="128Mi")
 
 
@@ -44,39 +42,48 @@ class Exporter:
     env: tuple[core.EnvVarArgs, ...] = ()
 
 
-def exporters(settings: Exporters, nats_servers: int) -> list[Exporter]:
+@dataclass(frozen=True)
+class StoreSecrets:
+    """The generated names of the Secrets the exporters read a password from."""
+
+    postgres: pulumi.Input[str]  # key POSTGRES_PASSWORD: the superuser's
+    redis: pulumi.Input[str]  # key password
+
+
+def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> list[Exporter]:
     # One URL per NATS server, tagged with its pod name so `server_id` names the server in alerts.
+    monitor = names.NATS_PORTS["monitor"]
     nats_urls = [
-        f"nats-{i},http://nats-{i}.nats-headless:{NATS_PORTS['monitor']}" for i in range(nats_servers)
+        f"{names.NATS}-{i},http://{names.pod_address(names.NATS, i)}:{monitor}" for i in range(nats_servers)
     ]
     return [
         Exporter(
             "postgres-exporter",
-            "postgres",
-            POSTGRES_PORT,
+            names.POSTGRES,
+            names.POSTGRES_PORT,
             settings.postgres_image,
             9187,
             env=(
                 core.EnvVarArgs(name="DATA_SOURCE_URI", value=POSTGRES_URI),
-                core.EnvVarArgs(name="DATA_SOURCE_USER", value="postgres"),
-                pod.secret_env("DATA_SOURCE_PASS", POSTGRES_SECRET, "POSTGRES_PASSWORD"),
+                core.EnvVarArgs(name="DATA_SOURCE_USER", value=names.POSTGRES_SUPERUSER),
+                pod.secret_env("DATA_SOURCE_PASS", secrets.postgres, "POSTGRES_PASSWORD"),
             ),
         ),
         Exporter(
             "redis-exporter",
-            "redis",
-            REDIS_PORT,
+            names.REDIS,
+            names.REDIS_PORT,
             settings.redis_image,
             9121,
             env=(
-                core.EnvVarArgs(name="REDIS_ADDR", value=f"redis://redis:{REDIS_PORT}"),
-                pod.secret_env("REDIS_PASSWORD", REDIS_SECRET, "password"),
+                core.EnvVarArgs(name="REDIS_ADDR", value=f"redis://{names.REDIS}:{names.REDIS_PORT}"),
+                pod.secret_env("REDIS_PASSWORD", secrets.redis, "password"),
             ),
         ),
         Exporter(
             "nats-exporter",
-            "nats",
-            NATS_PORTS["monitor"],
+            names.NATS,
+            monitor,
             settings.nats_image,
             7777,
             args=("-port=7777", "-varz", "-connz", "-healthz", "-jsz=consumers", *nats_urls),
@@ -85,12 +92,13 @@ def exporters(settings: Exporters, nats_servers: int) -> list[Exporter]:
 
 
 def exporter_labels(exporter: Exporter, instance: str) -> dict[str, str]:
-    return labels(exporter.name, "monitoring", instance, exporter.image.split(":")[-1].split("@")[0])
+    return labels(exporter.name, "monitoring", instance, images.tag_of(exporter.image))
 
 
-def deployment_spec(exporter: Exporter, instance: str, replicas: int) -> apps.DeploymentSpecArgs:
+def deployment_spec(
+    exporter: Exporter, instance: str, replicas: int, account: pulumi.Input[str]
+) -> apps.DeploymentSpecArgs:
     sel = selector(exporter.name, instance)
-    spread = replicas > 1
     container = core.ContainerArgs(
         name=exporter.name,
         image=exporter.image,
@@ -115,15 +123,8 @@ def deployment_spec(exporter: Exporter, instance: str, replicas: int) -> apps.De
         min_ready_seconds=10,
         template=core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=exporter_labels(exporter, instance)),
-            spec=core.PodSpecArgs(
-                service_account_name=exporter.name,
-                automount_service_account_token=False,
-                enable_service_links=False,
-                security_context=pod.pod_security(UID),
-                containers=[container],
-                volumes=[pod.scratch_volume()],
-                topology_spread_constraints=pod.spread(sel) if spread else None,
-                affinity=pod.anti_affinity(sel) if spread else None,
+            spec=pod.restricted_pod(
+                account, [container], [pod.scratch_volume()], uid=UID, spread=sel if replicas > 1 else None
             ),
         ),
     )

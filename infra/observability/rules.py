@@ -11,19 +11,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from infra.observability import metrics as m
+from stacks.catalog import SERVICES
 from stacks.monitoring import AlertThresholds
 
 Rule = dict[str, Any]
 Severity = Literal["critical", "warning"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+TEXTS = Path(__file__).with_name("alerts.yaml")
 
 # Durable JetStream consumers worth watching, by the service that owns them. A consumer belongs to a
 # service when its durable name is the service name, optionally followed by `-<suffix>` (one per stream).
-DEFAULT_CONSUMER_SERVICES: tuple[str, ...] = ("search-discovery", "geolocation", "webhooks")
+DEFAULT_CONSUMER_SERVICES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.durable_consumer)
 
 
 @dataclass(frozen=True)
@@ -57,27 +63,37 @@ def _severity(scope: RuleScope, wanted: Severity) -> Severity:
     return "critical" if wanted == "critical" and scope.thresholds.page else "warning"
 
 
+@cache
+def alert_texts() -> dict[str, dict[str, str]]:
+    """Each alert's severity, summary and description (infra/observability/alerts.yaml)."""
+    texts: dict[str, dict[str, str]] = yaml.safe_load(TEXTS.read_text())
+    return texts
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    """Our `{name}` placeholders; Prometheus' own `{{ ... }}` are left for Prometheus."""
+    return re.sub(r"\{([a-z_]+)\}", lambda match: values[match.group(1)], template)
+
+
 def _alert(
-    scope: RuleScope,
-    name: str,
-    expr: str,
-    *,
-    minutes: int,
-    severity: Severity,
-    summary: str,
-    description: str,
-    service: str | None = None,
+    scope: RuleScope, name: str, expr: str, minutes: int, service: str | None = None, **values: object
 ) -> Rule:
     """An alerting rule; `service` labels alerts that are about one service (or data store) of the stack."""
+    text = alert_texts()[name]
     rule: Rule = {"alert": name, "expr": expr}
     if minutes:
         rule["for"] = _minutes(minutes)
-    rule["labels"] = {"severity": _severity(scope, severity)}
+    rule["labels"] = {"severity": _severity(scope, text["severity"])}  # type: ignore[arg-type]
     if service is not None:
         rule["labels"].update(service=service, namespace=scope.namespace)
+    filled = {
+        "namespace": scope.namespace,
+        "service": service or "",
+        **{k: str(v) for k, v in values.items()},
+    }
     rule["annotations"] = {
-        "summary": summary,
-        "description": description,
+        "summary": _fill(text["summary"], filled),
+        "description": _fill(text["description"], filled),
         "runbook_url": f"{scope.runbook_base_url}#{name.lower()}",
     }
     return rule
@@ -100,48 +116,34 @@ def service_rules(scope: RuleScope, service: str) -> list[Rule]:
     window = f"{t.error_rate_minutes}m"
     total_rate = f"sum(rate({m.HTTP_REQUESTS}{own}[{window}]))"
     error_ratio = f"sum(rate({m.HTTP_REQUESTS}{errors}[{window}])) / {total_rate}"
+    # Quiet services are skipped: one failure out of three requests is not an outage.
+    failing = (
+        f"({error_ratio}) > {t.error_rate_ratio} and {total_rate} > {t.error_rate_min_requests_per_second}"
+    )
     overrides: dict[str, float] = dict(t.latency_p99_seconds_by_service.items())
-    p99_limit = overrides.get(service, t.latency_p99_seconds)
+    limit = overrides.get(service, t.latency_p99_seconds)
     p99 = f"histogram_quantile(0.99, sum by (le) (rate({m.HTTP_DURATION}_bucket{own}[5m])))"
+    down = f"sum by (job) ({m.UP}{own}) == 0 or absent({m.UP}{own})"
+    ratio = _percent(t.error_rate_ratio)
     return [
         _alert(
             scope,
             "VentaHighErrorRate",
-            # Quiet services are skipped: one failure out of three requests is not an outage.
-            f"({error_ratio}) > {t.error_rate_ratio}"
-            f" and {total_rate} > {t.error_rate_min_requests_per_second}",
-            minutes=t.error_rate_minutes,
-            severity="critical",
-            service=service,
-            summary=f"{service} is failing requests",
-            description=(
-                f"{service} in {scope.namespace} answered {{{{ $value | humanizePercentage }}}} of its "
-                f"requests with a 5xx over the last {window} (threshold {_percent(t.error_rate_ratio)})."
-            ),
+            failing,
+            t.error_rate_minutes,
+            service,
+            window=window,
+            threshold=ratio,
         ),
         _alert(
             scope,
             "VentaHighLatencyP99",
-            f"{p99} > {p99_limit}",
-            minutes=t.latency_minutes,
-            severity="warning",
-            service=service,
-            summary=f"{service} is slow",
-            description=(
-                f"p99 response time of {service} in {scope.namespace} is {{{{ $value | humanizeDuration }}}} "
-                f"(threshold {p99_limit:g}s)."
-            ),
+            f"{p99} > {limit}",
+            t.latency_minutes,
+            service,
+            threshold=f"{limit:g}",
         ),
-        _alert(
-            scope,
-            "VentaServiceDown",
-            f"sum by (job) ({m.UP}{own}) == 0 or absent({m.UP}{own})",
-            minutes=t.service_down_minutes,
-            severity="critical",
-            service=service,
-            summary=f"{service} has no reachable pod",
-            description=f"No pod of {service} in {scope.namespace} answered a metrics scrape.",
-        ),
+        _alert(scope, "VentaServiceDown", down, t.service_down_minutes, service),
     ]
 
 
@@ -150,95 +152,40 @@ def workload_rules(scope: RuleScope) -> list[Rule]:
     t = scope.thresholds
     ns = _sel(scope)
     on_hpa = "on (namespace, horizontalpodautoscaler)"
+    # An HPA whose min equals its max is always "at max": that is a fixed size, not pressure.
+    at_max = (
+        f"({m.KSM_HPA_CURRENT}{ns} >= {on_hpa} {m.KSM_HPA_MAX}{ns})"
+        f" and {on_hpa} ({m.KSM_HPA_MAX}{ns} > {on_hpa} {m.KSM_HPA_MIN}{ns})"
+    )
+    restarts = f"increase({m.KSM_RESTARTS}{ns}[1h]) > {t.restarts_per_hour}"
+    filling = f"{m.KUBELET_VOLUME_AVAILABLE}{ns} / {m.KUBELET_VOLUME_CAPACITY}{ns} < {t.volume_free_ratio}"
+    hpa_minutes, free = t.hpa_at_max_minutes, _percent(t.volume_free_ratio)
     return [
-        _alert(
-            scope,
-            "VentaHpaAtMaxReplicas",
-            # An HPA whose min equals its max is always "at max": that is a fixed size, not pressure.
-            f"({m.KSM_HPA_CURRENT}{ns} >= {on_hpa} {m.KSM_HPA_MAX}{ns})"
-            f" and {on_hpa} ({m.KSM_HPA_MAX}{ns} > {on_hpa} {m.KSM_HPA_MIN}{ns})",
-            minutes=t.hpa_at_max_minutes,
-            severity="warning",
-            summary="{{ $labels.horizontalpodautoscaler }} cannot scale out any further",
-            description=(
-                "The HPA of {{ $labels.horizontalpodautoscaler }} in {{ $labels.namespace }} has run at its "
-                f"maximum ({{{{ $value }}}} replicas) for {_minutes(t.hpa_at_max_minutes)}."
-            ),
-        ),
-        _alert(
-            scope,
-            "VentaPodRestarting",
-            f"increase({m.KSM_RESTARTS}{ns}[1h]) > {t.restarts_per_hour}",
-            minutes=0,
-            severity="warning",
-            summary="{{ $labels.container }} keeps restarting",
-            description=(
-                "Container {{ $labels.container }} of pod {{ $labels.pod }} in {{ $labels.namespace }} "
-                # increase() extrapolates to the window's edges: round to whole restarts for humans.
-                'restarted {{ $value | printf "%.0f" }} times in the last hour '
-                f"(threshold {t.restarts_per_hour})."
-            ),
-        ),
-        _alert(
-            scope,
-            "VentaVolumeFillingUp",
-            f"{m.KUBELET_VOLUME_AVAILABLE}{ns} / {m.KUBELET_VOLUME_CAPACITY}{ns} < {t.volume_free_ratio}",
-            minutes=5,
-            severity="warning",
-            summary="{{ $labels.persistentvolumeclaim }} is running out of space",
-            description=(
-                "Volume {{ $labels.persistentvolumeclaim }} in {{ $labels.namespace }} has only "
-                f"{{{{ $value | humanizePercentage }}}} free (threshold {_percent(t.volume_free_ratio)})."
-            ),
-        ),
+        _alert(scope, "VentaHpaAtMaxReplicas", at_max, hpa_minutes, duration=_minutes(hpa_minutes)),
+        _alert(scope, "VentaPodRestarting", restarts, 0, threshold=t.restarts_per_hour),
+        _alert(scope, "VentaVolumeFillingUp", filling, 5, threshold=free),
     ]
 
 
-def _store_down(scope: RuleScope, name: str, store: str, metric: str) -> Rule:
-    t = scope.thresholds
-    ns = _sel(scope)
-    return _alert(
-        scope,
-        name,
-        f"{metric}{ns} == 0 or absent({metric}{ns})",
-        minutes=t.datastore_down_minutes,
-        severity="critical",
-        service=store,
-        summary=f"{store} is down",
-        description=(
-            f"{store} in {scope.namespace} has not answered its exporter for "
-            f"{_minutes(t.datastore_down_minutes)} (or the exporter itself is gone)."
-        ),
-    )
-
-
-def nats_rule(scope: RuleScope) -> Rule:
-    """Fewer healthy NATS servers than the stack runs. Counting the healthy ones also catches a
-    server the exporter cannot reach at all, which reports no health series rather than a bad one;
-    counting distinct `server_id`s keeps several exporter replicas from counting a server twice."""
-    t = scope.thresholds
-    healthy = f"count(count by (server_id) ({m.NATS_HEALTHZ}{_sel(scope)} == 0)) or vector(0)"
-    return _alert(
-        scope,
-        "VentaNatsDown",
-        f"({healthy}) < {scope.nats_servers}",
-        minutes=t.datastore_down_minutes,
-        severity="critical",
-        service="nats",
-        summary="nats is down",
-        description=(
-            f"Only {{{{ $value }}}} of {scope.nats_servers} nats servers in {scope.namespace} have reported "
-            f"healthy for {_minutes(t.datastore_down_minutes)}."
-        ),
-    )
-
-
 def datastore_rules(scope: RuleScope) -> list[Rule]:
-    """PostgreSQL, Redis and NATS reachability, as their exporters see it."""
+    """PostgreSQL, Redis and NATS reachability, as their exporters see it. NATS counts its healthy
+    servers: that also catches a server the exporter cannot reach at all, which reports no health
+    series rather than a bad one; counting distinct `server_id`s keeps several exporter replicas from
+    counting a server twice."""
+    t = scope.thresholds
+    ns, minutes = _sel(scope), t.datastore_down_minutes
+    during = _minutes(minutes)
+    healthy = f"count(count by (server_id) ({m.NATS_HEALTHZ}{ns} == 0)) or vector(0)"
+    nats_down = f"({healthy}) < {scope.nats_servers}"
+    stores = (("VentaPostgresDown", "postgres", m.PG_UP), ("VentaRedisDown", "redis", m.REDIS_UP))
     return [
-        _store_down(scope, "VentaPostgresDown", "postgres", m.PG_UP),
-        _store_down(scope, "VentaRedisDown", "redis", m.REDIS_UP),
-        nats_rule(scope),
+        *(
+            _alert(scope, name, f"{up}{ns} == 0 or absent({up}{ns})", minutes, store, duration=during)
+            for name, store, up in stores
+        ),
+        _alert(
+            scope, "VentaNatsDown", nats_down, minutes, "nats", servers=scope.nats_servers, duration=during
+        ),
     ]
 
 
@@ -246,42 +193,20 @@ def consumer_rule(scope: RuleScope, service: str) -> Rule:
     """A durable JetStream consumer of `service` with too many messages waiting."""
     t = scope.thresholds
     consumer = _sel(scope, 'consumer_name=~"' + service + '(-.+)?"')
+    # The max over the stream's replicas: each server of the cluster reports the same consumer.
+    limit = t.consumer_pending_messages
+    behind = f"max by (stream_name, consumer_name) ({m.JS_CONSUMER_PENDING}{consumer}) > {limit}"
     return _alert(
-        scope,
-        "VentaJetStreamConsumerBehind",
-        # The max over the stream's replicas: each server of the cluster reports the same consumer.
-        f"max by (stream_name, consumer_name) ({m.JS_CONSUMER_PENDING}{consumer})"
-        f" > {t.consumer_pending_messages}",
-        minutes=t.consumer_lag_minutes,
-        severity="warning",
-        service=service,
-        summary=f"{service} is falling behind on {{{{ $labels.stream_name }}}}",
-        description=(
-            f"Consumer {{{{ $labels.consumer_name }}}} of {service} in {scope.namespace} has "
-            f"{{{{ $value | humanize }}}} messages of stream {{{{ $labels.stream_name }}}} waiting "
-            f"(threshold {t.consumer_pending_messages})."
-        ),
+        scope, "VentaJetStreamConsumerBehind", behind, t.consumer_lag_minutes, service, threshold=limit
     )
 
 
 def dead_letter_rule(scope: RuleScope) -> Rule:
     """webhooks giving up on more deliveries than the threshold within 15 minutes."""
-    t = scope.thresholds
+    limit = scope.thresholds.dead_letters_per_15_minutes
     webhooks = _sel(scope, 'job="webhooks"')
-    return _alert(
-        scope,
-        "VentaWebhookDeadLettersGrowing",
-        f"sum(increase({m.WEBHOOK_DEAD_LETTERS}{webhooks}[15m])) > {t.dead_letters_per_15_minutes}",
-        minutes=0,
-        severity="warning",
-        service="webhooks",
-        summary="webhooks is giving up on deliveries",
-        description=(
-            f"webhooks in {scope.namespace} moved "
-            '{{ $value | printf "%.0f" }} deliveries to dead '
-            f"letters in the last 15 minutes (threshold {t.dead_letters_per_15_minutes})."
-        ),
-    )
+    growing = f"sum(increase({m.WEBHOOK_DEAD_LETTERS}{webhooks}[15m])) > {limit}"
+    return _alert(scope, "VentaWebhookDeadLettersGrowing", growing, 0, "webhooks", threshold=limit)
 
 
 def messaging_rules(scope: RuleScope) -> list[Rule]:

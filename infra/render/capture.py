@@ -70,6 +70,31 @@ def fake_bytes(name: str) -> bytes:
     return hashlib.sha256(b"seed:" + name.encode()).digest()
 
 
+AUTONAMED = "pulumi.com/autonamed"
+# The kubernetes provider replaces a ConfigMap or Secret whose data changes (it treats them as immutable
+# unless told otherwise), and a replaced auto-named object gets a new name.
+_REPLACED_ON_DATA = ("kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret")
+_DATA_FIELDS = ("data", "stringData", "binaryData")
+
+
+def autoname(logical_name: str, identity: str = "") -> str:
+    """What the kubernetes provider names an object without metadata.name: its logical name, a dash and
+    8 random hex digits. Here they are derived from the name (and `identity`), so renders diff cleanly."""
+    return f"{logical_name}-{hashlib.sha256((logical_name + identity).encode()).hexdigest()[:8]}"
+
+
+def _with_autoname(type_token: str, logical_name: str, state: dict[str, Any]) -> dict[str, Any]:
+    metadata = dict(state.get("metadata") or {})
+    if metadata.get("name") or metadata.get("generateName"):
+        return state
+    identity = ""
+    if type_token in _REPLACED_ON_DATA:
+        identity = json.dumps({k: state.get(k) for k in _DATA_FIELDS}, sort_keys=True, default=str)
+    annotations = {**(metadata.get("annotations") or {}), AUTONAMED: "true"}
+    name = autoname(logical_name, identity)
+    return {**state, "metadata": {**metadata, "name": name, "annotations": annotations}}
+
+
 class _Mocks(mocks.Mocks):
     def __init__(self) -> None:
         self.generated: set[str] = set()
@@ -86,6 +111,8 @@ class _Mocks(mocks.Mocks):
         elif args.typ == "docker:index/image:Image":
             digest = hashlib.sha256(args.name.encode()).hexdigest()
             state["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{digest}"
+        elif args.typ.startswith("kubernetes:") and not args.typ.startswith("pulumi:providers:"):
+            state = _with_autoname(args.typ, args.name, state)
         return f"{args.name}-id", state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -100,9 +127,11 @@ class _RecordingMonitor(mocks.MockMonitor):
         self.options: dict[str, dict[str, Any]] = {}
         self.custom: dict[str, bool] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
+        self.registered: list[str] = []
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
+        self.registered.append(response.urn)
         self.options[response.urn] = {
             "parent": request.parent,
             "provider": request.provider,
@@ -172,6 +201,10 @@ def capture_program(
         return pulumi.Output.from_input(_collect(exports, collected))
 
     pulumi.runtime.test(run)()
+    # The engine refuses a program that registers one URN twice; the mocks would silently keep one.
+    twice = sorted({urn for urn in monitor.registered if monitor.registered.count(urn) > 1})
+    if twice:
+        raise ValueError(f"duplicate resource URNs: {twice}")
     resources = [
         CapturedResource(
             type=_type_of(urn),

@@ -1,4 +1,4 @@
-"""Venta's own: the HPAs carry the prod scaling table from the deployment guide."""
+"""Venta's own: the HPAs carry the prod scaling table (policy/constants.py)."""
 
 from __future__ import annotations
 

@@ -9,21 +9,17 @@ from __future__ import annotations
 from typing import Annotated, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AfterValidator, Field, create_model, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, Field, create_model, field_validator
 from pydantic_settings import NoDecode
 
 from services.api_gateway.client_address import Network, parse_networks
 from services.api_gateway.routes_table import ROUTES, upstream_internal_setting, upstream_setting
-from services.common.settings import JwtSettings, RedisSettings
+from services.common.settings import JwtSettings, RedisSettings, url_of
 
-
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return value.rstrip("/")
-
-
-UpstreamUrl = Annotated[str, AfterValidator(_http_url)]
+# Kept as given, without a trailing slash: the request path is appended to it.
+UpstreamUrl = Annotated[
+    str, url_of(AnyHttpUrl, "http:// or https://"), AfterValidator(lambda v: v.rstrip("/"))
+]
 
 
 class GatewaySettings(RedisSettings, JwtSettings):

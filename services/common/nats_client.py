@@ -156,7 +156,7 @@ async def connect(settings: NatsSettings, watch: ConnectionWatch | None = None) 
 
     options: dict[str, Any] = {}
     if settings.nats_user:
-        options = {"user": settings.nats_user, "password": settings.nats_password}
+        options = {"user": settings.nats_user, "password": settings.nats_password.get_secret_value()}
     nc = NatsClient()
     await nc.connect(
         servers=settings.nats_servers,

@@ -1,4 +1,4 @@
-"""asyncpg pool with the deployment guide's bounds (min 2 / max 10 by default)."""
+"""asyncpg pool: 2 to 10 connections by default (DB_POOL_MIN/DB_POOL_MAX, at most 100)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ async def open_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     while True:
         try:
             pool = await asyncpg.create_pool(
-                settings.database_url,
+                settings.database_url.get_secret_value(),
                 min_size=settings.db_pool_min,
                 max_size=settings.db_pool_max,
                 timeout=min(5.0, settings.db_connect_timeout_seconds),

@@ -1,4 +1,4 @@
-"""redis.asyncio client with the guide's behaviour: 3 retries per command, a bounded retry time.
+"""redis.asyncio client: 3 retries per command, a bounded retry time.
 
 Each command is tried at most ``1 + redis_max_retries`` times with exponential backoff; connect and
 socket timeouts are sized so that all attempts of one command end within ``redis_retry_deadline_seconds``
@@ -32,7 +32,7 @@ def open_redis(settings: RedisSettings) -> Redis:
     per_attempt, connect_timeout = attempt_timeouts(settings)
     backoff = ExponentialBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS)
     client: Redis = Redis.from_url(
-        settings.redis_url,
+        settings.redis_url.get_secret_value(),
         retry=Retry(backoff, settings.redis_max_retries),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         socket_connect_timeout=connect_timeout,
@@ -47,7 +47,7 @@ def open_pipelined_redis(settings: RedisSettings) -> PipelinedRedis:
     """The shared-connection client for hot commands, with the same retry budget as ``open_redis``."""
     per_attempt, connect_timeout = attempt_timeouts(settings)
     return PipelinedRedis(
-        settings.redis_url,
+        settings.redis_url.get_secret_value(),
         timeout=per_attempt,
         connect_timeout=connect_timeout,
         retries=settings.redis_max_retries,

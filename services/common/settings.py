@@ -10,18 +10,51 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    NatsDsn,
+    PostgresDsn,
+    RedisDsn,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.catalog import SHUTDOWN
+from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN, SHUTDOWN
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class SettingsError(Exception):
     """Raised when the environment does not describe a runnable service."""
+
+
+def url_of(kind: Any, label: str) -> AfterValidator:
+    """Checks a URL with pydantic's own type for it (`PostgresDsn`, ...) and keeps the value as given;
+    the reason names what was expected, never the value (it may hold a password)."""
+    adapter: TypeAdapter[Any] = TypeAdapter(kind)
+
+    def check(value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        try:
+            adapter.validate_python(text)
+        except ValidationError as exc:
+            raise ValueError(f"must be a {label} URL: {exc.errors()[0]['msg']}") from None
+        return value
+
+    return AfterValidator(check)
+
+
+# Connection strings hold passwords: secrets, checked as URLs of their kind.
+PostgresUrl = Annotated[SecretStr, url_of(PostgresDsn, "postgresql://")]
+RedisUrl = Annotated[SecretStr, url_of(RedisDsn, "redis://")]
+NatsUrl = Annotated[str, url_of(NatsDsn, "nats://")]
 
 
 class ServiceSettings(BaseSettings):
@@ -60,17 +93,11 @@ class ServiceSettings(BaseSettings):
 
 
 class DatabaseSettings(ServiceSettings):
-    database_url: str
-    db_pool_min: int = Field(default=2, ge=0, le=100)
-    db_pool_max: int = Field(default=10, ge=1, le=200)
+    database_url: PostgresUrl
+    # Defaults and bound shared with the stack's settings (services/catalog.py).
+    db_pool_min: int = Field(default=DB_POOL_MIN, ge=0, le=DB_POOL_MAX_LIMIT)
+    db_pool_max: int = Field(default=DB_POOL_MAX, ge=1, le=DB_POOL_MAX_LIMIT)
     db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
-
-    @field_validator("database_url")
-    @classmethod
-    def _postgres_scheme(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must be a postgresql:// URL")
-        return value
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> DatabaseSettings:
@@ -80,27 +107,20 @@ class DatabaseSettings(ServiceSettings):
 
 
 class RedisSettings(ServiceSettings):
-    redis_url: str
+    redis_url: RedisUrl
     redis_max_retries: int = Field(default=3, ge=0, le=10)
     # Connect and command timeouts are chosen so that all retries of one command end within this bound.
     redis_retry_deadline_seconds: float = Field(default=10.0, gt=0, le=60)
 
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis:// or rediss:// URL")
-        return value
-
 
 class NatsSettings(ServiceSettings):
-    nats_servers: Annotated[list[str], NoDecode]
+    nats_servers: Annotated[list[NatsUrl], NoDecode]
     nats_queue: str = ""
     nats_user: str = ""
-    nats_password: str = ""
+    nats_password: SecretStr = SecretStr("")
     # The client reconnects for as long as the process lives, pausing 0.25 s, 0.5 s, ... up to
-    # NATS_RECONNECT_WAIT_SECONDS between attempts. The guide's "5 reconnects, 2 s apart" is the
-    # outage budget: once the connection has been down that long (10 s), readiness fails and
+    # NATS_RECONNECT_WAIT_SECONDS between attempts. "5 reconnects, 2 s apart" is the outage budget:
+    # once the connection has been down that long (10 s), readiness fails and
     # nats_reconnect_budget_exceeded turns 1. -1 never fails readiness for an outage.
     nats_max_reconnect_attempts: int = Field(default=5, ge=-1)
     nats_reconnect_wait_seconds: float = Field(default=2.0, gt=0, le=60)
@@ -110,12 +130,8 @@ class NatsSettings(ServiceSettings):
     def _split_servers(cls, value: object) -> object:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, list):
-            if not value:
-                raise ValueError("needs at least one nats:// URL")
-            for server in value:
-                if not str(server).startswith(("nats://", "tls://")):
-                    raise ValueError(f"{server!r} is not a nats:// URL")
+        if isinstance(value, list) and not value:
+            raise ValueError("needs at least one nats:// URL")
         return value
 
     @property
@@ -148,15 +164,15 @@ class JwtSettings(ServiceSettings):
 
 
 class JwtSigningSettings(JwtSettings):
-    jwt_signing_seed: str = Field(repr=False)
+    jwt_signing_seed: SecretStr
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86400)
     refresh_token_ttl_seconds: int = Field(default=14 * 86400, ge=300)
 
     @field_validator("jwt_signing_seed")
     @classmethod
-    def _seed(cls, value: str) -> str:
+    def _seed(cls, value: SecretStr) -> SecretStr:
         try:
-            raw = base64.b64decode(value, validate=True)
+            raw = base64.b64decode(value.get_secret_value(), validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("must be base64") from None
         if len(raw) != 32:
@@ -167,9 +183,8 @@ class JwtSigningSettings(JwtSettings):
     def _key_pair_matches(self) -> JwtSigningSettings:
         from services.common.auth import key_id, load_public_keys, private_key_from_seed
 
-        if key_id(private_key_from_seed(self.jwt_signing_seed).public_key()) not in load_public_keys(
-            self.jwt_public_key
-        ):
+        seed = self.jwt_signing_seed.get_secret_value()
+        if key_id(private_key_from_seed(seed).public_key()) not in load_public_keys(self.jwt_public_key):
             raise ValueError("JWT_PUBLIC_KEY does not include the public key of JWT_SIGNING_SEED")
         return self
 

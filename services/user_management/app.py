@@ -21,5 +21,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
     )
     app.state.passwords = Passwords(settings.password_hash_memory_kib, settings.password_hash_time_cost)
-    app.state.issuer = TokenIssuer(settings.jwt_signing_seed, settings.access_token_ttl_seconds)
+    app.state.issuer = TokenIssuer(
+        settings.jwt_signing_seed.get_secret_value(), settings.access_token_ttl_seconds
+    )
     return app

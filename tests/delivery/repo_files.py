@@ -8,18 +8,11 @@ from typing import Any
 
 import yaml
 
+from services.catalog import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
-# docs/contracts.md, "Service names and code layout".
-CONTRACT_SERVICES = [
-    "api-gateway",
-    "user-management",
-    "vendor-management",
-    "search-discovery",
-    "geolocation",
-    "real-time",
-    "webhooks",
-    "file-management",
-]
+# The one list of services (services/catalog.py), in its order.
+CATALOG_SERVICES = list(SERVICES)
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
@@ -39,14 +32,6 @@ def readme_fresh_machine_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## On a fresh machine", 1)[1].split("\n## ", 1)[0]
     return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S)]
-
-
-def service_names() -> list[str]:
-    """Every service package under services/ (the shared library aside), by its Kubernetes name."""
-    packages = [
-        path.parent.name for path in (ROOT / "services").glob("*/__init__.py") if path.parent.name != "common"
-    ]
-    return sorted(package.replace("_", "-") for package in packages)
 
 
 def stack_names() -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.delivery.conftest import make_host
 from tests.delivery.fakes import RecordingEngine
-from tests.delivery.repo_files import CONTRACT_SERVICES
+from tests.delivery.repo_files import CATALOG_SERVICES
 from venta.cli import main
 from venta.host import Host
 
@@ -59,7 +59,7 @@ def test_usage_names_the_verb_that_was_wrong(
 
 def every_digest(**changes: object) -> dict[str, object]:
     digests: dict[str, object] = {
-        service: "sha256:" + f"{i:x}" * 64 for i, service in enumerate(CONTRACT_SERVICES)
+        service: "sha256:" + f"{i:x}" * 64 for i, service in enumerate(CATALOG_SERVICES)
     }
     digests.update(changes)
     return {service: digest for service, digest in digests.items() if digest is not None}

@@ -7,7 +7,7 @@ import pytest
 
 from tests.delivery.conftest import make_host
 from tests.delivery.fakes import RecordingEngine, RecordingStack
-from tests.delivery.repo_files import CONTRACT_SERVICES
+from tests.delivery.repo_files import CATALOG_SERVICES
 from venta.cli import main
 from venta.engine import Output
 from venta.host import Host
@@ -203,7 +203,7 @@ def test_the_policy_pack_runs_only_when_asked_with_the_stacks_config(
 
 
 def write_digests(
-    folder: Path, fill: str, services: list[str] = CONTRACT_SERVICES
+    folder: Path, fill: str, services: list[str] = CATALOG_SERVICES
 ) -> tuple[Path, dict[str, str]]:
     digests = {service: "sha256:" + fill * 64 for service in services}
     path = folder / f"digests-{fill}.json"
@@ -237,7 +237,7 @@ def test_deploy_with_digests_pins_every_service_with_the_tag(
     # What the update ran with, in the shape Pulumi's history keeps (`venta:images` as one object).
     images = json.loads(stack.history_entries[0].config["venta:images"])
     assert (images["tag"], images["digests"]) == ("v1.1.0", digests)
-    assert "images: pinned 8 digests for v1.1.0" in capsys.readouterr().out
+    assert f"images: pinned {len(CATALOG_SERVICES)} digests for v1.1.0" in capsys.readouterr().out
 
 
 def test_dev_may_pin_some_services_only(project: Path, engine: RecordingEngine, host: Host) -> None:
@@ -261,7 +261,7 @@ def test_rollback_restores_the_digests_deployed_with_that_version(
     expected = pinning_run("v1.0.0", first_digests, "venta rollback prod v1.0.0")
     assert stack.operations()[-len(expected) :] == expected
     assert json.loads(stack.history_entries[0].config["venta:images"])["digests"] == first_digests
-    assert "images: pinned 8 digests for v1.0.0" in capsys.readouterr().out
+    assert f"images: pinned {len(CATALOG_SERVICES)} digests for v1.0.0" in capsys.readouterr().out
 
 
 def test_rollback_to_a_version_deployed_without_digests_says_so(

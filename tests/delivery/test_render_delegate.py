@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.delivery.repo_files import ROOT
+from tests.delivery.repo_files import CATALOG_SERVICES, ROOT
 
 
 def test_venta_render_writes_the_stacks_manifests_from_any_folder(tmp_path: Path) -> None:
@@ -21,6 +21,6 @@ def test_venta_render_writes_the_stacks_manifests_from_any_folder(tmp_path: Path
     assert result.returncode == 0, result.stderr
     written = sorted((tmp_path / "manifests").glob("*.yaml"))
     kinds = [yaml.safe_load(path.read_text())["kind"] for path in written]
-    assert kinds.count("Deployment") == 8
+    assert kinds.count("Deployment") == len(CATALOG_SERVICES)
     assert "schema (Kubernetes 1.31, strict): valid" in result.stdout
     assert not (ROOT / "manifests").exists()

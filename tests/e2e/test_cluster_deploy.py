@@ -33,7 +33,6 @@ pytestmark = pytest.mark.e2e
 
 STACKS = ["dev", "prod"]
 VERSION_B = "0.2.0-e2e"
-CHECKSUM = "checksum/config"
 # A service whose ConfigMap the config-change test edits, and the setting it changes.
 CHANGED_SERVICE = "user-management"
 
@@ -223,22 +222,28 @@ def _only_tag(stack: ClusterStack, tag: str) -> dict[str, set[str]] | None:
 def test_a_config_change_rolls_only_that_deployment(deployed: ClusterStack) -> None:
     before = {d["metadata"]["name"]: d for d in deployed.get("deployments")}
     replica_sets = deployed.active_replica_sets()
-    current = deployed.settings.services[CHANGED_SERVICE].log_level  # type: ignore[index]
+    current = deployed.settings.services[CHANGED_SERVICE].log_level
     deployed.set_config(
         f'venta:services["{CHANGED_SERVICE}"].logLevel', "ERROR" if current != "ERROR" else "INFO"
     )
     deployed.up("up config change")
     after = {d["metadata"]["name"]: d for d in deployed.get("deployments")}
 
-    def annotation(d: dict[str, Any]) -> str:
-        return str(d["spec"]["template"]["metadata"]["annotations"][CHECKSUM])
+    def config_map(d: dict[str, Any]) -> str:
+        """The ConfigMap the pod template reads: auto-named, so new data means a new name."""
+        env_from = d["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        return str(next(ref["configMapRef"]["name"] for ref in env_from if "configMapRef" in ref))
 
-    assert annotation(after[CHANGED_SERVICE]) != annotation(before[CHANGED_SERVICE])
+    assert config_map(after[CHANGED_SERVICE]) != config_map(before[CHANGED_SERVICE])
     rolled = wait_for("the new ReplicaSet alone has pods", lambda: _rolled(deployed, replica_sets))
     assert rolled == {CHANGED_SERVICE}
     for name in SERVICE_NAMES:
         if name != CHANGED_SERVICE:
-            assert annotation(after[name]) == annotation(before[name]), name
+            assert config_map(after[name]) == config_map(before[name]), name
+    # Created before it was needed, deleted once nothing refers to it: no moment without a ConfigMap.
+    remaining = {c["metadata"]["name"] for c in deployed.get("configmaps")}
+    assert config_map(after[CHANGED_SERVICE]) in remaining
+    assert config_map(before[CHANGED_SERVICE]) not in remaining
 
 
 def _rolled(stack: ClusterStack, before: dict[str, str]) -> set[str] | None:

@@ -20,7 +20,7 @@ import yaml
 
 from infra.render import validate_manifest
 from infra.render.capture import CapturedStack, capture_stack
-from infra.render.manifests import to_manifests
+from infra.render.manifests import is_kubernetes_object, to_manifest
 from policy.pack import PACK_NAME
 from stacks.catalog import SERVICE_NAMES
 from tests.e2e.pulumi_cli import REPO, PulumiProject, Run, planned_steps, urn_type_and_name
@@ -92,6 +92,21 @@ def identity(manifest: dict[str, Any]) -> tuple[str, str, str, str]:
     return manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"]
 
 
+def logical_names(state: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], tuple[str, str]]:
+    """Each object the engine rendered, by identity -> its (type, logical name) from the state.
+
+    ConfigMaps and Secrets are auto-named: the engine and the mocks give them different random
+    suffixes, so the two renders can only be paired by the names the program gave them."""
+    found = {}
+    for resource in state:
+        outputs = resource.get("outputs") or {}
+        meta = outputs.get("metadata")
+        if resource["type"].startswith("kubernetes:") and isinstance(meta, dict) and "kind" in outputs:
+            key = (outputs["apiVersion"], outputs["kind"], meta.get("namespace", ""), meta["name"])
+            found[key] = urn_type_and_name(resource["urn"])
+    return found
+
+
 def key_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     """What must agree between the engine's render and the mocked one (secret values aside)."""
     spec = manifest.get("spec", {})
@@ -149,8 +164,15 @@ def test_up_renders_manifests_valid_for_kubernetes_1_31(stack_run: StackRun) -> 
 
 
 def test_rendered_objects_match_the_mocked_render(stack_run: StackRun) -> None:
-    engine = {identity(m): m for m in rendered_manifests(stack_run.render_dir)}
-    mocked = {identity(m): m for m in to_manifests(stack_run.captured)}
+    state = stack_run.project.export_state(stack_run.stack)["deployment"]["resources"]
+    names = logical_names(state)
+    rendered = rendered_manifests(stack_run.render_dir)
+    unknown = [identity(m) for m in rendered if identity(m) not in names]
+    assert unknown == [], "rendered objects the state does not hold"
+    engine = {names[identity(m)]: m for m in rendered}
+    mocked = {
+        (r.type, r.name): to_manifest(r) for r in stack_run.captured.resources if is_kubernetes_object(r)
+    }
     assert len(mocked) > 20, "the mocked render must not be empty for this comparison to mean anything"
     assert sorted(engine) == sorted(mocked)
     pairs = {k: (key_fields(engine[k]), key_fields(mocked[k])) for k in engine}

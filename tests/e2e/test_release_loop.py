@@ -135,7 +135,7 @@ def test_an_unchanged_pull_request_previews_as_no_change_and_passes_the_pack(loo
 
 def test_a_one_setting_change_previews_as_exactly_that_change(loop: Loop) -> None:
     key = f'venta:services["{CHANGED_SERVICE}"].logLevel'
-    current = loop.settings.services[CHANGED_SERVICE].log_level  # type: ignore[index]
+    current = loop.settings.services[CHANGED_SERVICE].log_level
     loop.project.set_config(loop.stack, key, "ERROR" if current != "ERROR" else "INFO")
     summary = loop.folder / "one-setting.md"
     loop.venta("preview", loop.stack, "--policy", "--summary", str(summary), label="preview one setting")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from infra.render import CapturedStack, to_manifests
+from infra.render import CapturedStack, to_manifests, validate_manifest
 
 Manifest = dict[str, Any]
 WORKLOADS = ("Deployment", "StatefulSet", "CronJob")
@@ -19,6 +19,17 @@ def manifests(captured: CapturedStack) -> list[Manifest]:
     if id(captured) not in _rendered:
         _rendered[id(captured)] = (captured, to_manifests(captured))
     return _rendered[id(captured)][1]
+
+
+_errors: dict[int, tuple[CapturedStack, list[str]]] = {}
+
+
+def schema_errors(captured: CapturedStack) -> list[str]:
+    """Strict Kubernetes 1.31 validation of a captured stack's render: once per capture and run, for
+    every suite that needs it (the infra tests, the scanners)."""
+    if id(captured) not in _errors:
+        _errors[id(captured)] = (captured, [e for m in manifests(captured) for e in validate_manifest(m)])
+    return _errors[id(captured)][1]
 
 
 def of_kind(captured: CapturedStack, kind: str) -> list[Manifest]:

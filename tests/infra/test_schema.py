@@ -7,14 +7,13 @@ import copy
 import pytest
 
 from infra.render import CapturedStack, validate_manifest
-from tests.infra.helpers import manifests, named
+from tests.infra.helpers import manifests, named, schema_errors
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_object_validates_for_1_31(stack: str, request: pytest.FixtureRequest) -> None:
     captured: CapturedStack = request.getfixturevalue(f"{stack}_stack")
-    errors = [error for manifest in manifests(captured) for error in validate_manifest(manifest)]
-    assert errors == []
+    assert len(manifests(captured)) > 50 and schema_errors(captured) == []
 
 
 def test_whole_numbers_are_integers(prod_stack: CapturedStack) -> None:

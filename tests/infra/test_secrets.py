@@ -11,6 +11,7 @@ import yaml
 
 from infra.render import REDACTED, CapturedStack
 from infra.render.capture import SECRET_SIG
+from stacks.catalog import SERVICES
 from tests.infra.helpers import containers, manifests, of_kind, workloads
 
 
@@ -26,8 +27,10 @@ def _leaks(text: str, captured: CapturedStack) -> list[str]:
 
 def test_generators_ran(captured: CapturedStack) -> None:
     passwords = captured.of_type("random:index/randomPassword:RandomPassword")
-    # superuser + five service databases (+ replication), redis, one NATS user per NATS service (+ routes)
-    assert len(passwords) == (12 if captured.stack == "dev" else 14)
+    # superuser, one per database (+ replication), redis, one NATS user per NATS service (+ routes)
+    prod = captured.stack == "prod"
+    databases, nats_users = (sum(getattr(s, uses) for s in SERVICES) for uses in ("database", "nats"))
+    assert len(passwords) == 1 + databases + prod + 1 + nats_users + prod
     assert all(p.inputs["special"] is False and p.inputs["length"] == 32 for p in passwords)
     assert captured.of_type("random:index/randomBytes:RandomBytes")[0].inputs["length"] == 32
     assert len(captured.generated_secrets) == len(passwords) + 2  # seed as base64 and hex
@@ -90,7 +93,7 @@ def test_service_secrets_hold_what_the_contract_names(captured: CapturedStack) -
         "file-management": {"DATABASE_URL"},
     }
     for name, keys in expected.items():
-        secret = captured.by_name(f"{name}-secret")
+        secret = captured.by_name(f"venta-{name}-secret")
         values = secret.inputs["stringData"]["value"]
         assert set(values) == keys
         if "DATABASE_URL" in keys:
@@ -109,12 +112,12 @@ def test_service_secrets_hold_what_the_contract_names(captured: CapturedStack) -
 
 def test_each_database_user_has_its_own_password(captured: CapturedStack) -> None:
     urls = [
-        captured.by_name(f"{n}-secret").inputs["stringData"]["value"]["DATABASE_URL"]
+        captured.by_name(f"venta-{n}-secret").inputs["stringData"]["value"]["DATABASE_URL"]
         for n in ("user-management", "vendor-management", "search-discovery", "webhooks", "file-management")
     ]
     passwords = {url.split(":")[2].split("@")[0] for url in urls}
     assert len(passwords) == 5
-    init = captured.by_name("postgres-init").inputs["stringData"]["value"]["01-databases.sql"]
+    init = captured.by_name("venta-postgres-init").inputs["stringData"]["value"]["01-databases.sql"]
     assert all(p in init for p in passwords)
 
 
@@ -129,14 +132,15 @@ def test_operator_given_secrets_are_used_and_stay_secret(captured_stack: Any) ->
     generated = {r.name for r in captured.of_type("random:index/randomPassword:RandomPassword")}
     assert "postgres-superuser" not in generated and "redis-password" not in generated
     assert not captured.of_type("random:index/randomBytes:RandomBytes")
-    creds = captured.by_name("postgres-credentials").inputs["stringData"]
+    creds = captured.by_name("venta-postgres-credentials").inputs["stringData"]
     assert SECRET_SIG in creds and creds["value"]["POSTGRES_PASSWORD"] == given["postgresPassword"]
-    gateway = captured.by_name("api-gateway-secret").inputs["stringData"]["value"]
+    gateway = captured.by_name("venta-api-gateway-secret").inputs["stringData"]["value"]
     assert gateway["REDIS_URL"] == "redis://:GivenRedisPassword1@redis.venta-dev.svc:6379/0"
     assert (
-        captured.by_name("user-management-secret").inputs["stringData"]["value"]["JWT_SIGNING_SEED"] == seed
+        captured.by_name("venta-user-management-secret").inputs["stringData"]["value"]["JWT_SIGNING_SEED"]
+        == seed
     )
     text = yaml.safe_dump_all(manifests(captured)) + json.dumps(captured.outputs)
     assert not [value for value in given.values() if value in text]
-    public_key = captured.by_name("geolocation-config").inputs["data"]["JWT_PUBLIC_KEY"]
+    public_key = captured.by_name("venta-geolocation-config").inputs["data"]["JWT_PUBLIC_KEY"]
     assert public_key.startswith("-----BEGIN PUBLIC KEY-----")

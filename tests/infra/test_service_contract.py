@@ -14,8 +14,8 @@ from stacks.catalog import SERVICES
 
 
 def _environment(captured: CapturedStack, service: str) -> dict[str, str]:
-    config = captured.by_name(f"{service}-config").inputs["data"]
-    secret = captured.by_name(f"{service}-secret").inputs["stringData"]
+    config = captured.by_name(f"venta-{service}-config").inputs["data"]
+    secret = captured.by_name(f"venta-{service}-secret").inputs["stringData"]
     values = secret["value"] if SECRET_SIG in secret else secret
     return {**config, **values}
 
@@ -37,7 +37,7 @@ def test_stack_environment_satisfies_the_service_settings(
     assert settings.port == 8000
     assert settings.environment == stack
     if spec.database:
-        assert settings.database_url == env["DATABASE_URL"]
+        assert settings.database_url.get_secret_value() == env["DATABASE_URL"]
     if spec.nats:
-        assert settings.nats_user == spec.name and settings.nats_password
+        assert settings.nats_user == spec.name and settings.nats_password.get_secret_value()
         assert settings.nats_servers == [f"nats://nats.venta-{stack}.svc:4222"]

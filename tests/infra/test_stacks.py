@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 import stacks
-from infra.builders.images import BUILD_CONTEXT, DOCKERFILE, REPO_ROOT
+from infra.builders.images import BUILD_CONTEXT, DOCKERFILE
 from infra.render import CapturedStack
+from infra.render.capture import AUTONAMED, REPO_ROOT
 from tests.infra.helpers import (
     containers,
     inventory,
@@ -21,40 +22,47 @@ from tests.infra.helpers import (
     workloads,
 )
 
-DEV_INVENTORY = {
+# Per service (services/catalog.py): a ConfigMap, a Secret, a ServiceAccount, a Deployment, a Service
+# and a NetworkPolicy; a volume claim where it keeps files; an HPA and a PDB where it can scale.
+PER_SERVICE = ("ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "NetworkPolicy")
+FILE_CLAIMS = sum(spec.file_storage for spec in stacks.SERVICES)
+N = len(stacks.SERVICES)
+# The namespace and its guard rails, the three data stores and the Ingress.
+PLATFORM = {
     "Namespace": 1,
     "ResourceQuota": 1,
     "LimitRange": 1,
-    "NetworkPolicy": 12,
-    "ServiceAccount": 11,
-    "Secret": 12,
-    "ConfigMap": 8,
-    "PersistentVolumeClaim": 1,
-    "Service": 14,
+    "NetworkPolicy": 4,  # default-deny, postgres, redis, nats
+    "ServiceAccount": 3,
+    "Secret": 4,  # postgres credentials and init, redis config, nats config
+    "Service": 6,  # each store's client and headless Services
     "StatefulSet": 3,
-    "Deployment": 8,
     "Ingress": 1,
+}
+DEV_INVENTORY = {
+    **PLATFORM,
+    **{kind: PLATFORM.get(kind, 0) + N for kind in PER_SERVICE},
+    "PersistentVolumeClaim": FILE_CLAIMS,
 }
 PROD_INVENTORY = {
     **DEV_INVENTORY,
-    "ServiceAccount": 13,
-    "NetworkPolicy": 14,
-    "PersistentVolumeClaim": 2,
-    "Service": 16,
+    # The read replica (account, policy, two Services, StatefulSet), the backup job (account, policy,
+    # claim, CronJob), one PDB for primary and replica, one for NATS; every service can scale.
+    "ServiceAccount": DEV_INVENTORY["ServiceAccount"] + 2,
+    "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 2,
+    "PersistentVolumeClaim": FILE_CLAIMS + 1,
+    "Service": DEV_INVENTORY["Service"] + 2,
     "StatefulSet": 4,
     "CronJob": 1,
-    "HorizontalPodAutoscaler": 8,
-    "PodDisruptionBudget": 10,
+    "HorizontalPodAutoscaler": N,
+    "PodDisruptionBudget": N + 2,
 }
+# The scaling table the platform was specified with; every other service at least 2 (tested below).
 PROD_HPAS = {
-    "api-gateway": (2, 10, 60, 75),
     "user-management": (2, 5, 70, 80),
     "vendor-management": (2, 5, 70, 80),
-    "search-discovery": (2, 6, 70, 80),
     "geolocation": (3, 10, 60, 70),
     "real-time": (2, 8, 50, 60),
-    "webhooks": (2, 6, 70, 80),
-    "file-management": (2, 4, 70, 80),
 }
 
 
@@ -91,7 +99,9 @@ def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
             "name": hpa["metadata"]["name"],
         }
         assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
-    assert found == PROD_HPAS
+    assert set(found) == set(stacks.SERVICE_NAMES)
+    assert {name: found[name] for name in PROD_HPAS} == PROD_HPAS
+    assert found["api-gateway"] == (2, 10, 60, 75) and all(low >= 2 for low, *_ in found.values())
 
 
 def test_hpa_targets_set_no_replicas(captured: CapturedStack) -> None:
@@ -310,12 +320,13 @@ def test_build_mode_builds_each_service_from_the_shared_dockerfile(captured_stac
     built = captured.of_type("docker:index/image:Image")
     assert len(built) == len(stacks.SERVICE_NAMES)
     for image in built:
-        service = image.name.removesuffix("-image")
+        service = image.inputs["build"]["args"]["SERVICE"]
+        assert image.name == f"venta-{service}-image"
         build = image.inputs["build"]
         assert build["context"] == BUILD_CONTEXT and build["dockerfile"] == DOCKERFILE
         assert build["args"] == {"SERVICE": service} and build["platform"] == "linux/amd64"
         assert image.inputs["imageName"] == f"localhost:5000/venta/{service}:dev1"
-        assert image.parent.endswith(f"VentaService::{service}")
+        assert image.parent.endswith(f"VentaService::venta-{service}")
     deployment = named(captured, "Deployment", "geolocation")
     assert containers(deployment)[0]["image"].startswith("localhost:5000/venta/geolocation@sha256:")
 
@@ -409,18 +420,33 @@ def test_prod_spreads_pods_and_dev_does_not(captured: CapturedStack) -> None:
 
 
 def test_config_changes_roll_the_pods(captured_stack: Any, dev_stack: CapturedStack) -> None:
+    """ConfigMaps and Secrets have no fixed name: the engine names them, a change of their data replaces
+    them under a new name, and the pod template that refers to that name changes, which rolls the pods."""
     changed = captured_stack("dev", {"venta:services": '{"webhooks": {"logLevel": "ERROR"}}'})
+    for kind in ("ConfigMap", "Secret"):
+        for resource in dev_stack.of_type(f"kubernetes:core/v1:{kind}"):
+            # The mocks, like the provider, name (and mark) only what the program left unnamed.
+            assert resource.inputs["metadata"]["annotations"][AUTONAMED] == "true", resource.name
 
-    def checksums(captured: CapturedStack) -> dict[str, str]:
+    def references(captured: CapturedStack) -> dict[str, tuple[str, ...]]:
         return {
-            d["metadata"]["name"]: pod_template(d)["metadata"]["annotations"]["checksum/config"]
+            d["metadata"]["name"]: tuple(
+                ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in containers(d)[0]["envFrom"]
+            )
             for d in of_kind(captured, "Deployment")
         }
 
-    before, after = checksums(dev_stack), checksums(changed)
+    before, after = references(dev_stack), references(changed)
     assert {n for n in before if before[n] != after[n]} == {"webhooks"}
+    assert before["webhooks"][1] == after["webhooks"][1]  # the Secret did not change
+    config_maps = {m["metadata"]["name"] for m in of_kind(dev_stack, "ConfigMap")}
+    assert set(ref for refs in before.values() for ref in refs[:1]) <= config_maps
     annotations = pod_template(named(dev_stack, "Deployment", "geolocation"))["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "8000"
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8000",
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def test_prod_data_stores(prod_stack: CapturedStack) -> None:

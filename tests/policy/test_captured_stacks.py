@@ -62,7 +62,7 @@ def _edit(kind: str, name: str, edit: Callable[[dict[str, Any]], None]) -> Break
     def apply(resources: list[Resource]) -> list[Resource]:
         out = []
         for r in resources:
-            if (r.kind, r.k8s_name) == (kind, name):
+            if r.kind == kind and name in (r.k8s_name, r.name):
                 props = copy.deepcopy(dict(r.props))
                 edit(props)
                 r = Resource(r.type, r.name, props, r.urn)
@@ -145,7 +145,7 @@ BREAKS = [
         "password in a ConfigMap",
         "no-credentials-in-configmap",
         CM,
-        "user-management-config",
+        "venta-user-management-config",  # auto-named: found by its logical name
         _password_in_configmap,
     ),
     _case(
@@ -153,7 +153,7 @@ BREAKS = [
         "password in a ConfigMap",
         "no-credentials-in-configmap",
         CM,
-        "webhooks-config",
+        "venta-webhooks-config",
         _password_in_configmap,
     ),
     _case(
@@ -227,7 +227,8 @@ def test_break_fires_the_right_rule(
     assert rule in {f.policy for f in new}, _shown(new)
     if name is not None:
         # Whatever else fires is a consequence for the same object (a `latest` image is not pinned either).
-        assert all(f"'{name}'" in f.message for f in new), _shown(new)
+        (shown,) = {r.k8s_name for r in stacks[stack] if name in (r.k8s_name, r.name)}
+        assert all(f"'{shown}'" in f.message for f in new), _shown(new)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -135,11 +135,11 @@ def test_every_stack_rule_has_a_violating_case() -> None:
     assert {r.name for r in RULES if r.stack_check is not None} <= {c[0] for c in CASES}
 
 
-def test_scaling_table_defaults_to_the_guide() -> None:
+def test_scaling_table_defaults_to_the_constants() -> None:
     check = RULES_BY_NAME["scaling-table"].stack_check
     assert check is not None
     messages = [v.message for v in check(f.compliant_stack(), RULES_BY_NAME["scaling-table"].defaults())]
-    # The small stack has only user-management: every other service of the guide is reported missing.
+    # The small stack has only user-management: every other service of the table is reported missing.
     for service in (
         "vendor-management",
         "geolocation",

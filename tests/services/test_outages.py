@@ -239,7 +239,7 @@ async def test_every_service_heals_after_a_minute_without_nats_and_nothing_writt
     logs = {entry.name: tmp_path / f"{entry.name}.log" for entry in entries}
     try:
         for entry in entries:  # the container command, with the environment infra gives each service
-            env = service_env(entry, settings_class(entry), urls, ports, signing_seed, tmp_path)
+            env = service_env(entry, urls, ports, signing_seed, tmp_path)
             with logs[entry.name].open("wb") as out:
                 procs[entry.name] = await asyncio.create_subprocess_exec(
                     sys.executable,

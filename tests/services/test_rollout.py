@@ -24,7 +24,7 @@ import pytest
 
 from infra.builders.shutdown import core, drained_pod
 from localdev.servers import die_with_parent, free_port
-from localdev.services import ROOT, Ports, service_env, settings_class
+from localdev.services import ROOT, Ports, service_env
 from services.api_gateway.app import create_app as create_gateway
 from services.catalog import SERVICES
 from services.common.metrics import sample_value
@@ -150,9 +150,7 @@ async def start_replica(
 async def vendor_env(servers: Servers, tmp_path: Path) -> dict[str, str]:
     """The environment infra gives vendor-management, on this test's servers; the drain as deployed."""
     urls = {"db:vendor-management": await servers.new_database(), "nats": servers.nats_url}
-    env = service_env(
-        VENDORS, settings_class(VENDORS), urls, {VENDORS.name: Ports(0, 0)}, servers.signing_seed, tmp_path
-    )
+    env = service_env(VENDORS, urls, {VENDORS.name: Ports(0, 0)}, servers.signing_seed, tmp_path)
     env.pop("SHUTDOWN_DRAIN_SECONDS")  # the local runner's 0; pods drain for the catalog's time
     return env
 

@@ -12,6 +12,7 @@ import nats
 import orjson
 import pytest
 from nats.js import JetStreamContext
+from pydantic import SecretStr
 
 from services.common.metrics import sample_value
 from services.common.nats_client import VENDORS_STREAM, ensure_streams, new_event
@@ -186,7 +187,7 @@ async def test_redis_outage_turns_ready_503_while_search_keeps_answering(
     redis = private_server("redis")
     settings = await servers.search_settings()
     url, internal_url = await serve_service(
-        create_search(settings.model_copy(update={"redis_url": redis.url}))
+        create_search(settings.model_copy(update={"redis_url": SecretStr(redis.url)}))
     )
     async with (
         httpx.AsyncClient(base_url=url, timeout=20) as client,

@@ -163,7 +163,7 @@ async def test_an_event_committed_before_a_crash_is_published_on_restart(
     # First run: apply the schema only.
     await serve(create_app(settings.model_copy(update={"outbox_poll_seconds": 60})))
     # The "crash": a change committed with its outbox row, and no relay alive to publish it.
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1)
     try:
         owner = uuid.uuid4()
         row = await repository.create_vendor(
@@ -191,7 +191,7 @@ async def test_a_failed_publish_keeps_the_marks_of_the_rows_published_before_it(
 ) -> None:
     settings = await servers.vendor_settings(outbox_poll_seconds=60)
     await serve(create_app(settings))  # the schema and the stream; its relay sleeps between polls
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
     nc = await nats.connect(nats_url)
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -225,7 +225,7 @@ async def test_vendors_from_before_the_state_stream_are_backfilled_once_never_ov
     old = tmp_path / "migrations"
     old.mkdir()
     shutil.copy(MIGRATIONS / "0001_vendors.sql", old)
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
     vendors = [uuid.uuid4() for _ in range(3)]
     try:
         await apply_migrations(conn, "vendor-management", old)
@@ -276,7 +276,7 @@ async def test_published_outbox_rows_go_after_the_retention_period_pending_ones_
         outbox_poll_seconds=0.2, outbox_retention_days=7.0, outbox_retention_interval_seconds=0.1
     )
     url = await serve(create_app(settings))
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=1)
     try:
         async with httpx.AsyncClient(base_url=url) as client:
             made = Vendors(client, settings, servers)

@@ -1,0 +1,41 @@
+"""Ports and object names that more than one part of infra/ refers to: components, builders, exporters.
+
+Only names that are contracts are fixed here. A Service's name is its DNS name (clients connect to
+`postgres.<namespace>.svc`); a StatefulSet's name makes its pods' names (`nats-0.nats-headless`, used
+in NATS routes and by the replica's clone); a Deployment is named after its service for the HPA's
+`scaleTargetRef` and for operators (`kubectl rollout status deployment/geolocation`). ConfigMaps and
+Secrets are never named here: the engine names them and their readers use the generated name.
+"""
+
+from __future__ import annotations
+
+# Every service: container port 8000 named `http` (docs/contracts.md), exposed by its Service on 80.
+SERVICE_PORT = 8000
+SERVICE_PORT_NAME = "http"
+SERVICE_CLUSTER_PORT = 80
+# file-management keeps uploads here, on its volume.
+STORAGE_DIR = "/data/files"
+
+# The data stores as the Platform names them: their Services' DNS names and their pods' names.
+POSTGRES = "postgres"
+REDIS = "redis"
+NATS = "nats"
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+NATS_PORTS = {"client": 4222, "cluster": 6222, "monitor": 8222}
+POSTGRES_SUPERUSER = "postgres"
+
+
+def headless(name: str) -> str:
+    """The headless Service of a StatefulSet: it gives each pod a stable DNS name."""
+    return f"{name}-headless"
+
+
+def pod_address(name: str, ordinal: int) -> str:
+    """`nats-2.nats-headless`: one pod of a StatefulSet, reachable from the same namespace."""
+    return f"{name}-{ordinal}.{headless(name)}"
+
+
+def cluster_host(name: str, namespace: str) -> str:
+    """A Service's address from any namespace."""
+    return f"{name}.{namespace}.svc"
