@@ -2,19 +2,49 @@
 
 The public entry (the gateway) is reached from the ingress controller's namespace and calls every
 other service; the others are reached only from the entry. Each service reaches the data stores its
-catalog entry names, DNS, and the public internet when it delivers there (webhooks). Prometheus may
-scrape every service.
+catalog entry names (their pods, or the address range and port of a store the stack does not run),
+DNS, and the public internet when it delivers there (webhooks). Prometheus may scrape every service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi_kubernetes as k8s
 
 from infra.builders import names, network
 from infra.builders.labels import selector
 from stacks.catalog import ServiceSpec
+from stacks.model import StackSettings
+
+
+@dataclass(frozen=True)
+class StoreRoute:
+    """Where connections to one data store go: its pods, or an external store's address range."""
+
+    port: int
+    cidr: str | None = None
+
+
+IN_CLUSTER = {
+    names.POSTGRES: StoreRoute(names.POSTGRES_PORT),
+    names.REDIS: StoreRoute(names.REDIS_PORT),
+    names.NATS: StoreRoute(names.NATS_PORTS["client"]),
+}
+
+
+def store_routes(s: StackSettings) -> dict[str, StoreRoute]:
+    """The stack's own stores by their pods, the external ones by their range and port."""
+    external = {
+        names.POSTGRES: s.postgres.external,
+        names.REDIS: s.redis.external,
+        names.NATS: s.nats.external,
+    }
+    return {
+        store: StoreRoute(found.port, found.cidr) if found else IN_CLUSTER[store]
+        for store, found in external.items()
+    }
 
 
 def service_policy(
@@ -23,9 +53,15 @@ def service_policy(
     instance: str,
     ingress_namespace: str,
     monitoring_namespace: str,
+    stores: Mapping[str, StoreRoute] = IN_CLUSTER,
 ) -> k8s.networking.v1.NetworkPolicySpecArgs:
     def pods(service: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
         return network.pods(selector(service, instance))
+
+    def to_store(store: str) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+        route = stores[store]
+        peer = network.addresses(route.cidr) if route.cidr else pods(store)
+        return network.allow_to([peer], route.port)
 
     http = names.SERVICE_PORT_NAME
     if spec.public_entry:
@@ -38,11 +74,11 @@ def service_policy(
     ]
     egress = [network.dns()]
     if spec.database:
-        egress.append(network.allow_to([pods(names.POSTGRES)], names.POSTGRES_PORT))
+        egress.append(to_store(names.POSTGRES))
     if spec.redis:
-        egress.append(network.allow_to([pods(names.REDIS)], names.REDIS_PORT))
+        egress.append(to_store(names.REDIS))
     if spec.nats:
-        egress.append(network.allow_to([pods(names.NATS)], names.NATS_PORTS["client"]))
+        egress.append(to_store(names.NATS))
     if spec.public_entry:
         egress.append(network.allow_to([pods(s.name) for s in services if not s.public_entry], http))
     if spec.internet_egress:

@@ -66,6 +66,7 @@ class Observability(pulumi.ComponentResource):
             thresholds=args.settings.thresholds,
             runbook_base_url=args.settings.runbook_base_url,
             nats_servers=args.nats_servers,
+            stores=tuple(exporter.store for exporter in installed),
         )
         k8s.apiextensions.CustomResource(
             f"{name}-alert-rules",

@@ -44,20 +44,29 @@ class Exporter:
 
 @dataclass(frozen=True)
 class StoreSecrets:
-    """The generated names of the Secrets the exporters read a password from."""
+    """The generated names of the Secrets the exporters read a password from; None for a store the
+    stack does not run (an external one, which its own operator watches)."""
 
-    postgres: pulumi.Input[str]  # key POSTGRES_PASSWORD: the superuser's
-    redis: pulumi.Input[str]  # key password
+    postgres: pulumi.Input[str] | None  # key POSTGRES_PASSWORD: the superuser's
+    redis: pulumi.Input[str] | None  # key password
+    nats: bool = True  # whether the stack runs NATS (its exporter needs no Secret)
 
 
 def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> list[Exporter]:
+    """One exporter per store the stack runs."""
+    return [exporter for exporter in _all_exporters(settings, nats_servers, secrets) if exporter is not None]
+
+
+def _all_exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> list[Exporter | None]:
     # One URL per NATS server, tagged with its pod name so `server_id` names the server in alerts.
     monitor = names.NATS_PORTS["monitor"]
     nats_urls = [
         f"{names.NATS}-{i},http://{names.pod_address(names.NATS, i)}:{monitor}" for i in range(nats_servers)
     ]
     return [
-        Exporter(
+        None
+        if secrets.postgres is None
+        else Exporter(
             "postgres-exporter",
             names.POSTGRES,
             names.POSTGRES_PORT,
@@ -69,7 +78,9 @@ def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> 
                 pod.secret_env("DATA_SOURCE_PASS", secrets.postgres, "POSTGRES_PASSWORD"),
             ),
         ),
-        Exporter(
+        None
+        if secrets.redis is None
+        else Exporter(
             "redis-exporter",
             names.REDIS,
             names.REDIS_PORT,
@@ -80,7 +91,9 @@ def exporters(settings: Exporters, nats_servers: int, secrets: StoreSecrets) -> 
                 pod.secret_env("REDIS_PASSWORD", secrets.redis, "password"),
             ),
         ),
-        Exporter(
+        None
+        if not secrets.nats
+        else Exporter(
             "nats-exporter",
             names.NATS,
             monitor,

@@ -72,8 +72,9 @@ class Platform(pulumi.ComponentResource):
                     services=list(SERVICE_NAMES),
                     nats_servers=s.nats.replicas,
                     store_secrets=StoreSecrets(
-                        postgres=stores.postgres.credentials.metadata.name,
-                        redis=stores.redis.config.metadata.name,
+                        postgres=stores.postgres.credentials.metadata.name if stores.postgres else None,
+                        redis=stores.redis.config.metadata.name if stores.redis else None,
+                        nats=stores.nats is not None,
                     ),
                 ),
                 child("observability"),

@@ -1,0 +1,248 @@
+"""Stacks pointed at data stores they do not run (`<store>.external`): the real program under mocks,
+dev and prod, all three stores external and one at a time; and the settings' checks at load."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+import stacks
+from infra.render import CapturedStack
+from infra.render.capture import SECRET_SIG
+from policy.evaluate import evaluate, mandatory, stack_config
+from stacks.catalog import SERVICES
+from tests.infra.helpers import manifests, of_kind, schema_errors
+from tests.infra.test_settings import config, problems
+from tests.policy.captured import pinned_images_config, policy_resources
+
+POSTGRES = {"host": "10.20.0.5", "cidr": "10.20.0.0/24"}
+REDIS = {"host": "cache.example.com", "port": 6380, "cidr": "10.20.1.0/24"}
+NATS = {"host": "10.20.2.9", "cidr": "10.20.2.0/28"}
+DATABASE_USERS = [s.name for s in SERVICES if s.database]
+NATS_USERS = [s.name for s in SERVICES if s.nats]
+PG_PASSWORDS = {name: f"ExternalPg{i}" for i, name in enumerate(DATABASE_USERS)}
+REDIS_PASSWORD = "ExternalRedisPassword"
+NATS_PASSWORDS = {name: f"ExternalNats{i}" for i, name in enumerate(NATS_USERS)}
+GIVEN = [*PG_PASSWORDS.values(), REDIS_PASSWORD, *NATS_PASSWORDS.values()]
+STORES = ("postgres", "redis", "nats")
+WHERE: dict[str, dict[str, Any]] = {"postgres": POSTGRES, "redis": REDIS, "nats": NATS}
+USES = {"postgres": "database", "redis": "redis", "nats": "nats"}
+# Everything a store brings when the stack runs it, by the name label its objects carry.
+STORE_APPS = {"postgres", "postgres-replica", "postgres-backup", "redis", "nats"}
+EXPORTERS = {"postgres": "postgres-exporter", "redis": "redis-exporter", "nats": "nats-exporter"}
+STORE_ALERTS = {"VentaPostgresDown", "VentaRedisDown", "VentaNatsDown", "VentaJetStreamConsumerBehind"}
+
+
+def external(*which: str, operator: bool = False) -> dict[str, str]:
+    """Config overrides pointing the stores named in ``which`` elsewhere, with their credentials."""
+    secrets: dict[str, Any] = {}
+    if "postgres" in which:
+        secrets["postgresPasswords"] = PG_PASSWORDS
+    if "redis" in which:
+        secrets["redisPassword"] = REDIS_PASSWORD
+    if "nats" in which:
+        secrets["natsPasswords"] = NATS_PASSWORDS
+    overrides = {f"venta:{store}": json.dumps({"external": WHERE[store]}) for store in which}
+    overrides["venta:secrets"] = json.dumps(secrets)
+    if operator:
+        overrides["venta:monitoring"] = json.dumps({"prometheusOperator": True})
+    return overrides
+
+
+@pytest.fixture(params=["dev", "prod"])
+def all_external(request: pytest.FixtureRequest, captured_stack: Any) -> CapturedStack:
+    captured: CapturedStack = captured_stack(request.param, external(*STORES, operator=True))
+    return captured
+
+
+def _app(manifest: dict[str, Any]) -> str | None:
+    return (manifest["metadata"].get("labels") or {}).get("app.kubernetes.io/name")
+
+
+def _secret_env(captured: CapturedStack, service: str) -> dict[str, str]:
+    (secret,) = [
+        r for r in captured.of_type("kubernetes:core/v1:Secret") if r.name == f"venta-{service}-secret"
+    ]
+    data = secret.inputs["stringData"]
+    assert SECRET_SIG in data, f"{service}'s Secret is not a Pulumi secret"
+    values: dict[str, str] = data["value"]
+    return values
+
+
+def _config_env(captured: CapturedStack, service: str) -> dict[str, str]:
+    (config_map,) = [
+        r for r in captured.of_type("kubernetes:core/v1:ConfigMap") if r.name == f"venta-{service}-config"
+    ]
+    values: dict[str, str] = config_map.inputs["data"]
+    return values
+
+
+def test_an_external_store_brings_no_workload_volume_budget_or_exporter(all_external: CapturedStack) -> None:
+    objects = manifests(all_external)
+    assert not of_kind(all_external, "StatefulSet") and not of_kind(all_external, "CronJob")
+    left = sorted(f"{m['kind']} {m['metadata'].get('name')}" for m in objects if _app(m) in STORE_APPS)
+    assert left == [], left
+    budgets = {b["metadata"]["name"] for b in of_kind(all_external, "PodDisruptionBudget")}
+    assert budgets <= {s.name for s in SERVICES}
+    claims = {c["metadata"]["name"] for c in of_kind(all_external, "PersistentVolumeClaim")}
+    assert claims == {f"{s.name}-files" for s in SERVICES if s.file_storage}
+    deployments = {d["metadata"]["name"] for d in of_kind(all_external, "Deployment")}
+    assert deployments == {s.name for s in SERVICES}, "services only: no exporter"
+    assert schema_errors(all_external) == []
+
+
+def test_no_alert_watches_an_external_store(all_external: CapturedStack) -> None:
+    (rule,) = [m for m in manifests(all_external) if m["kind"] == "PrometheusRule"]
+    alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert not alerts & STORE_ALERTS
+    assert {"VentaServiceDown", "VentaHighErrorRate", "VentaWebhookDeadLettersGrowing"} <= alerts
+    monitors = {m["metadata"]["name"] for m in manifests(all_external) if m["kind"] == "ServiceMonitor"}
+    assert monitors == {s.name for s in SERVICES}
+
+
+def test_services_connect_to_the_external_stores_with_the_credentials_given(
+    all_external: CapturedStack,
+) -> None:
+    for spec in SERVICES:
+        secret, config = _secret_env(all_external, spec.name), _config_env(all_external, spec.name)
+        if spec.database:
+            db = spec.database_name
+            assert (
+                secret["DATABASE_URL"] == f"postgresql://{db}:{PG_PASSWORDS[spec.name]}@10.20.0.5:5432/{db}"
+            )
+        if spec.redis:
+            assert secret["REDIS_URL"] == "redis://:ExternalRedisPassword@cache.example.com:6380/0"
+        if spec.nats:
+            assert config["NATS_SERVERS"] == "nats://10.20.2.9:4222"
+            assert secret["NATS_USER"] == spec.name
+            assert secret["NATS_PASSWORD"] == NATS_PASSWORDS[spec.name]
+    # Nothing generates a password for a store the stack does not run.
+    assert not all_external.of_type("random:index/randomPassword:RandomPassword")
+
+
+def test_the_given_credentials_stay_secret(all_external: CapturedStack) -> None:
+    plain = yaml.safe_dump_all(manifests(all_external)) + json.dumps(all_external.outputs)
+    assert not [password for password in GIVEN if password in plain]
+    for config_map in all_external.of_type("kubernetes:core/v1:ConfigMap"):
+        assert not [p for p in GIVEN if p in json.dumps(config_map.inputs)], config_map.name
+
+
+def _store_egress(policy: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """Port -> peers of the egress rules other than DNS and the public internet."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for rule in policy["spec"].get("egress", []):
+        ports = [p["port"] for p in rule.get("ports", [])]
+        if ports in ([53, 53], [80, 443]) or ports == ["http"]:
+            continue
+        for port in ports:
+            found.setdefault(port, []).extend(rule.get("to", []))
+    return found
+
+
+def test_network_policies_admit_each_external_range_on_its_port_only(all_external: CapturedStack) -> None:
+    policies = {p["metadata"]["name"]: p for p in of_kind(all_external, "NetworkPolicy")}
+    for spec in SERVICES:
+        egress = _store_egress(policies[spec.name])
+        expected: dict[int, list[dict[str, Any]]] = {}
+        if spec.database:
+            expected[5432] = [{"ipBlock": {"cidr": POSTGRES["cidr"]}}]
+        if spec.redis:
+            expected[6380] = [{"ipBlock": {"cidr": REDIS["cidr"]}}]
+        if spec.nats:
+            expected[4222] = [{"ipBlock": {"cidr": NATS["cidr"]}}]
+        assert egress == expected, spec.name
+    assert not set(policies) & STORE_APPS, "no policy for a store that is not here"
+
+
+def test_the_policy_pack_passes_a_prod_release_with_external_stores(captured_stack: Any) -> None:
+    overrides = external(*STORES, operator=True)
+    release = captured_stack("prod", {**overrides, **pinned_images_config(captured_stack("prod", overrides))})
+    found = mandatory(evaluate(policy_resources(release), stack_config("prod")))
+    assert found == [], [f"[{f.policy}] {f.message}" for f in found]
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_one_external_store_leaves_the_others_in_the_stack(captured_stack: Any, store: str) -> None:
+    captured = captured_stack("prod", external(store, operator=True))
+    running = {_app(s) for s in of_kind(captured, "StatefulSet")}
+    assert store not in running and set(STORES) - {store} <= running
+    exporters = {d["metadata"]["name"] for d in of_kind(captured, "Deployment")} - {s.name for s in SERVICES}
+    assert exporters == {EXPORTERS[other] for other in STORES if other != store}
+    policies = {p["metadata"]["name"]: p for p in of_kind(captured, "NetworkPolicy")}
+    outside = {"ipBlock": {"cidr": WHERE[store]["cidr"]}}
+    for spec in SERVICES:
+        peers = [peer for found in _store_egress(policies[spec.name]).values() for peer in found]
+        assert (outside in peers) == bool(getattr(spec, USES[store])), spec.name
+    assert schema_errors(captured) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "wanted"),
+    [
+        (
+            {"postgres": {"external": {"host": "10.9.0.5", "cidr": "10.20.0.0/24"}}},
+            'postgres.external.host: given "10.9.0.5"; allowed an address inside cidr (10.20.0.0/24)',
+        ),
+        (
+            {"redis": {"external": {"host": "cache", "cidr": "10.20.1.1/24"}}},
+            'redis.external.cidr: given "10.20.1.1/24"; allowed an IPv4 address range',
+        ),
+        (
+            {"nats": {"external": {"host": "nats_1", "cidr": "10.20.2.0/28", "port": 70000}}},
+            "nats.external.port: given 70000; allowed at most 65535",
+        ),
+        (
+            {"nats": {"external": {"host": "nats_1", "cidr": "10.20.2.0/28"}}},
+            'nats.external.host: given "nats_1"; allowed a host name such as db.example.com',
+        ),
+        (
+            {"postgres": {"external": POSTGRES}, "secrets": {"postgresPasswords": {"webhooks": "x"}}},
+            "secrets.postgresPasswords: given <secret>; allowed a password for each of user-management",
+        ),
+        (
+            {
+                "postgres": {"external": POSTGRES},
+                "secrets": {"postgresPasswords": PG_PASSWORDS, "postgresPassword": "x"},
+            },
+            "secrets.postgresPassword: given <secret>; allowed nothing when postgres.external is set",
+        ),
+        (
+            {"redis": {"external": REDIS}},
+            "secrets.redisPassword: given <secret>; allowed a password: the external Redis'",
+        ),
+        (
+            {"secrets": {"natsPasswords": NATS_PASSWORDS}},
+            "secrets.natsPasswords: given <secret>; allowed nothing unless nats.external is set",
+        ),
+        (
+            {
+                "nats": {"external": NATS},
+                "secrets": {"natsPasswords": {**NATS_PASSWORDS, "api-gateway": "x"}},
+            },
+            "not of api-gateway",
+        ),
+        (
+            {"postgres": {"external": {**POSTGRES, "tls": True}}},
+            "postgres.external.tls: given true; allowed no such key; known keys: cidr, host, port",
+        ),
+    ],
+)
+def test_wrong_external_settings_fail_at_load_naming_the_key(overrides: dict[str, Any], wanted: str) -> None:
+    found = problems("dev", config("dev", **overrides))
+    assert any(wanted in problem for problem in found), found
+
+
+def test_external_stores_without_auth_need_no_credentials() -> None:
+    settings = stacks.load(
+        "dev",
+        config(
+            "dev",
+            redis={"external": REDIS, "auth": False},
+            nats={"external": NATS, "auth": False},
+        ),
+    )
+    assert settings.redis.external is not None and settings.nats.external is not None
+    assert not settings.uses_credentials("redis") and not settings.uses_credentials("nats")
