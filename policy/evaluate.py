@@ -106,8 +106,10 @@ def _settings(policy: Policy, config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "enforcementLevel"} if isinstance(entry, dict) else {}
 
 
-def _options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+def _options(ignore_changes: Sequence[str] = ()) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        False, list(ignore_changes), None, [], PolicyCustomTimeouts(0, 0, 0), [], None
+    )
 
 
 class _Reporter:
@@ -125,7 +127,8 @@ def evaluate(resources: Sequence[Resource], config: Mapping[str, Any] | None = N
     config = config or {}
     findings: list[Finding] = []
     stack = [
-        PolicyResource(r.type, r.props, r.urn, r.name, _options(), None, None, [], {}) for r in resources
+        PolicyResource(r.type, r.props, r.urn, r.name, _options(r.ignore_changes), None, None, [], {})
+        for r in resources
     ]
     for policy in build_policies():
         level = _level(policy, config)

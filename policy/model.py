@@ -29,12 +29,14 @@ SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 
 @dataclass(frozen=True)
 class Resource:
-    """One resource of the stack: its Pulumi type token, Pulumi name, URN and props."""
+    """One resource of the stack: its Pulumi type token, Pulumi name, URN, props and the property
+    paths its options tell the engine to leave alone after creation (`ignoreChanges`)."""
 
     type: str
     name: str
     props: Mapping[str, Any] = field(default_factory=dict)
     urn: str = ""
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:

@@ -52,7 +52,12 @@ def _stack_validation(rule: Rule) -> Any:
     assert check is not None
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        resources = [Resource(r.resource_type, r.name, r.props, r.urn) for r in args.resources]
+        resources = [
+            Resource(
+                r.resource_type, r.name, r.props, r.urn, tuple(getattr(r.opts, "ignore_changes", None) or ())
+            )
+            for r in args.resources
+        ]
         by_urn = {r.urn: r for r in resources}
         config = rule_config(rule, args.get_config())
         for violation in check(resources, config):

@@ -206,10 +206,10 @@ RULES: tuple[Rule, ...] = (
         availability.check_hpa_target_exists,
     ),
     _s(
-        "hpa-target-no-replicas",
+        "hpa-owns-replicas",
         "availability",
-        "A Deployment scaled by an HPA sets no `replicas`.",
-        availability.check_hpa_target_no_replicas,
+        "A Deployment scaled by an HPA starts at its minimum and leaves `replicas` to it.",
+        availability.check_hpa_owns_replicas,
     ),
     _r(
         "zero-downtime-rollout",

@@ -80,7 +80,11 @@ class VentaService(pulumi.ComponentResource):
                 name=spec.name, namespace=args.namespace, labels=self.labels, annotations=skips
             ),
             spec=self._deployment_spec(args, claim),
-            opts=child,
+            # Under an HPA, `replicas` is the HPA's from the first rollout on: the engine sets it at
+            # creation only (the minimum, below) and never writes it again.
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"]))
+            if settings.autoscaling
+            else child,
         )
         self.service = core.Service(
             f"{name}-svc",
@@ -182,7 +186,9 @@ class VentaService(pulumi.ComponentResource):
             "prometheus.io/path": "/metrics",
         }
         return apps.DeploymentSpecArgs(
-            replicas=None if settings.autoscaling else settings.replicas,
+            # Created at the HPA's minimum, so the first rollout is judged done at that size (an
+            # omitted count means 1 pod until the HPA's first sync, up to 15 s later).
+            replicas=settings.autoscaling.min_replicas if settings.autoscaling else settings.replicas,
             selector=meta.LabelSelectorArgs(match_labels=self.selector),
             strategy=_strategy(args.file_storage),
             min_ready_seconds=10,

@@ -12,6 +12,7 @@ from infra.observability.exporters import StoreSecrets
 from infra.platform.data_stores import data_stores
 from infra.platform.exposure import ingress
 from infra.platform.guard_rails import namespace, resource_quota
+from infra.platform.requirements import cluster_requirements
 from infra.platform.services import services
 from stacks.catalog import SERVICE_NAMES
 from stacks.model import StackSettings
@@ -41,6 +42,10 @@ class Platform(pulumi.ComponentResource):
             kubeconfig=kube.kubeconfig,
             context=kube.context,
             render_yaml_to_directory=kube.render_dir,
+            # The program is the source of truth: a field changed behind its back (`kubectl scale`,
+            # an edit) is taken back by the next update instead of stopping it with a server-side
+            # apply conflict, and a drift check (venta drift) shows it as a change.
+            enable_patch_force=True,
             opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name="kubernetes")]),
         )
 
@@ -53,7 +58,7 @@ class Platform(pulumi.ComponentResource):
                 aliases=[pulumi.Alias(name=before)],
             )
 
-        ns = namespace(name, s, instance, child)
+        ns = namespace(name, s, instance, child, after=cluster_requirements(name, s, child))
         self.namespace = ns.metadata.name
         stores = data_stores(name, s, self.namespace, instance, child)
         built = services(name, s, self.namespace, instance, stores, child)

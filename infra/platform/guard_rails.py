@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -26,13 +26,16 @@ def namespace_labels(s: StackSettings, instance: str) -> dict[str, str]:
     }
 
 
-def namespace(name: str, s: StackSettings, instance: str, child: ChildOptions) -> core.Namespace:
-    """The namespace (its name is the stack's `namespace` setting), a LimitRange and default-deny."""
+def namespace(
+    name: str, s: StackSettings, instance: str, child: ChildOptions, after: Sequence[pulumi.Resource] = ()
+) -> core.Namespace:
+    """The namespace (its name is the stack's `namespace` setting), a LimitRange and default-deny.
+    `after`: what must succeed before the namespace, and so anything in it, is created."""
     ns_labels = namespace_labels(s, instance)
     ns = core.Namespace(
         f"{name}-namespace",
         metadata=meta.ObjectMetaArgs(name=s.namespace, labels=ns_labels),
-        opts=child("namespace"),
+        opts=pulumi.ResourceOptions.merge(child("namespace"), pulumi.ResourceOptions(depends_on=list(after))),
     )
     core.LimitRange(
         f"{name}-limits",

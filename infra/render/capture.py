@@ -51,6 +51,8 @@ class CapturedStack:
     secret_outputs: frozenset[str]
     # Every value the fake random resources handed out: what must never appear in plain text.
     generated_secrets: frozenset[str]
+    # URNs of the objects the program only reads from the cluster (`Resource.get`), never creates.
+    reads: tuple[str, ...] = ()
 
     def of_type(self, type_token: str) -> list[CapturedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -128,6 +130,7 @@ class _RecordingMonitor(mocks.MockMonitor):
         self.custom: dict[str, bool] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.registered: list[str] = []
+        self.reads: list[str] = []
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -142,6 +145,12 @@ class _RecordingMonitor(mocks.MockMonitor):
             "additionalSecretOutputs": list(request.additionalSecretOutputs),
         }
         self.custom[response.urn] = bool(request.custom)
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        # A read (`Resource.get`) looks an existing object up; it creates nothing, so it is kept apart.
+        response = super().ReadResource(request)
+        self.reads.append(response.urn)
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -216,6 +225,7 @@ def capture_program(
             outputs=monitor.outputs.get(urn, {}),
         )
         for urn, reg in sorted(monitor.resources.items())
+        if urn not in monitor.reads
     ]
     return CapturedStack(
         stack=stack,
@@ -224,6 +234,7 @@ def capture_program(
         outputs=collected.get("values", {}),
         secret_outputs=frozenset(collected.get("secret", ())),
         generated_secrets=frozenset(fakes.generated),
+        reads=tuple(sorted(monitor.reads)),
     )
 
 

@@ -222,16 +222,30 @@ def check_hpa_target_exists(resources: Sequence[Resource], config: Config = EMPT
     return out
 
 
-def check_hpa_target_no_replicas(resources: Sequence[Resource], config: Config = EMPTY) -> list[Violation]:
+def check_hpa_owns_replicas(resources: Sequence[Resource], config: Config = EMPTY) -> list[Violation]:
+    """A workload under an HPA may name `replicas` only to start at the HPA's minimum, and only when
+    the engine is told to leave the count alone afterwards (`ignoreChanges: [spec.replicas]`):
+    otherwise every update would reset the HPA's count."""
     out = []
     for workload in _of_kind(resources, *SCALABLE):
         hpa = hpa_for(workload, resources)
-        if hpa is not None and dig(workload.props, "spec", "replicas") is not None:
+        replicas = number(dig(workload.props, "spec", "replicas"))
+        if hpa is None or replicas is None:
+            continue
+        minimum = number(dig(hpa.props, "spec", "minReplicas")) or 1.0
+        problems = []
+        if replicas != minimum:
+            problems.append(f"spec.replicas is {replicas:g}, not the HPA's minReplicas {minimum:g}")
+        if "spec.replicas" not in workload.ignore_changes:
+            problems.append(
+                "spec.replicas is not in the resource's ignoreChanges, so every update resets the count"
+            )
+        if problems:
             out.append(
                 Violation(
-                    f"{workload.label}: spec.replicas is set although HorizontalPodAutoscaler "
-                    f"'{hpa.k8s_name}' scales it (every apply would reset the HPA's count); "
-                    "fix: remove spec.replicas",
+                    f"{workload.label} is scaled by HorizontalPodAutoscaler '{hpa.k8s_name}' but "
+                    f"{'; '.join(problems)}; fix: start at the HPA's minimum and add spec.replicas to "
+                    "ignoreChanges, or leave spec.replicas out",
                     workload.urn,
                 )
             )

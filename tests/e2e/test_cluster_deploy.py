@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +58,11 @@ class ClusterStack:
     cluster: LocalCluster
     settings: StackSettings
     first_replica_sets: dict[str, str]  # Deployment -> the ReplicaSet that ran right after the first up
+    # Deployment -> its ready pods the moment the first `up` returned (before any HPA sync).
+    ready_when_up_returned: dict[str, int] = field(default_factory=dict)
+
+    def ready_pods(self) -> dict[str, int]:
+        return {d["metadata"]["name"]: d["status"].get("readyReplicas", 0) for d in self.get("deployments")}
 
     @property
     def namespace(self) -> str:
@@ -117,6 +122,7 @@ def deployed(
     settings = load(stack, stack_config(stack, {"venta:kubernetes": json.dumps(kube)}))
     project.run("up", "--stack", stack, "--yes", "--skip-preview", label="up")
     deployed = ClusterStack(stack, project, local_cluster, settings, {})
+    deployed.ready_when_up_returned = deployed.ready_pods()
     deployed.settle()
     deployed.first_replica_sets = deployed.active_replica_sets()
     yield deployed
@@ -156,6 +162,15 @@ def test_workloads_are_rolled_out_and_services_have_endpoints(deployed: ClusterS
     assert sorted(d["metadata"]["name"] for d in deployed.get("deployments")) == sorted(SERVICE_NAMES)
     assert deployed.get("statefulsets"), "the data stores run as StatefulSets"
     assert deployed.get("persistentvolumeclaims"), "the data stores keep their data on volumes"
+
+
+def test_the_first_rollout_is_done_at_each_autoscalers_minimum(deployed: ClusterStack) -> None:
+    """`up` waits for each Deployment's rollout: it must be judged at the HPA's minimum (geolocation 3
+    in prod), not at the 1 pod a Deployment without `replicas` starts with."""
+    want = {
+        name: s.autoscaling.min_replicas for name, s in deployed.settings.services.items() if s.autoscaling
+    }
+    assert {name: deployed.ready_when_up_returned.get(name, 0) for name in want} == want
 
 
 def test_autoscalers_carry_the_stack_bounds_and_metrics(deployed: ClusterStack) -> None:
@@ -228,6 +243,10 @@ def test_a_config_change_rolls_only_that_deployment(deployed: ClusterStack) -> N
     )
     deployed.up("up config change")
     after = {d["metadata"]["name"]: d for d in deployed.get("deployments")}
+    # The update leaves the HPAs' counts alone: no Deployment under an HPA was set below its minimum.
+    for name, s in deployed.settings.services.items():
+        if s.autoscaling:
+            assert after[name]["spec"]["replicas"] >= s.autoscaling.min_replicas, name
 
     def config_map(d: dict[str, Any]) -> str:
         """The ConfigMap the pod template reads: auto-named, so new data means a new name."""

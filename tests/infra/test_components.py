@@ -102,9 +102,9 @@ def test_venta_service_that_scales() -> None:
         "PersistentVolumeClaim",
     }
     deployment = objects["Deployment"]["demo"]
-    assert "replicas" not in deployment["spec"]
     hpa = objects["HorizontalPodAutoscaler"]["demo"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 3)
+    assert deployment["spec"]["replicas"] == hpa["minReplicas"]  # created at the HPA's minimum
     claim = objects["PersistentVolumeClaim"]["demo-files"]["spec"]
     assert claim["accessModes"] == ["ReadWriteMany"] and claim["storageClassName"] == "nfs"
     pod = deployment["spec"]["template"]["spec"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -80,6 +81,21 @@ def test_prod_inventory(prod_stack: CapturedStack) -> None:
     assert dict(inventory(prod_stack)) == PROD_INVENTORY
 
 
+def test_with_the_operator_nothing_is_created_before_its_crds_are_found(
+    captured_stack: Callable[..., CapturedStack],
+) -> None:
+    """The operator's CRDs are read from the cluster, never created, and the namespace (so every
+    object in it) waits for those reads: a cluster without them stops the update first."""
+    stack = captured_stack("prod", {"venta:monitoring": '{"prometheusOperator": true}'})
+    names = sorted(urn.rsplit("::", 1)[1] for urn in stack.reads)
+    assert names == [
+        "venta-needs-crd-prometheusrules.monitoring.coreos.com-or-set-monitoring.prometheusOperator-false",
+        "venta-needs-crd-servicemonitors.monitoring.coreos.com-or-set-monitoring.prometheusOperator-false",
+    ]
+    [namespace] = stack.of_type("kubernetes:core/v1:Namespace")
+    assert set(stack.reads) <= set(namespace.options["dependsOn"])
+
+
 def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
     found = {}
     for hpa in of_kind(prod_stack, "HorizontalPodAutoscaler"):
@@ -104,11 +120,20 @@ def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
     assert found["api-gateway"] == (2, 10, 60, 75) and all(low >= 2 for low, *_ in found.values())
 
 
-def test_hpa_targets_set_no_replicas(captured: CapturedStack) -> None:
-    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(captured, "HorizontalPodAutoscaler")}
-    for deployment in of_kind(captured, "Deployment"):
-        has_hpa = deployment["metadata"]["name"] in scaled
-        assert ("replicas" in deployment["spec"]) is not has_hpa, deployment["metadata"]["name"]
+def test_hpa_targets_start_at_the_minimum_and_leave_replicas_to_the_hpa(captured: CapturedStack) -> None:
+    """The first rollout is judged at the HPA's minimum; afterwards the engine never writes replicas."""
+    minimum = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"]
+        for h in of_kind(captured, "HorizontalPodAutoscaler")
+    }
+    scaled = set(minimum)
+    for resource in captured.of_type("kubernetes:apps/v1:Deployment"):
+        name = resource.inputs["metadata"]["name"]
+        if name in minimum:
+            assert resource.inputs["spec"]["replicas"] == minimum[name], name
+            assert resource.options["ignoreChanges"] == ["spec.replicas"], name
+        else:
+            assert "spec.replicas" not in resource.options.get("ignoreChanges", []), name
     if captured.stack == "dev":
         assert not scaled and all(d["spec"]["replicas"] == 1 for d in of_kind(captured, "Deployment"))
 

@@ -32,7 +32,11 @@ def unwrap_secrets(value: Any) -> Any:
 
 def policy_resources(captured: CapturedStack) -> list[Resource]:
     """Every resource a provider creates (components are not judged), in registration-free order."""
-    return [Resource(r.type, r.name, unwrap_secrets(r.inputs), r.urn) for r in captured.resources if r.custom]
+    return [
+        Resource(r.type, r.name, unwrap_secrets(r.inputs), r.urn, tuple(r.options.get("ignoreChanges", ())))
+        for r in captured.resources
+        if r.custom
+    ]
 
 
 def fake_digest(service: str) -> str:

@@ -167,7 +167,7 @@ BREAKS = [
     _case(
         "prod",
         "replicas beside an HPA",
-        "hpa-target-no-replicas",
+        "hpa-owns-replicas",
         DEPLOY,
         "user-management",
         _set("spec", "replicas", 3.0),

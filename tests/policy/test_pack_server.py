@@ -126,8 +126,8 @@ def test_stack_rules_see_across_objects(analyzer: Any) -> None:
     configure(analyzer, "prod")
     stack = [f.deployment(replicas=3.0), f.hpa(), f.pdb(), f.service(), f.network_policy()]
     found = {d.policyName: d for d in analyze_stack(analyzer, stack)}
-    assert "hpa-target-no-replicas" in found
-    assert found["hpa-target-no-replicas"].urn == stack[0].urn
+    assert "hpa-owns-replicas" in found
+    assert found["hpa-owns-replicas"].urn == stack[0].urn
     # The config's minReplicas arrives as a protobuf number (a float) and still applies.
     configure(analyzer, "dev")
     one = [f.deployment("webhooks", replicas=1.0), f.service("webhooks"), f.network_policy("webhooks")]

@@ -62,7 +62,7 @@ CASES: list[tuple[str, Breaker, str]] = [
         "spec.scaleTargetRef",
     ),
     (
-        "hpa-target-no-replicas",
+        "hpa-owns-replicas",
         _replace("Deployment", "user-management", _set_spec("replicas", 2.0)),
         "spec.replicas",
     ),
