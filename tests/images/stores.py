@@ -109,14 +109,20 @@ class RenderedNats(NatsServer):
 
 def init_postgres(server: PostgresServer, subnet: str, workload: Manifest, objects: list[Manifest]) -> None:
     """Admit the containers' subnet with passwords, start, and run the pod's init scripts."""
-    with (server.data_dir / "pg_hba.conf").open("a") as hba:
-        hba.write(f"host all postgres {server.host}/32 trust\nhost all all {subnet} scram-sha-256\n")
-    server.start()
     files = mounted_files(workload, objects)
     scripts = sorted((path, text) for path, text in files.items() if path.parent == INIT_DIR)
     if not scripts or any(path.suffix != ".sql" for path, _ in scripts):
         raise ValueError(f"expected .sql init scripts in {INIT_DIR}, got {[str(p) for p, _ in scripts]}")
-    for path, text in scripts:
+    start_postgres(server, subnet, [(path.name, text) for path, text in scripts])
+
+
+def start_postgres(server: PostgresServer, subnet: str, scripts: list[tuple[str, str]]) -> None:
+    """Admit ``subnet`` with passwords (scram-sha-256), start, and run each (name, SQL) script as the
+    superuser, which connects from the server's own address alone."""
+    with (server.data_dir / "pg_hba.conf").open("a") as hba:
+        hba.write(f"host all postgres {server.host}/32 trust\nhost all all {subnet} scram-sha-256\n")
+    server.start()
+    for name, text in scripts:
         # psql sends statement by statement, as the postgres image's entrypoint does (CREATE DATABASE
         # cannot run inside the implicit transaction of a multi-statement query).
         connection = ["-h", server.host, "-p", str(server.port), "-U", "postgres", "-d", "postgres"]
@@ -128,7 +134,7 @@ def init_postgres(server: PostgresServer, subnet: str, workload: Manifest, objec
             check=False,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"{path.name} failed on the local PostgreSQL:\n{done.stderr}")
+            raise RuntimeError(f"{name} failed on the local PostgreSQL:\n{done.stderr}")
 
 
 @contextlib.contextmanager

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 
 from tests.e2e.cluster import cluster_bin
+from tests.e2e.pulumi_cli import PulumiProject, toolchain_bin
 from tests.images.build import BuiltImage
 from tests.images.daemon import Docker
 from tests.images.fixtures import unavailable
 from tests.node.node import RealNode, node_bin, running_node
+from tests.node.stack import NodeStack, deploy, node_image
+from tests.node.stores import external_stores
 
 REPORT: list[str] = []
-# Where the node's containerd holds the service images: what the deployed stack references.
-REGISTRY = "venta.local/venta"
-TAG = "node"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -32,10 +32,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("real node")
         for line in REPORT:
             terminalreporter.write_line(line)
-
-
-def node_image(service: str) -> str:
-    return f"{REGISTRY}/{service}:{TAG}"
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +49,22 @@ def real_node(docker: Docker, service_images: dict[str, BuiltImage]) -> Iterator
         REPORT.extend(f"{what}: {seconds:.1f} s" for what, seconds in node.timings.items())
         REPORT.append(f"images imported into containerd: {len(node.imported)} of {len(images) + 2}")
         yield node
+
+
+@pytest.fixture(scope="session")
+def node_stack(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeStack]:
+    """The dev stack on the node, its data stores on the host (tests/node/stack.py)."""
+    engine = toolchain_bin()
+    if engine is None:
+        unavailable("no Pulumi engine is set up: run `bash scripts/setup.sh` (see docs/e2e.md)")
+    network = real_node.network
+    with external_stores(network.host_ip, str(network.link)) as stores:
+        project = PulumiProject.copy_of_repo(tmp_path_factory.mktemp("node-dev"), engine)
+        stack = deploy(real_node, stores, project)
+        REPORT.extend(f"{what}: {seconds:.1f} s" for what, seconds in stack.timings.items())
+        REPORT.append("pods of the first rollout, creation to Ready:")
+        services = {name: state.service for name, state in stack.first_rollout.pods.items()}
+        ready = stack.first_rollout.start_to_ready()
+        for name in sorted(ready, key=services.__getitem__):
+            REPORT.append(f"  {services[name]:<18} {ready[name]:5.1f} s")
+        yield stack

@@ -122,6 +122,26 @@ class RealNode:
         return found
 
 
+def filtered_addresses(node: RealNode) -> set[str]:
+    """Pod addresses kube-router has a firewall chain for (a pod without one is not filtered yet)."""
+    rules = node.network.run("iptables-save", "-t", "filter").stdout
+    return {
+        line.split(" -d ")[1].split("/")[0]
+        for line in rules.splitlines()
+        if line.startswith("-A KUBE-ROUTER-FORWARD ") and " -d " in line
+    }
+
+
+def wait_until_filtered(node: RealNode, addresses: set[str], timeout: float = 60) -> None:
+    """kube-router writes a pod's rules after the pod gets its address: wait for ``addresses``."""
+    _wait_for(
+        f"kube-router's rules for {sorted(addresses)}",
+        lambda: addresses <= filtered_addresses(node),
+        node,
+        timeout,
+    )
+
+
 def _kubeconfig(cluster: LocalCluster, user: str, path: Path) -> Path:
     path.write_text(
         json.dumps(kubeconfig_document(cluster.api_url, cluster.ca_pem, cluster.tokens[user], user))

@@ -7,14 +7,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.node.conftest import node_image
 from tests.node.images import PAUSE
 from tests.node.node import RealNode
 from tests.node.pods import connect, python_pod, run_python, wait_ready
+from tests.node.stack import node_image
 
 pytestmark = pytest.mark.e2e
 
@@ -75,8 +76,12 @@ def test_cluster_dns_answers_for_services(real_node: RealNode, web_pod: dict[str
 
 
 def test_a_service_address_reaches_its_pod(real_node: RealNode, web_pod: dict[str, object]) -> None:
-    # kube-proxy's rules send the Service's address to the pod (itself, here: hairpin traffic).
-    assert connect(real_node.cluster, NS, "smoke", "web", 80) == "connected"
+    # kube-proxy's rules send the Service's address to the pod (itself, here: hairpin traffic). It
+    # writes them a moment after the Service appears; until then the node has no route there at all.
+    deadline, outcome = time.monotonic() + 30, ""
+    while time.monotonic() < deadline and outcome != "connected":
+        outcome = connect(real_node.cluster, NS, "smoke", "web", 80)
+    assert outcome == "connected"
 
 
 def test_pods_reach_the_host_end_of_the_node_link_and_nothing_beyond(

@@ -1,0 +1,71 @@
+"""A stand-in for the ingress controller: a pod in the namespace the stacks admit to the gateway,
+forwarding a port of the node (a hostPort) to the gateway's Service, so a client on the host reaches
+the gateway the way the public does, through the NetworkPolicy that admits only the controller.
+
+It is a TCP forwarder in one of the service images (the only images with Python here), not an HTTP
+proxy: it does not read the Ingress' rules, which name the gateway for every path anyway.
+"""
+
+from __future__ import annotations
+
+from tests.node.pods import Manifest, restricted_container
+
+NAME = "ingress-stand-in"
+HOST_PORT = 30080
+PORT = 8080
+
+FORWARDER = """
+import asyncio, signal, sys
+
+target_host, target_port = sys.argv[1], int(sys.argv[2])
+
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def handle(reader, writer):
+    try:
+        upstream_reader, upstream_writer = await asyncio.open_connection(target_host, target_port)
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
+
+
+async def main():
+    stop = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    server = await asyncio.start_server(handle, "0.0.0.0", int(sys.argv[3]))
+    async with server:
+        await stop
+
+
+asyncio.run(main())
+"""
+
+
+def stand_in(namespace: str, image: str, target: str, target_port: int) -> list[Manifest]:
+    """The namespace and the forwarding pod; ``target`` is the gateway Service's DNS name."""
+    container = restricted_container(
+        "forward", image, ["python", "-c", FORWARDER, target, str(target_port), str(PORT)]
+    )
+    container["ports"] = [{"name": "http", "containerPort": PORT, "hostPort": HOST_PORT, "protocol": "TCP"}]
+    container["readinessProbe"] = {"tcpSocket": {"port": PORT}, "periodSeconds": 2}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": NAME, "namespace": namespace, "labels": {"app": NAME}},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [container],
+        },
+    }
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    return [ns, pod]

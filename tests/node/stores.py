@@ -1,0 +1,59 @@
+"""PostgreSQL, Redis and NATS on the host, playing a stack's external data stores: they listen on the
+host's end of the node link, admit the node's address (pods leave the node masqueraded as it) with
+passwords, and hold the roles, databases and users a stack's services expect of an external store,
+made from the same builders the in-cluster stores' files come from."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from infra.builders.datastore_config import nats_conf, postgres_init_sql, redis_conf
+from localdev.servers import PostgresServer, Server
+from stacks.catalog import SERVICES
+from tests.images.stores import RenderedNats, RenderedRedis, start_postgres
+
+NATS_STORE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class ExternalStores:
+    host: str
+    ports: dict[str, int]  # postgres, redis, nats -> port
+    postgres_passwords: dict[str, str]  # service -> its role's password (role and database named alike)
+    redis_password: str
+    nats_passwords: dict[str, str]  # service -> its NATS user's password (the user is the service name)
+
+
+def _password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@contextlib.contextmanager
+def external_stores(host: str, clients: str) -> Iterator[ExternalStores]:
+    """The three stores on ``host``, admitting the ``clients`` network; stopped and deleted on exit."""
+    postgres_passwords = {spec.name: _password() for spec in SERVICES if spec.database}
+    nats_passwords = {spec.name: _password() for spec in SERVICES if spec.nats}
+    redis_password = _password()
+    servers: list[Server] = []
+    try:
+        postgres = PostgresServer(host)
+        servers.append(postgres)
+        by_database = {
+            spec.database_name: postgres_passwords[spec.name] for spec in SERVICES if spec.database
+        }
+        start_postgres(postgres, clients, [("roles and databases", postgres_init_sql(by_database))])
+        redis = RenderedRedis(host, redis_conf(redis_password, append_only=False))
+        servers.append(redis)
+        redis.start()
+        conf = nats_conf(nats_passwords, "external", 1, NATS_STORE_BYTES, None)
+        nats = RenderedNats(host, conf, {"POD_NAME": "nats-external"})
+        servers.append(nats)
+        nats.start()
+        ports = {"postgres": postgres.port, "redis": redis.port, "nats": nats.port}
+        yield ExternalStores(host, ports, postgres_passwords, redis_password, nats_passwords)
+    finally:
+        for server in servers:
+            server.cleanup()
