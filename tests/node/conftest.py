@@ -61,10 +61,12 @@ def node_stack(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) ->
     with external_stores(network.host_ip, str(network.link)) as stores:
         project = PulumiProject.copy_of_repo(tmp_path_factory.mktemp("node-dev"), engine)
         stack = deploy(real_node, stores, project)
-        REPORT.extend(f"{what}: {seconds:.1f} s" for what, seconds in stack.timings.items())
-        REPORT.append("pods of the first rollout, creation to Ready:")
-        services = {name: state.service for name, state in stack.first_rollout.pods.items()}
-        ready = stack.first_rollout.start_to_ready()
-        for name in sorted(ready, key=services.__getitem__):
-            REPORT.append(f"  {services[name]:<18} {ready[name]:5.1f} s")
         yield stack
+        # At the end, with the rollouts the tests made.
+        REPORT.extend(f"{what}: {seconds:.1f} s" for what, seconds in stack.timings.items())
+        for label, watch in stack.rollouts.items():
+            REPORT.append(f"pods of the {label}, creation to Ready:")
+            services = {name: state.service for name, state in watch.pods.items()}
+            ready = watch.start_to_ready()
+            for name in sorted(ready, key=services.__getitem__):
+                REPORT.append(f"  {services[name]:<18} {ready[name]:5.1f} s")

@@ -98,7 +98,8 @@ class NodeStack:
     project: PulumiProject
     settings: StackSettings
     stores: ExternalStores
-    first_rollout: PodWatch = field(default_factory=PodWatch)
+    # What the pods did during each rollout the tests made (the first deploy, a config change, ...).
+    rollouts: dict[str, PodWatch] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -142,6 +143,6 @@ def deploy(node: RealNode, stores: ExternalStores, project: PulumiProject) -> No
     try:
         stack.up("up")
     finally:
-        stack.first_rollout = watching.stop()
+        stack.rollouts["first deploy"] = watching.stop()
     stack.timings["pulumi up of dev"] = time.monotonic() - began
     return stack

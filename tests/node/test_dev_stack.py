@@ -110,7 +110,7 @@ def test_a_config_change_rolls_every_service_one_pod_at_a_time_with_none_unready
                 assert time.monotonic() < deadline, "old pods still running 120 s after the update"
                 time.sleep(1)
     finally:
-        watch = watching.stop()
+        watch = node_stack.rollouts["config rollout"] = watching.stop()
     node_stack.timings["config rollout of every service"] = time.monotonic() - began
     replaced = watch.created_since(began)
     assert sorted(replaced) == sorted(wanted), "every service rolled"

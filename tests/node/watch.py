@@ -21,6 +21,7 @@ NAME_LABEL = "app.kubernetes.io/name"
 class PodState:
     service: str
     created: float  # monotonic, when the watch first saw it
+    ready_when_seen: bool = False  # Ready already then: it started before the watch
     first_ready: float | None = None
     is_ready: bool = False
     terminating: bool = False
@@ -51,8 +52,10 @@ class PodWatch:
         if service is None:
             return
         with self.lock:
-            state = self.pods.setdefault(meta["name"], PodState(service, now))
             ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+            if meta["name"] not in self.pods:
+                self.pods[meta["name"]] = PodState(service, now, ready_when_seen=ready)
+            state = self.pods[meta["name"]]
             if ready and state.first_ready is None:
                 state.first_ready = now
             state.is_ready = ready
@@ -84,12 +87,13 @@ class PodWatch:
             return found
 
     def start_to_ready(self) -> dict[str, float]:
-        """Pod name -> seconds from the watch first seeing it to its first Ready."""
+        """Pod name -> seconds from the watch first seeing it to its first Ready (pods that started
+        during the watch)."""
         with self.lock:
             return {
                 name: state.first_ready - state.created
                 for name, state in self.pods.items()
-                if state.first_ready is not None
+                if state.first_ready is not None and not state.ready_when_seen
             }
 
 
