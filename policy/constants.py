@@ -35,6 +35,10 @@ EXPOSED_SERVICES = ("api-gateway",)
 # only then may it mount a service-account token.
 API_ACCESS_ANNOTATION = "policy.venta.io/kubernetes-api"
 
+# The container port a service serves its probes, metrics and docs on (docs/contracts.md): where a
+# container declares it, every probe must target it; the public `http` port answers 404 for /health/*.
+PROBE_PORT_NAME = "internal"
+
 MIN_PROD_REPLICAS = 2
 HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from policy.constants import EXPOSED_SERVICES, MIN_PROD_REPLICAS, PROD_SCALING_TABLE
+from policy.constants import EXPOSED_SERVICES, MIN_PROD_REPLICAS, PROBE_PORT_NAME, PROD_SCALING_TABLE
 from policy.model import Resource, Violation
 from policy.rules import (
     availability,
@@ -155,6 +155,13 @@ RULES: tuple[Rule, ...] = (
         "probes",
         "Liveness and readiness probes are not the same check.",
         workloads.check_probes_distinct,
+    ),
+    _r(
+        "probes-on-declared-port",
+        "probes",
+        "Probes target a port the container declares: its `probePort` (`internal`) when it declares one.",
+        workloads.check_probes_on_declared_port,
+        config={"probePort": {"type": "string", "minLength": 1, "default": PROBE_PORT_NAME}},
     ),
     _r(
         "image-tag-explicit",

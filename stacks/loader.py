@@ -132,6 +132,7 @@ _TYPE_WORDS = {
     "bool_type": "true or false",
     "string_type": "a string",
     "dict_type": "an object",
+    "list_type": "a list",
     "model_type": "an object",
     "model_attributes_type": "an object",
 }

@@ -58,6 +58,14 @@ def _parses(parse: Callable[[str], int]) -> Callable[[str], bool]:
     return ok
 
 
+def _is_cidr(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_seed(value: str) -> bool:
     try:
         return len(base64.b64decode(value, validate=True)) == 32
@@ -129,6 +137,10 @@ PinnedImage = Annotated[
         lambda v: bool(re.fullmatch(rf"[a-z0-9./_-]+:{_TAG}(@{_DIGEST})?", v)) and ":latest" not in v,
         "an image with an explicit tag (optionally @sha256:...), never 'latest', e.g. postgres:16.4",
     ),
+]
+Cidr = Annotated[
+    str,
+    _constraint(_is_cidr, "a CIDR block such as 10.244.0.0/16 or fd00:10:244::/56, without host bits set"),
 ]
 CronSchedule = Annotated[
     str, _constraint(_matches(r"(\S+\s+){4}\S+"), "a five-field cron schedule such as '0 3 * * *'")
@@ -239,6 +251,10 @@ class Gateway(Settings):
     tls_secret: DnsLabel | None = None
     # Namespace of the ingress controller, the only source allowed to reach the gateway's pods.
     ingress_namespace: DnsLabel = "ingress-nginx"
+    # Peers whose X-Forwarded-For the gateway believes (its TRUSTED_PROXY_CIDRS). Behind an ingress
+    # controller every client arrives from the controller's pods, so without their pod CIDR here all
+    # anonymous clients share one rate-limit bucket; empty (the default) trusts no header.
+    trusted_proxy_cidrs: list[Cidr] = []
 
 
 class Storage(Settings):
@@ -371,6 +387,8 @@ class StackSettings(Settings):
     monitoring: Monitoring = Monitoring()
     # Spread each workload's pods over nodes (topology spread + anti-affinity).
     spread_across_nodes: bool = False
+    # /docs and /openapi.json on every service's internal port (API_DOCS); never in a prod profile.
+    api_docs: bool = False
     services: dict[ServiceName, ServiceSettings]
     postgres: Postgres
     redis: Redis
@@ -394,6 +412,8 @@ class StackSettings(Settings):
                 )
         if self.db_pool_min > self.db_pool_max:
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
+        if self.api_docs and self.profile == "prod":
+            raise allowed_error("false in a prod-profile stack: API docs stay off in prod", "apiDocs")
         self._external_credentials()
         return self
 

@@ -35,7 +35,7 @@ def deploy(
         stack.remove_config(stack_config.IMAGE_DIGESTS)
         say(f"images: dropped the digests pinned for {previous}")
     say(f"preview of {stack.name} at {version}:")
-    report = stack.preview()
+    report = stack.preview(refresh=rendering is None)
     if report.error:
         raise EngineError(report.error)
     say(f"preview: {changes_line(report.counts)}")
@@ -60,7 +60,9 @@ def _pin_digests(stack: StackOps, version: str, digests: Mapping[str, str], say:
 
 def _update(stack: StackOps, verb: str, version: str, rendering: str | None, say: Say) -> None:
     say(f"{verb} of {stack.name} at {version}:")
-    changes = stack.up(deploy_message(verb, stack.name, version))
+    # Against a cluster the state is refreshed first: an object changed or deleted behind Pulumi's
+    # back is then updated or created again, instead of stopping the update.
+    changes = stack.up(deploy_message(verb, stack.name, version), refresh=rendering is None)
     say(changes_line(changes))
     if rendering:
         say(f"manifests written to {rendering}/ (kubectl apply -R -f {rendering}/ applies them)")

@@ -84,7 +84,7 @@ class StackOps(Protocol):
 
     def preview(self, *, refresh: bool = False) -> PreviewReport: ...
 
-    def up(self, message: str) -> dict[str, int]: ...
+    def up(self, message: str, *, refresh: bool = False) -> dict[str, int]: ...
 
     def history(self) -> list[Update]: ...
 
@@ -215,11 +215,12 @@ class AutomationStack:
             return PreviewReport({}, tuple(steps), tuple(findings), error=pulumi_message(error))
         return PreviewReport(change_counts(result.change_summary), tuple(steps), tuple(findings))
 
-    def up(self, message: str) -> dict[str, int]:
+    def up(self, message: str, *, refresh: bool = False) -> dict[str, int]:
         result = translate_errors(
             lambda: self._stack.up(
                 on_output=_stream,
                 message=message,
+                refresh=refresh,
                 policy_packs=self._packs,
                 policy_pack_configs=self._pack_configs,
             )

@@ -1,9 +1,14 @@
 """Who may talk to whom, derived from the catalog: each service's NetworkPolicy as a pure spec.
 
-The public entry (the gateway) is reached from the ingress controller's namespace and calls every
-other service; the others are reached only from the entry. Each service reaches the data stores its
+The public entry (the gateway) is reached from the ingress controller's namespace on its public port
+only, and calls every other service on both ports (the API, and the internal port for its upstream
+readiness view); the others are reached only from the entry. Prometheus' namespace reaches every
+service on the internal port only (/metrics), never the API. Each service reaches the data stores its
 catalog entry names (their pods, or the address range and port of a store the stack does not run),
-DNS, and the public internet when it delivers there (webhooks). Prometheus may scrape every service.
+DNS, and the public internet when it delivers there (webhooks).
+
+The kubelet's probes are not subject to NetworkPolicy (they come from the node), so no rule admits
+them: the internal port stays closed to every pod but the gateway and Prometheus.
 """
 
 from __future__ import annotations
@@ -63,15 +68,12 @@ def service_policy(
         peer = network.addresses(route.cidr) if route.cidr else pods(store)
         return network.allow_to([peer], route.port)
 
-    http = names.SERVICE_PORT_NAME
+    http, internal = names.SERVICE_PORT_NAME, names.INTERNAL_PORT_NAME
     if spec.public_entry:
-        callers = [network.namespace(ingress_namespace)]
+        callers = network.allow_from([network.namespace(ingress_namespace)], http)
     else:
-        callers = [pods(s.name) for s in services if s.public_entry]
-    ingress = [
-        network.allow_from(callers, http),
-        network.allow_from([network.namespace(monitoring_namespace)], http),
-    ]
+        callers = network.allow_from([pods(s.name) for s in services if s.public_entry], http, internal)
+    ingress = [callers, network.allow_from([network.namespace(monitoring_namespace)], internal)]
     egress = [network.dns()]
     if spec.database:
         egress.append(to_store(names.POSTGRES))
@@ -80,7 +82,8 @@ def service_policy(
     if spec.nats:
         egress.append(to_store(names.NATS))
     if spec.public_entry:
-        egress.append(network.allow_to([pods(s.name) for s in services if not s.public_entry], http))
+        upstreams = [pods(s.name) for s in services if not s.public_entry]
+        egress.append(network.allow_to(upstreams, http, internal))
     if spec.internet_egress:
         egress.append(network.public_internet(80, 443))
     return network.policy(selector(spec.name, instance), ingress, egress)

@@ -13,6 +13,11 @@ from __future__ import annotations
 SERVICE_PORT = 8000
 SERVICE_PORT_NAME = "http"
 SERVICE_CLUSTER_PORT = 80
+# And 9090 named `internal` for probes, /metrics, the gateway's /health/upstreams and the API docs,
+# exposed by its Service on 9090 too (the gateway calls `http://<service>:9090/health/ready`); the
+# Ingress and the public port never reach it.
+INTERNAL_PORT = 9090
+INTERNAL_PORT_NAME = "internal"
 # file-management keeps uploads here, on its volume.
 STORAGE_DIR = "/data/files"
 

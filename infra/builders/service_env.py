@@ -55,6 +55,9 @@ def config_data(
     data = {
         "SERVICE_NAME": spec.name,
         "PORT": str(names.SERVICE_PORT),
+        # Probes, /metrics and the docs: the port the pod spec declares as `internal`.
+        "INTERNAL_PORT": str(names.INTERNAL_PORT),
+        "API_DOCS": "true" if settings.api_docs else "false",
         "LOG_LEVEL": service.log_level,
         "ENVIRONMENT": settings.environment,
         # Public: every service may verify tokens (the gateway does for every non-public route).
@@ -65,8 +68,11 @@ def config_data(
     if spec.nats:
         data |= {"NATS_SERVERS": ",".join(where.nats_urls), "NATS_QUEUE": spec.name}
     if spec.public_entry:
-        # Through each upstream's Service, on port 80.
+        # Through each upstream's Service, on port 80. Their readiness (/health/upstreams) on the same
+        # host at the gateway's own INTERNAL_PORT, which each Service exposes too: no *_INTERNAL needed.
         data |= {f"UPSTREAM_{s.env_suffix}": f"http://{s.name}" for s in SERVICES if not s.public_entry}
+        # The ingress controller's pods, whose X-Forwarded-For names the client; empty trusts none.
+        data["TRUSTED_PROXY_CIDRS"] = ",".join(settings.gateway.trusted_proxy_cidrs)
     if spec.file_storage:
         data["STORAGE_DIR"] = names.STORAGE_DIR
     tuned = settings.service_environment

@@ -92,13 +92,21 @@ class VentaService(pulumi.ComponentResource):
             spec=core.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=self.selector,
+                # The API first (what the Ingress and the gateway's UPSTREAM_* URLs reach), then the
+                # internal port the gateway's upstream view and Prometheus' ServiceMonitors use.
                 ports=[
                     core.ServicePortArgs(
                         name=names.SERVICE_PORT_NAME,
                         port=names.SERVICE_CLUSTER_PORT,
                         target_port=names.SERVICE_PORT_NAME,
                         protocol="TCP",
-                    )
+                    ),
+                    core.ServicePortArgs(
+                        name=names.INTERNAL_PORT_NAME,
+                        port=names.INTERNAL_PORT,
+                        target_port=names.INTERNAL_PORT_NAME,
+                        protocol="TCP",
+                    ),
                 ],
             ),
             opts=child,
@@ -145,7 +153,7 @@ class VentaService(pulumi.ComponentResource):
         self, args: VentaServiceArgs, claim: core.PersistentVolumeClaim | None
     ) -> apps.DeploymentSpecArgs:
         spec, settings = args.spec, args.settings
-        http = names.SERVICE_PORT_NAME
+        http, internal = names.SERVICE_PORT_NAME, names.INTERNAL_PORT_NAME
         volumes = [pod.scratch_volume()]
         mounts = [pod.mount(pod.TMP_VOLUME, "/tmp")]
         if claim is not None:
@@ -162,7 +170,10 @@ class VentaService(pulumi.ComponentResource):
             name=spec.name,
             image=self.image_ref,
             image_pull_policy=args.images.pull_policy,
-            ports=[core.ContainerPortArgs(name=http, container_port=names.SERVICE_PORT, protocol="TCP")],
+            ports=[
+                core.ContainerPortArgs(name=http, container_port=names.SERVICE_PORT, protocol="TCP"),
+                core.ContainerPortArgs(name=internal, container_port=names.INTERNAL_PORT, protocol="TCP"),
+            ],
             env_from=[
                 core.EnvFromSourceArgs(
                     config_map_ref=core.ConfigMapEnvSourceArgs(name=self.config_map.metadata.name)
@@ -170,11 +181,12 @@ class VentaService(pulumi.ComponentResource):
                 core.EnvFromSourceArgs(secret_ref=core.SecretEnvSourceArgs(name=self.secret.metadata.name)),
             ],
             resources=pod.resources(settings.resources),
-            # Up to 150 s to start (migrations: 30 checks 5 s apart); then liveness from 30 s on, every
-            # 10 s, and readiness from 5 s on, every 5 s (the timings the platform was specified with).
-            startup_probe=pod.http_probe("/health/live", http, 0, 5, failures=30),
-            liveness_probe=pod.http_probe("/health/live", http, 30, 10),
-            readiness_probe=pod.http_probe("/health/ready", http, 5, 5),
+            # On the internal port: the public one answers 404 for /health/*. Up to 150 s to start
+            # (migrations: 30 checks 5 s apart); then liveness from 30 s on, every 10 s, and readiness
+            # from 5 s on, every 5 s (the timings the platform was specified with).
+            startup_probe=pod.http_probe("/health/live", internal, 0, 5, failures=30),
+            liveness_probe=pod.http_probe("/health/live", internal, 30, 10),
+            readiness_probe=pod.http_probe("/health/ready", internal, 5, 5),
             security_context=pod.container_security(pod.UID),
             volume_mounts=mounts,
         )
@@ -182,7 +194,7 @@ class VentaService(pulumi.ComponentResource):
         drained = shutdown.drained_pod(container)
         annotations = {
             "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(names.SERVICE_PORT),
+            "prometheus.io/port": str(names.INTERNAL_PORT),
             "prometheus.io/path": "/metrics",
         }
         return apps.DeploymentSpecArgs(

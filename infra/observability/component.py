@@ -23,7 +23,8 @@ from infra.observability.rules import RuleScope, rule_groups
 from stacks.model import Monitoring
 
 core, meta = k8s.core.v1, k8s.meta.v1
-SERVICE_PORT = names.SERVICE_PORT_NAME
+# Services are scraped on their internal port (/metrics is not on the public one).
+SERVICE_METRICS_PORT = names.INTERNAL_PORT_NAME
 RULE_NAME = "venta-alerts"
 
 
@@ -52,7 +53,7 @@ class Observability(pulumi.ComponentResource):
         super().__init__("venta:observability:Observability", name, None, opts)
         self.name, self.args = name, args
         for service in args.services:
-            self._service_monitor(service, "application", SERVICE_PORT)
+            self._service_monitor(service, "application", SERVICE_METRICS_PORT)
         installed = ex.exporters(args.settings.exporters, args.nats_servers, args.store_secrets)
         for exporter in installed:
             self._exporter(exporter)

@@ -12,6 +12,10 @@ _SMALL = {"cpuRequest": "50m", "memoryRequest": "64Mi", "cpuLimit": "500m", "mem
 PROFILE: dict[str, Any] = {
     "images": {"pullPolicy": "IfNotPresent"},
     "spreadAcrossNodes": False,
+    # /docs on each pod's internal port, reached with `kubectl port-forward`: nothing public exposes it.
+    "apiDocs": True,
+    # No proxy is trusted: a local cluster's clients are counted by the address they connect from.
+    "gateway": {"trustedProxyCidrs": []},
     "services": {name: {"replicas": 1, "resources": _SMALL, "logLevel": "DEBUG"} for name in SERVICE_NAMES},
     "storage": {"postgres": "1Gi", "redis": "256Mi", "nats": "1Gi", "files": "1Gi", "backups": "1Gi"},
     "postgres": {

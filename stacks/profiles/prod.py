@@ -44,6 +44,10 @@ _RESOURCES: dict[str, dict[str, str]] = {
 
 PROFILE: dict[str, Any] = {
     "spreadAcrossNodes": True,
+    "apiDocs": False,
+    # Empty trusts no X-Forwarded-For: set it in Pulumi.prod.yaml to the ingress controller's pod
+    # CIDR, or every anonymous client shares the controller's rate-limit bucket.
+    "gateway": {"trustedProxyCidrs": []},
     "services": {
         name: {"autoscaling": scaling, "resources": _RESOURCES.get(name, _STANDARD), "logLevel": "INFO"}
         for name, scaling in SCALING.items()

@@ -80,8 +80,8 @@ class RecordingStack:
         self.calls.append(("preview", "refresh") if refresh else ("preview",))
         return self.next_preview
 
-    def up(self, message: str) -> dict[str, int]:
-        self.calls.append(("up", message))
+    def up(self, message: str, *, refresh: bool = False) -> dict[str, int]:
+        self.calls.append(("up", message, "refresh") if refresh else ("up", message))
         if self.fail_up_with:
             raise EngineError(self.fail_up_with)
         self.history_entries.insert(0, Update("update", "succeeded", message, history_snapshot(self.config)))

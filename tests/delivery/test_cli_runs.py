@@ -51,7 +51,8 @@ def test_up_with_a_kube_context_deploys_to_the_cluster(
     host = Host(env={**host.env, "DOCKER_HOST": "tcp://127.0.0.1:2375"}, home=host.home)
     engine = RecordingEngine(dev_stack)
     assert main(["up", "dev"], engine=engine, host=host) == 0
-    assert dev_stack.operations() == [("up", "venta up dev v1.0.0"), ("outputs",)]
+    # Against a cluster the update refreshes first, so objects changed behind its back are repaired.
+    assert dev_stack.operations() == [("up", "venta up dev v1.0.0", "refresh"), ("outputs",)]
     [(_, _, env, _)] = engine.opened
     assert "VENTA_RENDER_DIR" not in env
     out = capsys.readouterr().out

@@ -127,12 +127,16 @@ def test_each_environment_is_the_one_the_cluster_gives(
         entry, where, service_env.Credentials()
     )
     given = dict(compose["services"][name]["environment"])
-    # Local knobs the cluster leaves at their defaults: no balancer in front to drain for (pods take
-    # the catalog's time), the internal port named outright, and the API docs on.
-    local = {"SHUTDOWN_DRAIN_SECONDS": "0", "INTERNAL_PORT": "9090", "API_DOCS": "true"}
+    # A local knob the cluster leaves at its default: no balancer in front to drain for (pods take
+    # the catalog's time).
+    local = {"SHUTDOWN_DRAIN_SECONDS": "0"}
     assert {key: given.pop(key) for key in local} == local
     assert sorted(given) == sorted(cluster)
     assert (given["SERVICE_NAME"], given["PORT"]) == (name, cluster["PORT"])
+    # Probes and /metrics on the same internal port as in a pod, the docs on as in dev, and (gateway)
+    # no proxy trusted: the published port faces the clients themselves.
+    for variable in ("INTERNAL_PORT", "API_DOCS", "TRUSTED_PROXY_CIDRS"):
+        assert given.get(variable) == cluster.get(variable), variable
     for variable, default in entry.env:
         assert given[variable] == default, variable
     if entry.database:

@@ -42,7 +42,9 @@ def test_the_gateway_pod_becomes_its_security_context_limits_and_tmp(stack_manif
     assert run.stop_timeout_s == spec["terminationGracePeriodSeconds"]
     assert run.pre_stop_sleep_s == spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
     ready = run.probes["readinessProbe"]
-    assert (ready.path, ready.port) == (container["readinessProbe"]["httpGet"]["path"], run.ports["http"])
+    # The named port resolved to the number the container declares: the internal one, not the API's.
+    assert (ready.path, ready.port) == (container["readinessProbe"]["httpGet"]["path"], run.ports["internal"])
+    assert run.ports["internal"] != run.ports["http"]
 
 
 def test_a_persistent_volume_is_a_host_directory_with_the_pod_fs_group(

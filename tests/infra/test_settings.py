@@ -227,3 +227,36 @@ def test_numeric_tag_asks_for_quotes() -> None:
     assert problems("dev", config(images={"registry": "ghcr.io/venta", "tag": 1.1})) == [
         "images.tag: given 1.1; allowed a string (quote it in YAML: '1.10', not 1.10)"
     ]
+
+
+def test_trusted_proxy_cidrs_are_checked_entry_by_entry() -> None:
+    gateway = {
+        "host": "api.venta.example.com",
+        "trustedProxyCidrs": ["10.244.0.0/16", "10.0.0.300/8", "10.244.1.7/16", "fd00:10:244::/56"],
+    }
+    cidr = "allowed a CIDR block such as 10.244.0.0/16 or fd00:10:244::/56, without host bits set"
+    assert problems("prod", config("prod", gateway=gateway)) == [
+        f'gateway.trustedProxyCidrs.1: given "10.0.0.300/8"; {cidr}',
+        f'gateway.trustedProxyCidrs.2: given "10.244.1.7/16"; {cidr}',
+    ]
+    one = {"host": "api.venta.example.com", "trustedProxyCidrs": "10.244.0.0/16"}
+    assert problems("prod", config("prod", gateway=one)) == [
+        'gateway.trustedProxyCidrs: given "10.244.0.0/16"; allowed a list'
+    ]
+
+
+def test_no_proxy_is_trusted_unless_the_stack_lists_it() -> None:
+    assert stacks.load("dev", config()).gateway.trusted_proxy_cidrs == []
+    assert stacks.load("prod", config("prod")).gateway.trusted_proxy_cidrs == []
+    listed = {"host": "api.venta.example.com", "trustedProxyCidrs": ["10.244.0.0/16"]}
+    prod = stacks.load("prod", config("prod", gateway=listed))
+    assert prod.gateway.trusted_proxy_cidrs == ["10.244.0.0/16"]
+
+
+def test_api_docs_stay_off_in_prod() -> None:
+    assert stacks.load("dev", config()).api_docs is True
+    assert stacks.load("prod", config("prod")).api_docs is False
+    assert problems("prod", config("prod", apiDocs=True)) == [
+        "apiDocs: given true; allowed false in a prod-profile stack: API docs stay off in prod"
+    ]
+    assert stacks.load("dev", config(apiDocs=False)).api_docs is False

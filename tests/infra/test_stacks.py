@@ -141,17 +141,23 @@ def test_hpa_targets_start_at_the_minimum_and_leave_replicas_to_the_hpa(captured
 def test_service_probes_and_rollout(captured: CapturedStack) -> None:
     for deployment in of_kind(captured, "Deployment"):
         (container,) = containers(deployment)
-        assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+        assert container["ports"] == [
+            {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+            {"name": "internal", "containerPort": 9090, "protocol": "TCP"},
+        ]
         live, ready, start = (
             container["livenessProbe"],
             container["readinessProbe"],
             container["startupProbe"],
         )
-        assert live["httpGet"] == {"path": "/health/live", "port": "http"}
+        # On the internal port: the public one answers 404 for /health/*, so a pod probed there
+        # would never become ready.
+        assert live["httpGet"] == {"path": "/health/live", "port": "internal"}
         assert (live["initialDelaySeconds"], live["periodSeconds"]) == (30, 10)
-        assert ready["httpGet"] == {"path": "/health/ready", "port": "http"}
+        assert ready["httpGet"] == {"path": "/health/ready", "port": "internal"}
         assert (ready["initialDelaySeconds"], ready["periodSeconds"]) == (5, 5)
-        assert start["httpGet"]["path"] == "/health/live"
+        assert start["httpGet"] == {"path": "/health/live", "port": "internal"}
+        assert start["periodSeconds"] * start["failureThreshold"] == 150
         spec = deployment["spec"]
         assert spec["minReadySeconds"] == 10
         if spec["strategy"]["type"] == "RollingUpdate":
@@ -218,12 +224,31 @@ def test_every_service_selects_pods(captured: CapturedStack) -> None:
             assert target in names, f"{service['metadata']['name']} targets unknown port {target}"
 
 
-def test_services_expose_port_80_to_http(captured: CapturedStack) -> None:
+def test_services_expose_the_api_on_80_and_the_internal_port_on_9090(captured: CapturedStack) -> None:
     for deployment in of_kind(captured, "Deployment"):
         service = named(captured, "Service", deployment["metadata"]["name"])
+        assert service["spec"]["type"] == "ClusterIP"
         assert service["spec"]["ports"] == [
-            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+            {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+            {"name": "internal", "port": 9090, "targetPort": "internal", "protocol": "TCP"},
         ]
+
+
+def test_every_service_reads_the_ports_its_pod_declares(captured: CapturedStack) -> None:
+    """PORT and INTERNAL_PORT of each ConfigMap are the container ports named `http` and `internal`,
+    so the probes and scrapes the pod spec aims at `internal` reach what the process serves there."""
+    config_maps = {m["metadata"]["name"]: m["data"] for m in of_kind(captured, "ConfigMap")}
+    for deployment in of_kind(captured, "Deployment"):
+        (container,) = containers(deployment)
+        declared = {p["name"]: str(p["containerPort"]) for p in container["ports"]}
+        env = config_maps[container["envFrom"][0]["configMapRef"]["name"]]
+        assert (env["PORT"], env["INTERNAL_PORT"]) == (declared["http"], declared["internal"])
+        annotations = pod_template(deployment)["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": declared["internal"],
+            "prometheus.io/path": "/metrics",
+        }
 
 
 def _references(workload: dict[str, Any]) -> tuple[set[str], set[tuple[str, str | None]], set[str]]:
@@ -305,6 +330,50 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     webhooks = named(captured, "NetworkPolicy", "webhooks")
     blocks = [p["ipBlock"] for p in peers(webhooks, "egress") if "ipBlock" in p]
     assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
+
+
+def _admitted(policy: dict[str, Any], direction: str) -> dict[str, set[str]]:
+    """Peer (a namespace or a pod's name label) -> the ports a policy opens to or from it."""
+    key = "from" if direction == "ingress" else "to"
+    found: dict[str, set[str]] = {}
+    for rule in policy["spec"].get(direction, []):
+        ports = {str(p["port"]) for p in rule.get("ports", [])}
+        for peer in rule.get(key, []):
+            if "namespaceSelector" in peer and "podSelector" not in peer:
+                who = "namespace " + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            elif "podSelector" in peer and "namespaceSelector" not in peer:
+                who = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+            else:
+                continue
+            found.setdefault(who, set()).update(ports)
+    return found
+
+
+def test_network_policies_open_the_internal_port_to_monitoring_and_the_gateway_only(
+    captured: CapturedStack,
+) -> None:
+    """Prometheus reaches /metrics on `internal` and never the API; the gateway reaches every service's
+    API and internal port (its /health/upstreams view); the ingress controller reaches the gateway's
+    API only. The kubelet's probes need no rule (NetworkPolicy does not apply to them)."""
+    settings = stacks.load(captured.stack, captured.config)
+    monitoring = f"namespace {settings.monitoring.namespace}"
+    controller = f"namespace {settings.gateway.ingress_namespace}"
+    for spec in stacks.SERVICES:
+        admitted = _admitted(named(captured, "NetworkPolicy", spec.name), "ingress")
+        callers = {controller: {"http"}} if spec.public_entry else {"api-gateway": {"http", "internal"}}
+        assert admitted == {monitoring: {"internal"}, **callers}, spec.name
+    gateway = _admitted(named(captured, "NetworkPolicy", "api-gateway"), "egress")
+    upstreams = {s.name for s in stacks.SERVICES if not s.public_entry}
+    assert {name: gateway[name] for name in upstreams} == {name: {"http", "internal"} for name in upstreams}
+
+
+def test_nothing_public_reaches_the_internal_port(captured: CapturedStack) -> None:
+    ingress = named(captured, "Ingress", "api-gateway")["spec"]
+    backends = [path["backend"] for rule in ingress["rules"] for path in rule["http"]["paths"]]
+    assert backends == [{"service": {"name": "api-gateway", "port": {"name": "http"}}}]
+    assert "defaultBackend" not in ingress
+    for service in of_kind(captured, "Service"):
+        assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]["name"]
 
 
 def test_pod_disruption_budgets_where_pods_can_exceed_one(captured: CapturedStack) -> None:
@@ -467,11 +536,7 @@ def test_config_changes_roll_the_pods(captured_stack: Any, dev_stack: CapturedSt
     config_maps = {m["metadata"]["name"] for m in of_kind(dev_stack, "ConfigMap")}
     assert set(ref for refs in before.values() for ref in refs[:1]) <= config_maps
     annotations = pod_template(named(dev_stack, "Deployment", "geolocation"))["metadata"]["annotations"]
-    assert annotations == {
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": "8000",
-        "prometheus.io/path": "/metrics",
-    }
+    assert "checksum/config" not in annotations  # the name rolls the pods, not a checksum
 
 
 def test_prod_data_stores(prod_stack: CapturedStack) -> None:

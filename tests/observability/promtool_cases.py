@@ -70,7 +70,7 @@ def _buckets(service: str, counts: Mapping[str, str]) -> list[Series]:
 
 def _up(values_by_service: Mapping[str, str]) -> list[Series]:
     return [
-        Series("up", {"job": service, "instance": f"{service}:8000"}, values)
+        Series("up", {"job": service, "instance": f"{service}:9090"}, values)
         for service, values in values_by_service.items()
     ]
 

@@ -79,6 +79,9 @@ def test_with_the_operator_every_service_and_exporter_is_monitored(
         assert spec["selector"]["matchLabels"].items() <= labels.items(), name
         assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}, name
         assert labels[spec["jobLabel"]] == name  # the job the alert rules select on
+        if name in SERVICE_NAMES:
+            # /metrics answers on the internal port only (the API's port says 404).
+            assert (endpoint["port"], endpoint["path"]) == ("internal", "/metrics"), name
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -38,14 +38,14 @@ def container(name: str = "app", secret: str = "user-management") -> dict[str, A
     return {
         "name": name,
         "image": f"registry.example/venta/{name}:1.0.0@{DIGEST}",
-        "ports": [{"name": "http", "containerPort": 8000.0}],
+        "ports": [{"name": "http", "containerPort": 8000.0}, {"name": "internal", "containerPort": 9090.0}],
         "env": [
             {"name": "PORT", "value": "8000"},
             {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "DATABASE_URL"}}},
         ],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-        "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}, "periodSeconds": 5.0},
-        "livenessProbe": {"httpGet": {"path": "/health/live", "port": "http"}, "periodSeconds": 10.0},
+        "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "internal"}, "periodSeconds": 5.0},
+        "livenessProbe": {"httpGet": {"path": "/health/live", "port": "internal"}, "periodSeconds": 10.0},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,

@@ -107,6 +107,10 @@ def _literal_secret_env(props: dict[str, Any]) -> None:
     _containers(props)[0].setdefault("env", []).append({"name": "REDIS_PASSWORD", "value": "hunter2"})
 
 
+def _probed_on_the_public_port(props: dict[str, Any]) -> None:
+    _containers(props)[0]["readinessProbe"]["httpGet"]["port"] = "http"
+
+
 def _set(*path_and_value: Any) -> Callable[[dict[str, Any]], None]:
     *path, value = path_and_value
 
@@ -195,6 +199,22 @@ BREAKS = [
         SVC,
         "user-management",
         _set("spec", "type", "LoadBalancer"),
+    ),
+    _case(
+        "dev",
+        "readiness on the public port",
+        "probes-on-declared-port",
+        DEPLOY,
+        "vendor-management",
+        _probed_on_the_public_port,
+    ),
+    _case(
+        "prod",
+        "readiness on the public port",
+        "probes-on-declared-port",
+        DEPLOY,
+        "api-gateway",
+        _probed_on_the_public_port,
     ),
     _case("dev", "no NetworkPolicy at all", "network-policy-coverage", "NetworkPolicy", None),
     _case(

@@ -124,8 +124,28 @@ CASES: list[tuple[str, Callable[[], Resource], Edit, str]] = [
     (
         "probes-distinct",
         f.deployment,
-        _set("livenessProbe", {"httpGet": {"path": "/health/ready", "port": "http"}, "periodSeconds": 30.0}),
+        _set(
+            "livenessProbe", {"httpGet": {"path": "/health/ready", "port": "internal"}, "periodSeconds": 30.0}
+        ),
         "livenessProbe",
+    ),
+    (
+        "probes-on-declared-port",
+        f.deployment,
+        _set("readinessProbe.httpGet.port", "http"),
+        "readinessProbe.httpGet.port is 'http', not the container's 'internal' port (9090)",
+    ),
+    (
+        "probes-on-declared-port",
+        f.deployment,
+        _set("livenessProbe", {"tcpSocket": {"port": 8000.0}, "periodSeconds": 10.0}),
+        "livenessProbe.tcpSocket.port is 8000.0, not the container's 'internal' port",
+    ),
+    (
+        "probes-on-declared-port",
+        f.statefulset,
+        _set("startupProbe", {"httpGet": {"path": "/health/live", "port": "metrics"}}),
+        "startupProbe.httpGet.port is 'metrics', which spec.template.spec.containers[0].ports does not",
     ),
     ("image-tag-explicit", f.deployment, _set("image", "registry.example/venta/app:latest"), "image"),
     ("image-tag-explicit", f.deployment, _set("image", "registry.example:5000/venta/app"), "image"),
@@ -276,3 +296,34 @@ def test_exposed_service_allowed_by_config() -> None:
     gateway = f.service("api-gateway", "LoadBalancer")
     assert check(gateway, RULES_BY_NAME["service-type-restricted"].defaults()) == []
     assert check(gateway, {"exposedServices": ["webhooks"]}) != []
+
+
+def _data_store(props: dict[str, Any]) -> None:
+    """A container with no `internal` port: its probes on the ports it declares, or exec."""
+    container = first_container(props)
+    container["ports"] = [{"name": "postgres", "containerPort": 5432.0}]
+    container["readinessProbe"] = {"exec": {"command": ["pg_isready"]}}
+    container["livenessProbe"] = {"tcpSocket": {"port": "postgres"}}
+    container["startupProbe"] = {"tcpSocket": {"port": 5432.0}}
+
+
+def test_probes_of_a_container_without_an_internal_port_need_only_a_declared_port() -> None:
+    check = RULES_BY_NAME["probes-on-declared-port"].resource_check
+    assert check is not None
+    store = _broken(f.statefulset, _data_store)
+    assert check(store, RULES_BY_NAME["probes-on-declared-port"].defaults()) == []
+    undeclared = f.with_props(store, _set("livenessProbe.tcpSocket.port", 6379.0))
+    (message,) = check(undeclared, {})
+    assert "livenessProbe.tcpSocket.port is 6379.0, which" in message and "does not declare" in message
+
+
+def test_the_probe_port_name_comes_from_the_config() -> None:
+    check = RULES_BY_NAME["probes-on-declared-port"].resource_check
+    assert check is not None
+    on_http = _broken(f.deployment, _set("readinessProbe.httpGet.port", "http"))
+    assert check(on_http, {"probePort": "internal"}) != []
+    # A pack configured for containers whose probe port is named `health`: these declare none.
+    assert check(on_http, {"probePort": "health"}) == []
+    # By number it is the same port as by name.
+    by_number = _broken(f.deployment, _set("readinessProbe.httpGet.port", 9090.0))
+    assert check(by_number, {}) == []
