@@ -131,11 +131,12 @@ def test_the_given_credentials_stay_secret(all_external: CapturedStack) -> None:
 
 
 def _store_egress(policy: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
-    """Port -> peers of the egress rules other than DNS and the public internet."""
+    """Port -> peers of the egress rules to data stores: not DNS, the public internet or the
+    gateway's upstreams (named ports)."""
     found: dict[int, list[dict[str, Any]]] = {}
     for rule in policy["spec"].get("egress", []):
         ports = [p["port"] for p in rule.get("ports", [])]
-        if ports in ([53, 53], [80, 443]) or ports == ["http"]:
+        if ports in ([53, 53], [80, 443]) or any(isinstance(port, str) for port in ports):
             continue
         for port in ports:
             found.setdefault(port, []).extend(rule.get("to", []))
