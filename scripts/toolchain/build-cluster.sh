@@ -13,27 +13,21 @@ K8S_VERSION="${K8S_VERSION:-v1.31.13}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.21}"   # the 3.5 line Kubernetes 1.31 supports
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 
+HERE="$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/toolchain/parts.sh
+source "$HERE/parts.sh"
+# shellcheck source=scripts/toolchain/kubernetes-module.sh
+source "$HERE/kubernetes-module.sh"
+
 ROOT="${VENTA_TOOLCHAIN_ROOT:-$HOME/.cache/venta-toolchain}"
 DEST="$ROOT/cluster-k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$DEST/bin"
-if [[ -f "$DEST/.complete" ]]; then
-    echo "$BIN"
-    exit 0
-fi
-if [[ "${1:-}" == "--check" ]]; then
-    echo "control plane not built: run bash scripts/toolchain/build-cluster.sh (expected $BIN)" >&2
-    exit 1
-fi
+reuse_built "$DEST" "control plane" scripts/toolchain/build-cluster.sh "${1:-}"
 
 export GOWORK=off CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 NICE=(nice -n 19)
 WORK="$DEST/work"
 mkdir -p "$BIN" "$WORK"
-started=$(date +%s)
-
-log() { echo "[cluster-toolchain] $*" >&2; }
-# shellcheck source=scripts/toolchain/kubernetes-module.sh
-source "$(dirname "${BASH_SOURCE[0]}")/kubernetes-module.sh"
 
 build_kubernetes() {
     kubernetes_build "$WORK/kubernetes" "$K8S_VERSION" "$BIN" selinux,notest \
@@ -57,20 +51,5 @@ build_kwok() {
         "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 }
 
-# Go's own output goes to a log beside the binaries; the terminal gets one line per stage (with the
-# cold time measured on 2 cores, docs/ci-budget.md), and the log's tail when a stage fails.
-BUILD_LOG="$DEST/build.log"
-: > "$BUILD_LOG"
-trap 'log "failed; the end of $BUILD_LOG:"; tail -n 30 "$BUILD_LOG" >&2' ERR
-declare -A usual=([etcd]="about 1.5 min" [kwok]="about 3 min" [kubernetes]="about 6 min")
-for part in etcd kwok kubernetes; do
-    t0=$(date +%s)
-    log "building $part (usually ${usual[$part]} cold)"
-    ("build_$part") >>"$BUILD_LOG" 2>&1
-    log "$part built in $(( $(date +%s) - t0 ))s"
-done
-
-rm -rf "$WORK"
-log "total $(( $(date +%s) - started ))s, $(du -sh "$BIN" | cut -f1) in $BIN"
-touch "$DEST/.complete"
-echo "$BIN"
+build_parts "$DEST" cluster-toolchain \
+    "etcd=about 1.5 min" "kwok=about 3 min" "kubernetes=about 6 min"

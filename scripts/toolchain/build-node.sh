@@ -19,18 +19,17 @@ PAUSE_VERSION="3.10"                             # what kubeadm pins for Kuberne
 # CoreDNS plugins in the order of its plugin.cfg (the order they handle a query).
 COREDNS_PLUGINS=(ready health errors log loadbalance cache kubernetes)
 
+HERE="$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/toolchain/parts.sh
+source "$HERE/parts.sh"
+# shellcheck source=scripts/toolchain/kubernetes-module.sh
+source "$HERE/kubernetes-module.sh"
+
 ROOT="${VENTA_TOOLCHAIN_ROOT:-$HOME/.cache/venta-toolchain}"
 recipe=$(printf '%s\n' "$PAUSE_VERSION" "${COREDNS_PLUGINS[@]}" | sha256sum | cut -c1-8)
 DEST="$ROOT/node-k8s-$K8S_VERSION-kube-router-$KUBE_ROUTER_VERSION-coredns-$COREDNS_VERSION-$recipe"
 BIN="$DEST/bin"
-if [[ -f "$DEST/.complete" ]]; then
-    echo "$BIN"
-    exit 0
-fi
-if [[ "${1:-}" == "--check" ]]; then
-    echo "node binaries not built: run bash scripts/toolchain/build-node.sh (expected $BIN)" >&2
-    exit 1
-fi
+reuse_built "$DEST" "node binaries" scripts/toolchain/build-node.sh "${1:-}"
 
 # The Go caches are the control plane build's own (Go's defaults), so the Kubernetes packages it
 # compiled are reused here.
@@ -38,11 +37,6 @@ export GOWORK=off CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 NICE=(nice -n 19)
 WORK="$DEST/work"
 mkdir -p "$BIN" "$WORK"
-started=$(date +%s)
-
-log() { echo "[node-toolchain] $*" >&2; }
-# shellcheck source=scripts/toolchain/kubernetes-module.sh
-source "$(dirname "${BASH_SOURCE[0]}")/kubernetes-module.sh"
 
 build_kubernetes() {
     # The proxy serves no k8s.io/kube-proxy v0.31.12 or later ("403 ... This module version is not
@@ -87,20 +81,7 @@ build_pause() {
     "${NICE[@]}" gcc -Os -Wall -Werror -static "-DVERSION=v$PAUSE_VERSION-venta" -o "$BIN/pause" "$source"
 }
 
-BUILD_LOG="$DEST/build.log"
-: > "$BUILD_LOG"
-trap 'log "failed; the end of $BUILD_LOG:"; tail -n 30 "$BUILD_LOG" >&2' ERR
 # Cold times on 2 cores right after build-cluster.sh (docs/ci-budget.md); Kubernetes takes about
 # 10 min instead when the control plane's packages are not in the Go build cache.
-declare -A usual=([pause]="a second" [kubernetes]="about 1 min" [kube_router]="about 4 min" [coredns]="about 2 min")
-for part in pause kubernetes kube_router coredns; do
-    t0=$(date +%s)
-    log "building $part (usually ${usual[$part]} cold)"
-    ("build_$part") >>"$BUILD_LOG" 2>&1
-    log "$part built in $(( $(date +%s) - t0 ))s"
-done
-
-rm -rf "$WORK"
-log "total $(( $(date +%s) - started ))s, $(du -sh "$BIN" | cut -f1) in $BIN"
-touch "$DEST/.complete"
-echo "$BIN"
+build_parts "$DEST" node-toolchain \
+    "pause=a second" "kubernetes=about 1 min" "kube_router=about 4 min" "coredns=about 2 min"
