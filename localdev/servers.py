@@ -147,7 +147,18 @@ class RedisServer(Server):
 
 
 class NatsServer(Server):
+    """``config``: extra nats.conf text (the local run's users and their subject permissions); the
+    address, port and JetStream store always come from the command line."""
+
     name = "nats"
+
+    def __init__(self, host: str = LOOPBACK, config: str | None = None) -> None:
+        super().__init__(host)
+        self.config = None
+        if config is not None:
+            self.config = self.dir / "nats.conf"
+            self.config.write_text(config)
+            self.config.chmod(0o600)  # it holds passwords
 
     @property
     def url(self) -> str:
@@ -155,8 +166,10 @@ class NatsServer(Server):
 
     def _command(self) -> list[str]:
         # JetStream state lives in the temp dir, so a restart keeps streams and durable consumers.
+        config = ["--config", str(self.config)] if self.config is not None else []
         return [
             shutil.which("nats-server") or "nats-server",
+            *config,
             "-a",
             self.host,
             "-p",

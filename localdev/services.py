@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import importlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from localdev.servers import die_with_parent, free_port, running
+from localdev.servers import NatsServer, die_with_parent, free_port, running
 from services.api_gateway.routes_table import upstream_internal_setting
 from services.catalog import SERVICES, Service
 from services.common.auth import public_pem_from_seed
@@ -70,10 +71,13 @@ def service_env(
     }
     if entry.database:
         env["DATABASE_URL"] = urls[f"db:{entry.name}"]
-    if entry.redis:
+    if entry.redis or entry.cache:
+        # One local Redis serves a cache too (its settings fall back from CACHE_REDIS_URL to REDIS_URL).
         env["REDIS_URL"] = urls["redis"]
     if entry.nats:
         env["NATS_SERVERS"] = urls["nats"]
+        if f"nats:{entry.name}" in urls:  # the local NATS holds each service to its subjects
+            env |= {"NATS_USER": entry.name, "NATS_PASSWORD": urls[f"nats:{entry.name}"]}
     if entry.signs_tokens:
         env["JWT_SIGNING_SEED"] = seed
     if entry.public_entry:
@@ -105,14 +109,31 @@ async def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def data_stores(stack: ExitStack) -> Iterator[dict[str, str]]:
+    """The stores' URLs (and `nats:<service>`: each service's NATS password when this run starts
+    NATS itself; a server named by TEST_NATS_URL is used as it is)."""
     urls = {}
-    for kind, env in (
-        ("postgres", "TEST_DATABASE_URL"),
-        ("redis", "TEST_REDIS_URL"),
-        ("nats", "TEST_NATS_URL"),
-    ):
+    for kind, env in (("postgres", "TEST_DATABASE_URL"), ("redis", "TEST_REDIS_URL")):
         urls[kind] = os.environ.get(env) or stack.enter_context(running(kind)).url
+    urls["nats"] = os.environ.get("TEST_NATS_URL", "")
+    if not urls["nats"]:
+        passwords = {e.name: secrets.token_urlsafe(24) for e in SERVICES.values() if e.nats}
+        server = stack.enter_context(permissioned_nats(passwords))
+        urls |= {"nats": server.url, **{f"nats:{name}": pw for name, pw in passwords.items()}}
     yield urls
+
+
+@contextlib.contextmanager
+def permissioned_nats(passwords: dict[str, str]) -> Iterator[NatsServer]:
+    """NATS with a user per service and the subject permissions a cluster gives it."""
+    # The same rules as the stacks' nats.conf; imported here only, as it brings Pulumi along.
+    from infra.builders.nats_permissions import users_block
+
+    server = NatsServer(config=users_block(passwords, SERVICES.values()) + "\n")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 180) -> None:

@@ -21,6 +21,7 @@ case "$e2e" in
     bash scripts/toolchain/build-cluster.sh >/dev/null
     bash scripts/toolchain/build-node.sh >/dev/null
     bash scripts/toolchain/build-promtool.sh >/dev/null
+    bash scripts/toolchain/build-kube-score.sh >/dev/null
     ;;
   skip)
     echo "test: VENTA_E2E=skip: tests/e2e (the real Pulumi engine, the control plane), tests/images" \

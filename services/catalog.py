@@ -18,6 +18,13 @@ from dataclasses import dataclass
 # NATS subjects (docs/contracts.md, "NATS subjects and streams").
 VENDOR_EVENTS = ("vendor.created", "vendor.updated", "vendor.deleted")
 LOCATION_UPDATED = "location.updated"
+VENDOR_STATE = "vendor-state.*"  # each vendor's latest event, on vendor-state.<vendor id>
+# JetStream streams and the subjects each captures (services/common/nats_client.py configures them).
+STREAMS: dict[str, tuple[str, ...]] = {
+    "VENDORS": VENDOR_EVENTS,
+    "LOCATIONS": (LOCATION_UPDATED,),
+    "VENDOR_STATE": (VENDOR_STATE,),
+}
 
 # Defaults that a stack's settings and the services' own settings share, so that a service started
 # without a stack behaves as one deployed with the stack's defaults.
@@ -27,6 +34,13 @@ DB_POOL_MAX = 10
 DB_POOL_MAX_LIMIT = 100
 # A vendor that has not reported its location for this long drops out of every result.
 LOCATION_STALE_AFTER_SECONDS = 120
+# Limits that keep one account from flooding a shared store; a stack tunes them (stacks/model.py).
+WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER = 10
+WEBHOOK_RETENTION_DAYS = 14  # finished deliveries and their attempts
+OUTBOX_RETENTION_DAYS = 7  # vendor-management's published outbox rows
+FILE_QUOTA_UPLOADS = 100  # per user and window
+FILE_QUOTA_BYTES = 500 * 1024 * 1024  # per user and window
+FILE_QUOTA_WINDOW_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -36,9 +50,16 @@ class Service:
     dev_port: int  # port of the local run (python -m localdev)
     area: str  # marketplace, location, communication or infrastructure (the `component` label)
     database: bool = False  # its own PostgreSQL database and role
-    redis: bool = False
-    publishes: tuple[str, ...] = ()  # NATS subjects
-    consumes: tuple[str, ...] = ()  # NATS subjects
+    redis: bool = False  # the main Redis (REDIS_URL): nothing in it is ever evicted
+    # Caches in the bounded Redis that evicts its least recently used keys (CACHE_REDIS_URL).
+    cache: bool = False
+    # NATS subjects. Its NATS user may publish and subscribe to these and nothing else beyond the
+    # JetStream API its streams and consumers need (infra/builders/nats_permissions.py).
+    publishes: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()
+    # JetStream consumers it creates and reads, as (stream, consumer name): durable ones are named
+    # `<name>[-<suffix>]`; "*" stands for short-lived ones named at random (one per use).
+    consumers: tuple[tuple[str, str], ...] = ()
     # Consumes through JetStream durable consumers named `<name>[-<suffix>]` (alerts watch their backlog).
     durable_consumer: bool = False
     # Holds JWT_SIGNING_SEED and signs access tokens; every service gets the public key.
@@ -81,7 +102,8 @@ SERVICES: dict[str, Service] = {
             8082,
             "marketplace",
             database=True,
-            publishes=VENDOR_EVENTS,
+            publishes=(*VENDOR_EVENTS, VENDOR_STATE),
+            env=(("OUTBOX_RETENTION_DAYS", str(OUTBOX_RETENTION_DAYS)),),
         ),
         Service(
             "search-discovery",
@@ -89,8 +111,9 @@ SERVICES: dict[str, Service] = {
             8083,
             "marketplace",
             database=True,
-            redis=True,
+            cache=True,
             consumes=VENDOR_EVENTS,
+            consumers=(("VENDORS", "search-discovery"),),
             durable_consumer=True,
         ),
         Service(
@@ -100,7 +123,9 @@ SERVICES: dict[str, Service] = {
             "location",
             redis=True,
             publishes=(LOCATION_UPDATED,),
-            consumes=VENDOR_EVENTS,
+            consumes=(*VENDOR_EVENTS, VENDOR_STATE),
+            # Its vendor events; VENDOR_STATE read whole when Redis lost the vendor data.
+            consumers=(("VENDORS", "geolocation"), ("VENDOR_STATE", "*")),
             durable_consumer=True,
             env=(("LOCATION_STALE_AFTER_SECONDS", str(LOCATION_STALE_AFTER_SECONDS)),),
         ),
@@ -112,12 +137,32 @@ SERVICES: dict[str, Service] = {
             "communication",
             database=True,
             consumes=(*VENDOR_EVENTS, LOCATION_UPDATED),
+            # The fan-out of each stream, and the owners read from the start of VENDORS.
+            consumers=(
+                ("VENDORS", "webhooks-vendors"),
+                ("LOCATIONS", "webhooks-locations"),
+                ("VENDORS", "webhooks-owners"),
+            ),
             durable_consumer=True,
             internet_egress=True,
-            env=(("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false"),),
+            env=(
+                ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false"),
+                ("WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER", str(WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER)),
+                ("WEBHOOK_RETENTION_DAYS", str(WEBHOOK_RETENTION_DAYS)),
+            ),
         ),
         Service(
-            "file-management", "file_management", 8087, "infrastructure", database=True, file_storage=True
+            "file-management",
+            "file_management",
+            8087,
+            "infrastructure",
+            database=True,
+            file_storage=True,
+            env=(
+                ("FILE_QUOTA_UPLOADS", str(FILE_QUOTA_UPLOADS)),
+                ("FILE_QUOTA_BYTES", str(FILE_QUOTA_BYTES)),
+                ("FILE_QUOTA_WINDOW_SECONDS", str(FILE_QUOTA_WINDOW_SECONDS)),
+            ),
         ),
     )
 }

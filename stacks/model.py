@@ -13,14 +13,28 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from services.catalog import DB_POOL_MAX, DB_POOL_MAX_LIMIT, DB_POOL_MIN, LOCATION_STALE_AFTER_SECONDS
+from services.catalog import (
+    DB_POOL_MAX,
+    DB_POOL_MAX_LIMIT,
+    DB_POOL_MIN,
+    FILE_QUOTA_BYTES,
+    FILE_QUOTA_UPLOADS,
+    FILE_QUOTA_WINDOW_SECONDS,
+    LOCATION_STALE_AFTER_SECONDS,
+    OUTBOX_RETENTION_DAYS,
+    WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER,
+    WEBHOOK_RETENTION_DAYS,
+)
 from stacks.catalog import SERVICE_NAMES, SERVICES, ServiceName
 from stacks.monitoring import DEV_THRESHOLDS, AlertThresholds
-from stacks.quantities import cpu_millis, memory_bytes
+from stacks.quantities import cpu_millis, format_memory, memory_bytes
 
 ProfileName = Literal["dev", "prod"]
 
@@ -163,6 +177,29 @@ Percent = Annotated[int, Field(ge=1, le=100)]
 ReplicaCount = Annotated[int, Field(ge=1, le=100)]
 
 
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----\s+[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----\s*")
+
+
+def _is_ed25519_public_pem(value: str) -> bool:
+    """Exactly one PEM block holding an Ed25519 public key, the kind user-management signs with."""
+    if not _PEM_BLOCK.fullmatch(value.strip() + "\n"):
+        return False
+    try:
+        return isinstance(load_pem_public_key(value.encode()), Ed25519PublicKey)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
+PublicKeyPem = Annotated[
+    str,
+    _constraint(
+        _is_ed25519_public_pem,
+        "one Ed25519 public key in PEM ('-----BEGIN PUBLIC KEY-----' ... '-----END PUBLIC KEY-----')",
+    ),
+]
+Days = Annotated[int, Field(ge=1, le=3650)]
+
+
 def _check_seed(value: SecretStr) -> SecretStr:
     if not _is_seed(value.get_secret_value()):
         raise allowed_error("base64 of exactly 32 random bytes")
@@ -185,6 +222,10 @@ class Resources(Settings):
     memory_request: MemoryQuantity
     cpu_limit: CpuQuantity
     memory_limit: MemoryQuantity
+    # Node disk a container may use outside its volumes: its emptyDirs (/tmp), logs, writable layer.
+    # Past the limit the kubelet evicts the pod instead of letting it fill the node's disk.
+    ephemeral_storage_request: MemoryQuantity = "64Mi"
+    ephemeral_storage_limit: MemoryQuantity = "256Mi"
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> Resources:
@@ -192,6 +233,11 @@ class Resources(Settings):
             raise allowed_error(f"at most cpuLimit ({self.cpu_limit})", field="cpuRequest")
         if memory_bytes(self.memory_request) > memory_bytes(self.memory_limit):
             raise allowed_error(f"at most memoryLimit ({self.memory_limit})", field="memoryRequest")
+        if memory_bytes(self.ephemeral_storage_request) > memory_bytes(self.ephemeral_storage_limit):
+            raise allowed_error(
+                f"at most ephemeralStorageLimit ({self.ephemeral_storage_limit})",
+                field="ephemeralStorageRequest",
+            )
         return self
 
 
@@ -345,11 +391,47 @@ class Postgres(Settings):
     external: ExternalPostgres | None = None
 
 
-class Redis(Settings):
+class RedisMemory(Settings):
+    """A Redis server's memory: `maxmemory` (what it may hold) inside its container's memory limit."""
+
     image: PinnedImage = "redis:7.4.1"
     resources: Resources
+    # null: three quarters of memoryLimit. The rest is for forks (snapshots, AOF rewrites), client
+    # buffers and fragmentation, so the container reaches its limit (and is killed) only in pathology.
+    max_memory: MemoryQuantity | None = None
+
+    @model_validator(mode="after")
+    def _fits_the_container(self) -> RedisMemory:
+        if self.max_memory is not None and self.max_memory_bytes > self.memory_ceiling:
+            ceiling = format_memory(self.memory_ceiling)
+            raise allowed_error(f"at most 3/4 of resources.memoryLimit ({ceiling})", field="maxMemory")
+        return self
+
+    @property
+    def memory_ceiling(self) -> int:
+        return memory_bytes(self.resources.memory_limit) * 3 // 4
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return self.memory_ceiling if self.max_memory is None else memory_bytes(self.max_memory)
+
+
+class Redis(RedisMemory):
+    """The main Redis: locations, vendor ownership, rate-limit counters. Full means writes fail
+    (`noeviction`): none of those keys may ever be dropped to make room."""
+
     append_only: bool = False
     auth: bool = True
+    external: ExternalRedis | None = None
+
+
+class RedisCache(RedisMemory):
+    """search-discovery's result cache, in its own Redis: full means the least recently used entries go
+    (`allkeys-lru`), never persisted, so a flood of cached answers cannot crowd out the main Redis."""
+
+    auth: bool = True
+    # A Redis of the operator's for the cache: its own server, never the main Redis (an `allkeys-lru`
+    # cache beside locations and counters would evict them, and `noeviction` would fail cache writes).
     external: ExternalRedis | None = None
 
 
@@ -366,14 +448,54 @@ class Secrets(Settings):
 
     An external store's credentials cannot be generated: its operator made them, so the stack must be
     given them (each service's role on an external PostgreSQL, each service's user on an external NATS
-    with `auth`, the password of an external Redis with `auth`).
+    with `auth`, the password of an external Redis or cache Redis with `auth`).
     """
 
     postgres_password: SecretStr | None = None
     redis_password: SecretStr | None = None
+    redis_cache_password: SecretStr | None = None
     jwt_signing_seed: Seed | None = None
     postgres_passwords: dict[ServiceName, SecretStr] = {}
     nats_passwords: dict[ServiceName, SecretStr] = {}
+
+
+class Webhooks(Settings):
+    """webhooks' limits (the service's WEBHOOK_* settings): subscriptions one owner may hold, and how
+    long finished deliveries and their attempts stay in the shared PostgreSQL."""
+
+    max_subscriptions_per_owner: Annotated[int, Field(ge=1, le=1000)] = WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER
+    retention_days: Days = WEBHOOK_RETENTION_DAYS
+
+
+class Outbox(Settings):
+    """vendor-management deletes published outbox rows this long after publishing them."""
+
+    retention_days: Days = OUTBOX_RETENTION_DAYS
+
+
+class FileQuota(Settings):
+    """file-management's per-user upload quota: uploads and bytes within a sliding window."""
+
+    uploads: Annotated[int, Field(ge=1, le=1_000_000)] = FILE_QUOTA_UPLOADS
+    bytes: MemoryQuantity = f"{FILE_QUOTA_BYTES // 2**20}Mi"
+    window_seconds: Annotated[int, Field(ge=60, le=30 * 86400)] = FILE_QUOTA_WINDOW_SECONDS
+
+    @property
+    def byte_count(self) -> int:
+        return memory_bytes(self.bytes)
+
+
+class Auth(Settings):
+    # Public keys accepted beside the signing seed's own: the old key (or the next one) while a signing
+    # key rotates (docs/runbooks.md, "Rotate the token signing key"). Public, so they go to ConfigMaps.
+    extra_public_keys: list[PublicKeyPem] = []
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Auth:
+        seen = [pem.strip() for pem in self.extra_public_keys]
+        if len(set(seen)) != len(seen):
+            raise allowed_error("each key once", "extraPublicKeys")
+        return self
 
 
 class StackSettings(Settings):
@@ -392,12 +514,17 @@ class StackSettings(Settings):
     services: dict[ServiceName, ServiceSettings]
     postgres: Postgres
     redis: Redis
+    redis_cache: RedisCache
     nats: Nats
     # The defaults are the services' own (services/catalog.py), so a stack that sets nothing changes nothing.
     db_pool_min: Annotated[int, Field(ge=0, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MIN
     db_pool_max: Annotated[int, Field(ge=1, le=DB_POOL_MAX_LIMIT)] = DB_POOL_MAX
     location_stale_after_seconds: Annotated[int, Field(ge=1, le=86400)] = LOCATION_STALE_AFTER_SECONDS
     secrets: Secrets = Secrets()
+    auth: Auth = Auth()
+    webhooks: Webhooks = Webhooks()
+    outbox: Outbox = Outbox()
+    file_quota: FileQuota = FileQuota()
 
     @model_validator(mode="after")
     def _consistent(self) -> StackSettings:
@@ -414,6 +541,9 @@ class StackSettings(Settings):
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
         if self.api_docs and self.profile == "prod":
             raise allowed_error("false in a prod-profile stack: API docs stay off in prod", "apiDocs")
+        if self.file_quota.byte_count > memory_bytes(self.storage.files):
+            # One user alone could fill the files volume within a window.
+            raise allowed_error(f"at most storage.files ({self.storage.files})", "fileQuota.bytes")
         self._external_credentials()
         return self
 
@@ -446,6 +576,14 @@ class StackSettings(Settings):
                 )
         if self.uses_credentials("redis") and secrets.redis_password is None:
             raise allowed_error("a password: the external Redis' (redis.auth is on)", "secrets.redisPassword")
+        if self.uses_credentials("redis_cache") and secrets.redis_cache_password is None:
+            allowed = "a password: the external cache Redis' (redisCache.auth is on)"
+            raise allowed_error(allowed, "secrets.redisCachePassword")
+        if self.redis_cache.external is not None and self.redis.external is not None:
+            same = (self.redis_cache.external.host, self.redis_cache.external.port)
+            if same == (self.redis.external.host, self.redis.external.port):
+                allowed = "a server of its own, not redis.external's: its evictions would drop locations"
+                raise allowed_error(allowed, "redisCache.external")
         if self.postgres.external is not None and secrets.postgres_password is not None:
             allowed = "nothing when postgres.external is set: services sign in with their own roles"
             raise allowed_error(allowed, "secrets.postgresPassword")
@@ -456,6 +594,8 @@ class StackSettings(Settings):
             return self.postgres.external is not None
         if store == "redis":
             return self.redis.external is not None and self.redis.auth
+        if store == "redis_cache":
+            return self.redis_cache.external is not None and self.redis_cache.auth
         return self.nats.external is not None and self.nats.auth
 
     @property
@@ -465,4 +605,12 @@ class StackSettings(Settings):
     @property
     def service_environment(self) -> dict[str, str]:
         """Values this stack gives the catalog's extra environment (`env`) of any service that reads it."""
-        return {"LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds)}
+        return {
+            "LOCATION_STALE_AFTER_SECONDS": str(self.location_stale_after_seconds),
+            "WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER": str(self.webhooks.max_subscriptions_per_owner),
+            "WEBHOOK_RETENTION_DAYS": str(self.webhooks.retention_days),
+            "OUTBOX_RETENTION_DAYS": str(self.outbox.retention_days),
+            "FILE_QUOTA_UPLOADS": str(self.file_quota.uploads),
+            "FILE_QUOTA_BYTES": str(self.file_quota.byte_count),
+            "FILE_QUOTA_WINDOW_SECONDS": str(self.file_quota.window_seconds),
+        }

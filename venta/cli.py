@@ -250,7 +250,7 @@ def _missing_pins(root: Path, stack: str) -> str | None:
 
     if not digests_required(root, stack):
         return None
-    unpinned = unpinned_images(stack)
+    unpinned = unpinned_images(root, stack)
     return one_line(stack, unpinned) if unpinned else None
 
 

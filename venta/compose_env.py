@@ -7,9 +7,37 @@ import base64
 import secrets
 from pathlib import Path
 
+from services.catalog import SERVICES
 from services.common.auth import public_pem_from_seed
 
-PASSWORDS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD")
+
+def nats_password_variable(service: str) -> str:
+    """`NATS_PASSWORD_WEBHOOKS`: each service's NATS user has its own password (compose/nats.conf)."""
+    return f"NATS_PASSWORD_{SERVICES[service].env_suffix}"
+
+
+PASSWORDS = (
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "REDIS_CACHE_PASSWORD",
+    *(nats_password_variable(name) for name, entry in SERVICES.items() if entry.nats),
+)
+
+
+_NATS_CONF_HEADER = """\
+# NATS users of docker-compose.yml: one per service, each held to its subjects as on a cluster
+# (infra/builders/nats_permissions.py). Passwords come from the environment (.env, `venta compose-env`).
+# Written by venta.compose_env.compose_nats_conf(); tests/delivery/test_compose.py holds it to that.
+"""
+
+
+def compose_nats_conf() -> str:
+    """compose/nats.conf: the cluster's users and permissions, passwords as environment references."""
+    from infra.builders.nats_permissions import users_block  # brings Pulumi along: only when asked
+
+    users = {name: "" for name, entry in SERVICES.items() if entry.nats}
+    block = users_block(users, SERVICES.values(), lambda user, _: "$" + nats_password_variable(user))
+    return _NATS_CONF_HEADER + block + "\n"
 
 
 def _quoted(value: str) -> str:

@@ -144,7 +144,9 @@ def _logical_name(urn: str) -> str:
 
 def _step(metadata: auto.events.StepEventMetadata) -> Step:
     op = getattr(metadata.op, "value", str(metadata.op))
-    return Step(op, metadata.type, _logical_name(metadata.urn), tuple(metadata.diffs or ()))
+    # The detailed diff names property paths (spec.replicas); `diffs` only the top-level keys.
+    paths = tuple(metadata.detailed_diff or ()) or tuple(metadata.diffs or ())
+    return Step(op, metadata.type, _logical_name(metadata.urn), paths)
 
 
 def _finding(event: auto.events.PolicyEvent) -> Finding:

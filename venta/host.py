@@ -97,6 +97,10 @@ def pulumi_env(host: Host, chosen: str | None = None, recorded: str | None = Non
     elif provider not in (None, "passphrase"):
         notes.append(f"secrets: {provider}")
     variables.setdefault("PULUMI_SKIP_UPDATE_CHECK", host.env.get("PULUMI_SKIP_UPDATE_CHECK", "true"))
+    # The program is the source of truth: the kubernetes provider overrides fields someone else took
+    # over (`kubectl scale`) instead of failing on the conflict. The provider option
+    # `enablePatchForce` says the same; the variable also reaches provider builds that predate it.
+    variables.setdefault("PULUMI_K8S_ENABLE_PATCH_FORCE", "true")
     change_from = recorded if chosen and recorded and chosen != recorded else None
     return PulumiEnv(
         variables=variables,

@@ -37,16 +37,17 @@ def digests_required(root: Path, stack: str) -> bool:
     return level == "mandatory"
 
 
-def unpinned_images(stack: str) -> list[Unpinned]:
-    """Every image the stack's program (under mocks) would run without a digest, with its setting."""
+def unpinned_images(root: Path, stack: str) -> list[Unpinned]:
+    """Every image the stack's program (under mocks) would run without a digest, with its setting;
+    the settings are `root`'s stack file (the project `venta` runs on)."""
     # Imported here: evaluating the program is only needed for this check.
     import stacks
     from infra.render.capture import capture_stack, stack_config
     from policy.model import Resource, containers
     from policy.rules.images import parse_image
 
-    captured = capture_stack(stack)
-    settings = stacks.load(stack, stack_config(stack), environ={})
+    captured = capture_stack(stack, root=root)
+    settings = stacks.load(stack, stack_config(stack, root=root), environ={})
     service_names = {str(name) for name in settings.services}
     by_image: dict[str, list[str]] = {}
     for captured_resource in captured.resources:
@@ -68,8 +69,9 @@ def _setting(image: str, workloads: list[str], values: Mapping[str, Any], servic
         name = workload.split("/", 1)[1]
         if name in services:
             return f'venta:images.digests["{name}"] (venta deploy --digests)'
+    # One image may be named by several settings (the main and the cache Redis): each needs its pin.
     keys = sorted(key for key, value in values.items() if value == image)
-    return f"venta:{keys[0]}" if keys else "the image's setting"
+    return ", ".join(f"venta:{key}" for key in keys) if keys else "the image's setting"
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -35,6 +35,7 @@ class StoreRoute:
 IN_CLUSTER = {
     names.POSTGRES: StoreRoute(names.POSTGRES_PORT),
     names.REDIS: StoreRoute(names.REDIS_PORT),
+    names.REDIS_CACHE: StoreRoute(names.REDIS_PORT),
     names.NATS: StoreRoute(names.NATS_PORTS["client"]),
 }
 
@@ -44,6 +45,7 @@ def store_routes(s: StackSettings) -> dict[str, StoreRoute]:
     external = {
         names.POSTGRES: s.postgres.external,
         names.REDIS: s.redis.external,
+        names.REDIS_CACHE: s.redis_cache.external,
         names.NATS: s.nats.external,
     }
     return {
@@ -79,6 +81,8 @@ def service_policy(
         egress.append(to_store(names.POSTGRES))
     if spec.redis:
         egress.append(to_store(names.REDIS))
+    if spec.cache:
+        egress.append(to_store(names.REDIS_CACHE))
     if spec.nats:
         egress.append(to_store(names.NATS))
     if spec.public_entry:

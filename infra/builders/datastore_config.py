@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 
 from infra.builders import names
+from infra.builders.nats_permissions import users_block
+from stacks.catalog import SERVICES
 
 REPLICATION_USER = "replicator"
 NATS_CLUSTER_USER = "cluster"
@@ -38,16 +40,31 @@ POSTGRES_REPLICATION_HBA = (
 )
 
 
-def redis_conf(password: str | None, append_only: bool) -> str:
+def redis_conf(
+    password: str | None,
+    append_only: bool,
+    max_memory: int,
+    eviction: str = "noeviction",
+    persistent: bool = True,
+) -> str:
+    """`max_memory` bytes at most: past it, `noeviction` refuses writes (the main Redis: no key may be
+    dropped) and `allkeys-lru` drops the least recently used keys (a cache)."""
     lines = [
         "bind 0.0.0.0 -::*",
         f"port {names.REDIS_PORT}",
-        "dir /data",
-        f"appendonly {'yes' if append_only else 'no'}",
-        "appendfsync everysec",
-        # Snapshots too, so a restart without AOF still has recent data.
-        "save 3600 1 300 100 60 10000",
+        f"maxmemory {max_memory}",
+        f"maxmemory-policy {eviction}",
     ]
+    if persistent:
+        lines += [
+            "dir /data",
+            f"appendonly {'yes' if append_only else 'no'}",
+            "appendfsync everysec",
+            # Snapshots too, so a restart without AOF still has recent data.
+            "save 3600 1 300 100 60 10000",
+        ]
+    else:
+        lines += ["dir /tmp", "appendonly no", 'save ""']
     if password:
         lines.append(f"requirepass {password}")
     else:
@@ -64,6 +81,7 @@ def nats_conf(
     app: str = names.NATS,
 ) -> str:
     """JetStream on every server; a route mesh with its own credentials when there is more than one.
+    `users` are services (NATS user = service name), each held to its subjects (nats_permissions.py).
     `app` is the StatefulSet's name: the servers find each other by their pods' names."""
     ports = names.NATS_PORTS
     lines = [
@@ -78,10 +96,7 @@ def nats_conf(
         "}",
     ]
     if users:
-        entries = ", ".join(
-            f"{{user: {json.dumps(user)}, password: {json.dumps(pw)}}}" for user, pw in sorted(users.items())
-        )
-        lines.append(f"authorization {{ users: [{entries}] }}")
+        lines.append(users_block(users, SERVICES))
     if replicas > 1:
         auth = f"{NATS_CLUSTER_USER}:{cluster_password}@" if cluster_password else ""
         routes = ", ".join(

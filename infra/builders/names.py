@@ -24,6 +24,8 @@ STORAGE_DIR = "/data/files"
 # The data stores as the Platform names them: their Services' DNS names and their pods' names.
 POSTGRES = "postgres"
 REDIS = "redis"
+# search-discovery's result cache: a Redis of its own that may evict (infra/components/redis.py).
+REDIS_CACHE = "redis-cache"
 NATS = "nats"
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379

@@ -17,8 +17,16 @@ TMP_VOLUME = "tmp"
 
 def resources(settings: Resources) -> core.ResourceRequirementsArgs:
     return core.ResourceRequirementsArgs(
-        requests={"cpu": settings.cpu_request, "memory": settings.memory_request},
-        limits={"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+        requests={
+            "cpu": settings.cpu_request,
+            "memory": settings.memory_request,
+            "ephemeral-storage": settings.ephemeral_storage_request,
+        },
+        limits={
+            "cpu": settings.cpu_limit,
+            "memory": settings.memory_limit,
+            "ephemeral-storage": settings.ephemeral_storage_limit,
+        },
     )
 
 

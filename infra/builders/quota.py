@@ -32,6 +32,8 @@ class Footprint:
     memory_requests: int = 0
     cpu_limits: int = 0
     memory_limits: int = 0
+    disk_requests: int = 0
+    disk_limits: int = 0
     claims: int = 0
     storage: int = 0
 
@@ -43,6 +45,8 @@ class Footprint:
             self.memory_requests + count * memory_bytes(res.memory_request),
             self.cpu_limits + count * cpu_millis(res.cpu_limit),
             self.memory_limits + count * memory_bytes(res.memory_limit),
+            self.disk_requests + count * memory_bytes(res.ephemeral_storage_request),
+            self.disk_limits + count * memory_bytes(res.ephemeral_storage_limit),
             self.claims + len(w.claims),
             self.storage + sum(memory_bytes(size) for size in w.claims),
         )
@@ -67,6 +71,8 @@ def hard_limits(workloads: Iterable[Workload]) -> dict[str, str]:
         "requests.memory": format_memory(grow(used.memory_requests)),
         "limits.cpu": format_cpu(grow(used.cpu_limits)),
         "limits.memory": format_memory(grow(used.memory_limits)),
+        "requests.ephemeral-storage": format_memory(grow(used.disk_requests)),
+        "limits.ephemeral-storage": format_memory(grow(used.disk_limits)),
         "persistentvolumeclaims": str(used.claims),
         "requests.storage": format_memory(used.storage),
         # Only the gateway's Ingress exposes anything; no NodePort or LoadBalancer Services.

@@ -6,6 +6,7 @@ Derived from the service's catalog entry (services/catalog.py), never from its n
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -20,9 +21,11 @@ class Endpoints:
 
     postgres_host: str
     redis_host: str
+    cache_host: str
     nats_urls: tuple[str, ...]
     postgres_port: int = names.POSTGRES_PORT
     redis_port: int = names.REDIS_PORT
+    cache_port: int = names.REDIS_PORT
 
 
 def endpoints(namespace: str) -> Endpoints:
@@ -30,6 +33,7 @@ def endpoints(namespace: str) -> Endpoints:
     return Endpoints(
         postgres_host=names.cluster_host(names.POSTGRES, namespace),
         redis_host=names.cluster_host(names.REDIS, namespace),
+        cache_host=names.cluster_host(names.REDIS_CACHE, namespace),
         # One address through the client Service: the server tells clients about its cluster peers.
         nats_urls=(f"nats://{names.cluster_host(names.NATS, namespace)}:{names.NATS_PORTS['client']}",),
     )
@@ -42,6 +46,8 @@ def stack_endpoints(settings: StackSettings) -> Endpoints:
         where = dataclasses.replace(where, postgres_host=postgres.host, postgres_port=postgres.port)
     if (redis := settings.redis.external) is not None:
         where = dataclasses.replace(where, redis_host=redis.host, redis_port=redis.port)
+    if (cache := settings.redis_cache.external) is not None:
+        where = dataclasses.replace(where, cache_host=cache.host, cache_port=cache.port)
     if (nats := settings.nats.external) is not None:
         where = dataclasses.replace(where, nats_urls=(f"nats://{nats.host}:{nats.port}",))
     return where
@@ -61,7 +67,7 @@ def config_data(
         "LOG_LEVEL": service.log_level,
         "ENVIRONMENT": settings.environment,
         # Public: every service may verify tokens (the gateway does for every non-public route).
-        "JWT_PUBLIC_KEY": jwt_public_key,
+        "JWT_PUBLIC_KEY": accepted_public_keys(jwt_public_key, settings.auth.extra_public_keys),
     }
     if spec.database:
         data |= {"DB_POOL_MIN": str(settings.db_pool_min), "DB_POOL_MAX": str(settings.db_pool_max)}
@@ -80,12 +86,24 @@ def config_data(
     return data
 
 
+def accepted_public_keys(signing_key: str, extra: Sequence[str]) -> str:
+    """The signing seed's own key first, then the stack's extra keys (a rotation's old or next key),
+    PEM blocks one after the other as JWT_PUBLIC_KEY holds them; a key given twice is listed once."""
+    blocks: list[str] = []
+    for pem in (signing_key, *extra):
+        block = pem.strip() + "\n"
+        if block not in blocks:
+            blocks.append(block)
+    return "".join(blocks)
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Resolved secret values for one service; only ever built inside an `apply` on secret outputs."""
 
     database_password: str | None = None
     redis_password: str | None = None
+    cache_password: str | None = None
     nats_password: str | None = None
     jwt_signing_seed: str | None = None
 
@@ -103,6 +121,8 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
         )
     if spec.redis:
         data["REDIS_URL"] = redis_url(creds.redis_password, where.redis_host, where.redis_port)
+    if spec.cache:
+        data["CACHE_REDIS_URL"] = redis_url(creds.cache_password, where.cache_host, where.cache_port)
     if spec.nats:
         data["NATS_USER"] = spec.name if creds.nats_password else ""
         data["NATS_PASSWORD"] = creds.nats_password or ""

@@ -170,7 +170,8 @@ class DataStore(pulumi.ComponentResource):
 
     def workload_metadata(self, app: str, app_labels: dict[str, str]) -> meta.ObjectMetaArgs:
         """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its image."""
-        skips = scanner.checkov_skips([self.image], self.common.pull_policy)
+        pull = self.common.pull_policy
+        skips = scanner.checkov_skips([self.image], pull) | scanner.kube_score_skips(pull)
         return meta.ObjectMetaArgs(
             name=app, namespace=self.common.namespace, labels=app_labels, annotations=skips or None
         )
@@ -181,12 +182,15 @@ class DataStore(pulumi.ComponentResource):
         app_labels: dict[str, str],
         template: core.PodTemplateSpecArgs,
         resources: Resources,
-        storage_size: str,
+        storage_size: str | None,
         replicas: int = 1,
         pod_management_policy: str | None = None,
     ) -> apps.StatefulSet:
-        """Pods `<app>-0..n` behind `<app>-headless`, each with its own data volume."""
-        self.workloads.append(Workload(replicas, resources, (storage_size,) * replicas))
+        """Pods `<app>-0..n` behind `<app>-headless`, each with its own data volume (none without a size)."""
+        claims = [volume_claim(storage_size, self.common.storage_class)] if storage_size else None
+        self.workloads.append(
+            Workload(replicas, resources, (storage_size,) * replicas if storage_size else ())
+        )
         return apps.StatefulSet(
             self.logical(app),
             metadata=self.workload_metadata(app, app_labels),
@@ -196,7 +200,7 @@ class DataStore(pulumi.ComponentResource):
                 pod_management_policy=pod_management_policy,
                 selector=meta.LabelSelectorArgs(match_labels=selector(app, self.common.instance)),
                 template=template,
-                volume_claim_templates=[volume_claim(storage_size, self.common.storage_class)],
+                volume_claim_templates=claims,
             ),
             opts=self.child,
         )

@@ -24,6 +24,7 @@ PGDATA = "/var/lib/postgresql/data/pgdata"
 # replica's clone and the backup job read theirs in the shell.
 CREDENTIALS_DIR = "/etc/postgres-credentials"
 BACKUP_DIR = "/backups"
+STARTING_DEADLINE_SECONDS = 3600
 
 
 @dataclass
@@ -226,6 +227,9 @@ class Postgres(DataStore):
             spec=batch.CronJobSpecArgs(
                 schedule=s.backup.schedule,
                 concurrency_policy="Forbid",
+                # A run missed by more than this (controller down, cluster busy) is skipped, not started
+                # late in the day's traffic; counting missed runs from then on keeps the CronJob going.
+                starting_deadline_seconds=STARTING_DEADLINE_SECONDS,
                 successful_jobs_history_limit=3,
                 failed_jobs_history_limit=3,
                 job_template=batch.JobTemplateSpecArgs(

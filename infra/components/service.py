@@ -74,6 +74,7 @@ class VentaService(pulumi.ComponentResource):
         # A built image is pinned to its pushed digest; a referenced one only when the stack names a digest.
         pinned = "@sha256:" if args.images.build else images.reference(args.images, spec.name)
         skips = scanner.checkov_skips([pinned], args.images.pull_policy, secret_env=True)
+        skips |= scanner.kube_score_skips(args.images.pull_policy, autoscaled=bool(settings.autoscaling))
         self.deployment = apps.Deployment(
             name,
             metadata=meta.ObjectMetaArgs(

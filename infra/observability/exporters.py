@@ -115,7 +115,8 @@ def deployment_spec(
     container = core.ContainerArgs(
         name=exporter.name,
         image=exporter.image,
-        image_pull_policy="IfNotPresent",
+        # Upstream images: checked against the registry at every start, as every prod image is.
+        image_pull_policy="Always",
         args=list(exporter.args) or None,
         env=list(exporter.env) or None,
         ports=[core.ContainerPortArgs(name=METRICS_PORT, container_port=exporter.port, protocol="TCP")],

@@ -1,6 +1,6 @@
-"""The stack's PostgreSQL, Redis and NATS, each admitting exactly the services the catalog says use it,
-or, for a store the stack is pointed at instead (`<store>.external`), nothing but the credentials its
-operator gave the stack."""
+"""The stack's PostgreSQL, Redis, cache Redis and NATS, each admitting exactly the services the catalog
+says use it, or, for a store the stack is pointed at instead (`<store>.external`), nothing but the
+credentials its operator gave the stack."""
 
 from __future__ import annotations
 
@@ -28,18 +28,29 @@ class DataStores:
 
     postgres: Postgres | None
     redis: Redis | None
+    redis_cache: Redis | None
     nats: Nats | None
     postgres_passwords: Mapping[str, pulumi.Output[str]]  # database -> its role's password
     redis_password: pulumi.Output[str] | None
+    cache_password: pulumi.Output[str] | None
     nats_passwords: Mapping[str, pulumi.Output[str]]  # user (the service's name) -> password
 
     def all(self) -> list[DataStore]:
         """The stores this stack deploys."""
-        return [store for store in (self.postgres, self.redis, self.nats) if store is not None]
+        stores = (self.postgres, self.redis, self.redis_cache, self.nats)
+        return [store for store in stores if store is not None]
 
 
 def _given(secret: SecretStr) -> pulumi.Output[str]:
     return pulumi.Output.secret(secret.get_secret_value())
+
+
+def _redis_password(run: Redis | None, given: SecretStr | None, auth: bool) -> pulumi.Output[str] | None:
+    """The password of a Redis the stack runs (its own, given or generated), else the one its operator
+    gave (None without auth)."""
+    if run is not None:
+        return run.password
+    return _given(given) if auth and given is not None else None
 
 
 def data_stores(
@@ -60,7 +71,7 @@ def data_stores(
     storage, secrets = s.storage, s.secrets
     # Each store the stack runs: its settings, volume size and clients (the services whose catalog
     # entry uses it).
-    postgres = redis = nats = None
+    postgres = redis = cache = nats = None
     if s.postgres.external is None:
         postgres_args = PostgresArgs(
             s.postgres,
@@ -77,6 +88,17 @@ def data_stores(
             s.redis, common, storage.redis, clients("redis"), password=secrets.redis_password
         )
         redis = Redis(f"{name}-{names.REDIS}", redis_args, child(names.REDIS))
+    if s.redis_cache.external is None:
+        # No volume: a cache keeps nothing across restarts.
+        cache_args = RedisArgs(
+            s.redis_cache,
+            common,
+            "",
+            clients("cache"),
+            password=secrets.redis_cache_password,
+            app=names.REDIS_CACHE,
+        )
+        cache = Redis(f"{name}-{names.REDIS_CACHE}", cache_args, child(names.REDIS_CACHE))
     if s.nats.external is None:
         users = [entry.name for entry in SERVICES if entry.nats]
         nats = Nats(
@@ -85,15 +107,16 @@ def data_stores(
             child(names.NATS),
         )
     by_database = {BY_NAME[n].database_name: pw for n, pw in secrets.postgres_passwords.items()}
-    redis_password = secrets.redis_password if s.redis.auth else None
     return DataStores(
         postgres,
         redis,
+        cache,
         nats,
         postgres_passwords=postgres.passwords
         if postgres
         else {db: _given(pw) for db, pw in by_database.items()},
-        redis_password=redis.password if redis else (_given(redis_password) if redis_password else None),
+        redis_password=_redis_password(redis, secrets.redis_password, s.redis.auth),
+        cache_password=_redis_password(cache, secrets.redis_cache_password, s.redis_cache.auth),
         nats_passwords=nats.passwords
         if nats
         else {user: _given(pw) for user, pw in secrets.nats_passwords.items()},

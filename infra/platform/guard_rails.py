@@ -45,8 +45,8 @@ def namespace(
                 # Only for containers that forget their own; every container here sets both.
                 core.LimitRangeItemArgs(
                     type="Container",
-                    default={"cpu": "500m", "memory": "256Mi"},
-                    default_request={"cpu": "50m", "memory": "64Mi"},
+                    default={"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
+                    default_request={"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
                 )
             ]
         ),

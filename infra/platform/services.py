@@ -53,6 +53,7 @@ def service_args(
     creds = pulumi.Output.all(
         stores.postgres_passwords.get(spec.database_name),
         stores.redis_password if spec.redis else None,
+        stores.cache_password if spec.cache else None,
         stores.nats_passwords.get(spec.name),
         seed if spec.signs_tokens else None,
     ).apply(lambda v: Credentials(*v))

@@ -159,9 +159,12 @@ class _RecordingMonitor(mocks.MockMonitor):
         return super().RegisterResourceOutputs(request)
 
 
-def stack_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`Pulumi.<stack>.yaml` as the engine passes it (strings; objects as JSON), then the overrides."""
-    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+def stack_config(
+    stack: str, overrides: Mapping[str, str] | None = None, root: Path = REPO_ROOT
+) -> dict[str, str]:
+    """`Pulumi.<stack>.yaml` (in `root`, a project folder) as the engine passes it (strings; objects
+    as JSON), then the overrides."""
+    path = root / f"Pulumi.{stack}.yaml"
     values: dict[str, str] = {}
     if path.exists():
         document = yaml.safe_load(path.read_text()) or {}
@@ -184,16 +187,23 @@ def _stand_in_for_ciphertext(value: Any) -> Any:
     return value
 
 
-def capture_stack(stack: str, config: Mapping[str, str] | None = None) -> CapturedStack:
-    """Evaluate the program for `stack`; `config` overrides single keys (`{"venta:images": "..."}`)."""
-    return capture_program(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"), stack, config)
+def capture_stack(
+    stack: str, config: Mapping[str, str] | None = None, root: Path = REPO_ROOT
+) -> CapturedStack:
+    """Evaluate the program for `stack`; `config` overrides single keys (`{"venta:images": "..."}`);
+    `root`: the project folder whose stack file to read (a copy of the project, say)."""
+    program = lambda: runpy.run_path(str(PROGRAM), run_name="__main__")  # noqa: E731
+    return capture_program(program, stack, config, root)
 
 
 def capture_program(
-    program: Callable[[], object], stack: str, config: Mapping[str, str] | None = None
+    program: Callable[[], object],
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    root: Path = REPO_ROOT,
 ) -> CapturedStack:
     """Evaluate any program (a component on its own, say) with the stack's config, under mocks."""
-    values = stack_config(stack, config)
+    values = stack_config(stack, config, root)
     fakes = _Mocks()
     monitor = _RecordingMonitor(fakes)
     # A fresh loop and root: an earlier asyncio.run() or capture must not leak into this one.

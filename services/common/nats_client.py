@@ -30,6 +30,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from prometheus_client import Counter, Gauge
 
+from services.catalog import STREAMS as CATALOG_STREAMS
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
 from services.common.settings import NatsSettings
 
@@ -44,14 +45,20 @@ class StreamSpec:
     max_msgs_per_subject: int = -1  # -1: no limit
 
 
-VENDORS_STREAM = StreamSpec("VENDORS", ("vendor.created", "vendor.updated", "vendor.deleted"))
-LOCATIONS_STREAM = StreamSpec("LOCATIONS", ("location.updated",), max_age_seconds=86400)
+VENDORS_STREAM = StreamSpec("VENDORS", CATALOG_STREAMS["VENDORS"])
+LOCATIONS_STREAM = StreamSpec("LOCATIONS", CATALOG_STREAMS["LOCATIONS"], max_age_seconds=86400)
 # Each vendor's latest event on its own subject, kept with no age limit: enough to rebuild what a
 # consumer derived from the vendors after losing it, however long ago a vendor last changed.
 VENDOR_STATE_STREAM = StreamSpec(
-    "VENDOR_STATE", ("vendor-state.*",), max_age_seconds=0, max_msgs_per_subject=1
+    "VENDOR_STATE", CATALOG_STREAMS["VENDOR_STATE"], max_age_seconds=0, max_msgs_per_subject=1
 )
 STREAMS = {spec.name: spec for spec in (VENDORS_STREAM, LOCATIONS_STREAM, VENDOR_STATE_STREAM)}
+
+
+def inbox_prefix(service_name: str) -> str:
+    """Replies (JetStream acks, pulled messages) come to `_INBOX.<service>.*`: a service's NATS user
+    may subscribe there and to what it consumes, never to another service's replies."""
+    return f"_INBOX.{service_name}"
 
 
 def vendor_state_subject(vendor_id: str) -> str:
@@ -170,6 +177,7 @@ async def connect(settings: NatsSettings, watch: ConnectionWatch | None = None) 
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
+        inbox_prefix=inbox_prefix(settings.service_name),
         **options,
     )
     # Connected: from now on a drop is reconnected without a limit (nats-py reads this per attempt).

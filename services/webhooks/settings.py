@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from services.catalog import WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER, WEBHOOK_RETENTION_DAYS
 from services.common.settings import DatabaseSettings, JwtSettings, NatsSettings
 
 
@@ -26,9 +27,11 @@ class Settings(DatabaseSettings, NatsSettings, JwtSettings):
     # its deliveries wait without spending attempts, then one trial decides whether it closes again.
     webhook_breaker_failures: int = Field(default=5, ge=1, le=1000)
     webhook_breaker_open_seconds: float = Field(default=30.0, gt=0, le=3600)
-    webhook_max_subscriptions_per_owner: int = Field(default=10, ge=1, le=10_000)
+    webhook_max_subscriptions_per_owner: int = Field(
+        default=WEBHOOK_MAX_SUBSCRIPTIONS_PER_OWNER, ge=1, le=10_000
+    )
     # Finished deliveries (delivered or dead) and their attempts are deleted this long after finishing.
-    webhook_retention_days: float = Field(default=14.0, gt=0, le=3650)
+    webhook_retention_days: float = Field(default=WEBHOOK_RETENTION_DAYS, gt=0, le=3650)
     webhook_retention_interval_seconds: float = Field(default=600.0, gt=0, le=86400)
 
     @model_validator(mode="after")

@@ -7,7 +7,17 @@ from typing import Any
 from stacks.catalog import SERVICE_NAMES
 from stacks.monitoring import DEV_THRESHOLDS
 
-_SMALL = {"cpuRequest": "50m", "memoryRequest": "64Mi", "cpuLimit": "500m", "memoryLimit": "256Mi"}
+# Node disk outside volumes (emptyDirs, logs): a service's /tmp is 64Mi; a data store's scratch and
+# logs may grow more. Past its limit a pod is evicted rather than filling the node's disk.
+_SERVICE_DISK = {"ephemeralStorageRequest": "64Mi", "ephemeralStorageLimit": "256Mi"}
+_STORE_DISK = {"ephemeralStorageRequest": "128Mi", "ephemeralStorageLimit": "512Mi"}
+_SMALL = {
+    "cpuRequest": "50m",
+    "memoryRequest": "64Mi",
+    "cpuLimit": "500m",
+    "memoryLimit": "256Mi",
+    **_SERVICE_DISK,
+}
 
 PROFILE: dict[str, Any] = {
     "images": {"pullPolicy": "IfNotPresent"},
@@ -24,6 +34,7 @@ PROFILE: dict[str, Any] = {
             "memoryRequest": "256Mi",
             "cpuLimit": "1",
             "memoryLimit": "512Mi",
+            **_STORE_DISK,
         },
     },
     "redis": {
@@ -32,9 +43,20 @@ PROFILE: dict[str, Any] = {
             "memoryRequest": "64Mi",
             "cpuLimit": "500m",
             "memoryLimit": "256Mi",
+            **_STORE_DISK,
         },
         "appendOnly": False,
         "auth": True,
+    },
+    # search-discovery's result cache: its own small Redis that evicts, never persists.
+    "redisCache": {
+        "resources": {
+            "cpuRequest": "20m",
+            "memoryRequest": "32Mi",
+            "cpuLimit": "250m",
+            "memoryLimit": "128Mi",
+            **_STORE_DISK,
+        },
     },
     "nats": {
         "resources": {
@@ -42,10 +64,15 @@ PROFILE: dict[str, Any] = {
             "memoryRequest": "64Mi",
             "cpuLimit": "500m",
             "memoryLimit": "256Mi",
+            **_STORE_DISK,
         },
         "replicas": 1,
         "auth": True,
     },
+    # Abuse limits, tighter than prod where the volumes are small: the 1Gi files volume and PostgreSQL.
+    "webhooks": {"maxSubscriptionsPerOwner": 10, "retentionDays": 3},
+    "outbox": {"retentionDays": 2},
+    "fileQuota": {"uploads": 50, "bytes": "200Mi", "windowSeconds": 3600},
     # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
     "monitoring": {"thresholds": DEV_THRESHOLDS.model_dump(by_alias=True)},
 }

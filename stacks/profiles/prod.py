@@ -11,12 +11,26 @@ def _scale(low: int, high: int, cpu: int, memory: int) -> dict[str, Any]:
     return {"minReplicas": low, "maxReplicas": high, "cpuTarget": cpu, "memoryTarget": memory}
 
 
-def _resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict[str, str]:
+# Node disk outside volumes (emptyDirs, logs; kubelet rotates logs at 5 x 10Mi): past its limit a pod is
+# evicted rather than filling the node's disk. Data stores get more for their scratch and logs.
+_SERVICE_DISK = ("128Mi", "512Mi")
+_STORE_DISK = ("256Mi", "1Gi")
+
+
+def _resources(
+    cpu_request: str,
+    memory_request: str,
+    cpu_limit: str,
+    memory_limit: str,
+    disk: tuple[str, str] = _SERVICE_DISK,
+) -> dict[str, str]:
     return {
         "cpuRequest": cpu_request,
         "memoryRequest": memory_request,
         "cpuLimit": cpu_limit,
         "memoryLimit": memory_limit,
+        "ephemeralStorageRequest": disk[0],
+        "ephemeralStorageLimit": disk[1],
     }
 
 
@@ -62,12 +76,27 @@ PROFILE: dict[str, Any] = {
         "filesAccessMode": "ReadWriteMany",
     },
     "postgres": {
-        "resources": _resources("500m", "1Gi", "2", "2Gi"),
+        "resources": _resources("500m", "1Gi", "2", "2Gi", _STORE_DISK),
         "readReplica": True,
         "backup": {"schedule": "0 3 * * *", "retentionDays": 14},
     },
-    "redis": {"resources": _resources("250m", "512Mi", "1", "1Gi"), "appendOnly": True, "auth": True},
-    "nats": {"resources": _resources("250m", "256Mi", "1", "512Mi"), "replicas": 3, "auth": True},
+    "redis": {
+        "resources": _resources("250m", "512Mi", "1", "1Gi", _STORE_DISK),
+        "appendOnly": True,
+        "auth": True,
+    },
+    # search-discovery's result cache: its own Redis, maxmemory 3/4 of 512Mi, evicting, never persisted.
+    "redisCache": {"resources": _resources("100m", "256Mi", "1", "512Mi", _STORE_DISK)},
+    "nats": {
+        "resources": _resources("250m", "256Mi", "1", "512Mi", _STORE_DISK),
+        "replicas": 3,
+        "auth": True,
+    },
+    # Abuse limits: an owner's few receivers (subscriptions only to their own vendors), two weeks of
+    # delivery history for support, a week of outbox rows, 100 uploads or 500 MiB per user and hour.
+    "webhooks": {"maxSubscriptionsPerOwner": 10, "retentionDays": 14},
+    "outbox": {"retentionDays": 7},
+    "fileQuota": {"uploads": 100, "bytes": "500Mi", "windowSeconds": 3600},
     # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
     # Two exporter pods each, spread like every other prod workload; alerts count what they report once.
     "monitoring": {"thresholds": PROD_THRESHOLDS.model_dump(by_alias=True), "exporters": {"replicas": 2}},

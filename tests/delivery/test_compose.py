@@ -3,6 +3,8 @@ the same environment contract as on the cluster. The file is written by hand; th
 agrees with services/catalog.py."""
 
 import re
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from infra.render.capture import stack_config
 from services.catalog import SERVICES
 from tests.delivery.repo_files import CATALOG_SERVICES, ROOT, check_schema
 
-DATA_STORES = ["nats", "postgres", "redis"]
+DATA_STORES = ["nats", "postgres", "redis", "redis-cache"]
 # One-shot containers that prepare something and exit; the services wait for them to succeed.
 ONE_SHOT = ["files-volume-owner"]
 
@@ -60,7 +62,12 @@ def test_every_container_has_a_healthcheck_and_waits_for_healthy_deps(compose: d
 @pytest.mark.parametrize("name", CATALOG_SERVICES)
 def test_each_service_waits_for_exactly_what_it_uses(compose: dict[str, Any], name: str) -> None:
     entry = SERVICES[name]
-    stores = {"postgres": entry.database, "redis": entry.redis, "nats": entry.nats}
+    stores = {
+        "postgres": entry.database,
+        "redis": entry.redis,
+        "redis-cache": entry.cache,
+        "nats": entry.nats,
+    }
     wanted = {store for store, used in stores.items() if used}
     if entry.public_entry:  # the gateway starts once every upstream answers
         wanted |= {other for other in SERVICES if not SERVICES[other].public_entry}
@@ -99,6 +106,33 @@ def test_gateway_on_port_3000_and_nats_with_jetstream(compose: dict[str, Any]) -
     assert compose["services"][entry]["ports"] == ["3000:8000"]
     assert [name for name, s in compose["services"].items() if "ports" in s] == [entry]
     assert "--jetstream" in compose["services"]["nats"]["command"]
+
+
+def test_nats_holds_each_service_to_its_subjects(compose: dict[str, Any]) -> None:
+    """compose/nats.conf is what the catalog implies (the cluster's users and permissions), NATS reads
+    it, and each service logs in as its own user with its own password from .env."""
+    from venta.compose_env import compose_nats_conf, nats_password_variable
+
+    assert (ROOT / "compose" / "nats.conf").read_text() == compose_nats_conf(), (
+        "compose/nats.conf is out of date: write venta.compose_env.compose_nats_conf() to it"
+    )
+    nats = compose["services"]["nats"]
+    assert "./compose/nats.conf:/etc/nats/nats.conf:ro" in nats["volumes"]
+    assert nats["command"][:2] == ["--config", "/etc/nats/nats.conf"]
+    for name, entry in SERVICES.items():
+        environment = compose["services"][name]["environment"]
+        if not entry.nats:
+            assert "NATS_USER" not in environment
+            continue
+        variable = nats_password_variable(name)
+        assert environment["NATS_USER"] == name
+        assert environment["NATS_PASSWORD"].startswith("${" + variable + ":?")
+        assert nats["environment"][variable] == environment["NATS_PASSWORD"]
+    # nats-server reads the file with the passwords .env gives it (and refuses it without them).
+    env = {nats_password_variable(n): "pw" for n, e in SERVICES.items() if e.nats}
+    check = [shutil.which("nats-server") or "nats-server", "-c", str(ROOT / "compose" / "nats.conf"), "-t"]
+    assert subprocess.run(check, env=env, capture_output=True, check=False).returncode == 0
+    assert subprocess.run(check, env={}, capture_output=True, check=False).returncode != 0
 
 
 def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
@@ -146,7 +180,9 @@ def test_each_environment_is_the_one_the_cluster_gives(
             cluster["DB_POOL_MAX"],
         )
     if entry.nats:
-        assert given["NATS_QUEUE"] == name
+        assert given["NATS_QUEUE"] == name == given["NATS_USER"]
+    if entry.cache:
+        assert "@redis-cache:6379/" in given["CACHE_REDIS_URL"]
     for upstream in (variable for variable in cluster if variable.startswith("UPSTREAM_")):
         assert given[upstream] == cluster[upstream] + ":8000", upstream  # no Service on port 80 here
 
@@ -159,6 +195,13 @@ def test_each_environment_satisfies_the_services_settings(compose: dict[str, Any
 
     fields = settings_class(SERVICES[name]).model_fields
     given = {variable.lower() for variable in compose["services"][name]["environment"]}
-    required = {field for field, info in fields.items() if info.is_required()}
-    assert required - given == set()
-    assert given - set(fields) <= {"jwt_public_key"}
+
+    def accepted(field: str, info: Any) -> set[str]:
+        """A field's variable, or the ones its alias choices name (CACHE_REDIS_URL or REDIS_URL)."""
+        choices = getattr(info.validation_alias, "choices", None)
+        return {str(choice) for choice in choices} if choices else {field}
+
+    readable = {field: accepted(field, info) for field, info in fields.items()}
+    missing = [field for field, info in fields.items() if info.is_required() and not readable[field] & given]
+    assert missing == []
+    assert given - set().union(*readable.values()) <= {"jwt_public_key"}

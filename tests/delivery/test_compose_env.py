@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from services.catalog import SERVICES
 from services.common.auth import public_pem_from_seed
 from venta.cli import main
 from venta.compose_env import compose_env, write_compose_env
@@ -21,16 +22,14 @@ def parse_env(text: str) -> dict[str, str]:
 
 def test_the_env_holds_fresh_passwords_and_a_matching_key_pair() -> None:
     first, second = parse_env(compose_env()), parse_env(compose_env())
-    assert set(first) == {
-        "POSTGRES_PASSWORD",
-        "REDIS_PASSWORD",
-        "NATS_PASSWORD",
-        "JWT_SIGNING_SEED",
-        "JWT_PUBLIC_KEY",
-    }
-    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD", "JWT_SIGNING_SEED"):
+    nats = {f"NATS_PASSWORD_{e.env_suffix}" for e in SERVICES.values() if e.nats}
+    passwords = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "REDIS_CACHE_PASSWORD", *nats}
+    assert set(first) == {*passwords, "JWT_SIGNING_SEED", "JWT_PUBLIC_KEY"}
+    assert len(nats) == 5  # a password per service that uses NATS, each its own user
+    for name in (*passwords, "JWT_SIGNING_SEED"):
         assert first[name] != second[name]
-    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "NATS_PASSWORD"):
+    assert len({first[name] for name in passwords}) == len(passwords)
+    for name in passwords:
         assert re.fullmatch(r"[A-Za-z0-9_-]{32}", first[name])  # safe inside connection URLs
     assert len(base64.b64decode(first["JWT_SIGNING_SEED"], validate=True)) == 32
     assert first["JWT_PUBLIC_KEY"] == public_pem_from_seed(first["JWT_SIGNING_SEED"]).strip()

@@ -55,7 +55,7 @@ def test_a_pulumi_cloud_login_keeps_its_own_secrets(tmp_path: Path) -> None:
     (tmp_path / ".pulumi").mkdir()
     (tmp_path / ".pulumi" / "credentials.json").write_text(json.dumps({"current": "https://api.pulumi.com"}))
     settings = pulumi_env(Host(env={}, home=tmp_path))
-    assert settings.variables == {"PULUMI_SKIP_UPDATE_CHECK": "true"}
+    assert settings.variables == {"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_K8S_ENABLE_PATCH_FORCE": "true"}
     assert settings.secrets_provider is None
 
 

@@ -155,3 +155,30 @@ def test_a_preview_that_fails_otherwise_is_an_error_not_drift(
         == 1
     )
     assert "venta: drift dev failed:\nerror: could not connect to the cluster" in capsys.readouterr().err
+
+
+def test_pins_are_read_from_the_project_venta_runs_on(tmp_path: Path) -> None:
+    """A release and an operator pin what the check named, in the project's own stack file (a copy
+    here, as the deploy job's checkout): then nothing is missing."""
+    import yaml
+
+    from venta.pins import unpinned_images
+
+    missing = unpinned_images(REPO, "prod")
+    assert missing
+    document = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())
+    config = document["config"]
+    for item in missing:
+        for setting in item.setting.split(" (")[0].split(", "):
+            key = setting.removeprefix("venta:")
+            if key.startswith("images.digests"):
+                service = key.split('"')[1]
+                config["venta:images"].setdefault("digests", {})[service] = "sha256:" + "a" * 64
+                continue
+            section, field = key.rsplit(".", 1)
+            node = config.setdefault(f"venta:{section.split('.')[0]}", {})
+            for part in section.split(".")[1:]:
+                node = node.setdefault(part, {})
+            node[field] = f"{item.image}@sha256:{'b' * 64}"
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
+    assert unpinned_images(tmp_path, "prod") == []

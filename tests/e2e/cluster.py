@@ -312,8 +312,13 @@ def kubeconfig_document(server: str, ca_pem: bytes, token: str, context: str = C
     }
 
 
+# kwok's own default capacity has no ephemeral-storage, so no pod that requests it (every pod of the
+# stack) would fit; a node states its capacity at registration, as a kubelet does.
+NODE_CAPACITY = {"cpu": "1k", "memory": "1Ti", "pods": "1M", "ephemeral-storage": "1Ti"}
+
+
 def node_object(name: str, zone: str) -> dict[str, Any]:
-    # kwok's node stage fills status (Ready, addresses, generous capacity) for nodes it manages.
+    # kwok's node stage fills the rest of the status (Ready, addresses) for nodes it manages.
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -328,6 +333,7 @@ def node_object(name: str, zone: str) -> dict[str, Any]:
                 "type": "kwok",
             },
         },
+        "status": {"capacity": NODE_CAPACITY, "allocatable": NODE_CAPACITY},
     }
 
 

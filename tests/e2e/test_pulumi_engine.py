@@ -24,6 +24,7 @@ from infra.render.manifests import is_kubernetes_object, to_manifest
 from policy.pack import PACK_NAME
 from stacks.catalog import SERVICE_NAMES
 from tests.e2e.pulumi_cli import REPO, PulumiProject, Run, planned_steps, urn_type_and_name
+from tests.policy.captured import DATA_STORE_IMAGES
 
 pytestmark = pytest.mark.e2e
 
@@ -71,10 +72,9 @@ def released_images(stack: str) -> dict[str, Any]:
         return {}
     committed = yaml.safe_load((REPO / "Pulumi.prod.yaml").read_text())["config"]
     digest = "sha256:" + "ab" * 32
-    stores = {"postgres": "postgres:16.4", "redis": "redis:7.4.1", "nats": "nats:2.10.22-alpine"}
     return {
         "venta:images": {**committed["venta:images"], "digests": dict.fromkeys(SERVICE_NAMES, digest)},
-        **{f"venta:{name}": {"image": f"{image}@{digest}"} for name, image in stores.items()},
+        **{f"venta:{name}": {"image": f"{image}@{digest}"} for name, image in DATA_STORE_IMAGES.items()},
     }
 
 

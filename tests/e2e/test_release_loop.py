@@ -30,13 +30,14 @@ from stacks.catalog import SERVICE_NAMES
 from stacks.model import StackSettings
 from tests.e2e.cluster import LocalCluster, minimum_pods, wait_until_rolled_out
 from tests.e2e.pulumi_cli import REPO, PulumiProject, Run
+from tests.policy.captured import DATA_STORE_IMAGES
 
 pytestmark = pytest.mark.e2e
 
 VERSION_A, VERSION_B = "v2.0.0", "v2.1.0"
 CHANGED_SERVICE = "user-management"
 # The data stores' images with stand-in digests: the upstream images an operator pins once.
-UPSTREAM_PINS = {"postgres": "image", "redis": "image", "nats": "image"}
+UPSTREAM_PINS = dict.fromkeys(DATA_STORE_IMAGES, "image")
 
 
 def digests(fill: str) -> dict[str, str]:

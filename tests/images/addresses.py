@@ -15,7 +15,7 @@ from typing import Any
 
 Manifest = dict[str, Any]
 Address = tuple[str, int]
-DATA_STORES = ("postgres", "redis", "nats")
+DATA_STORES = ("postgres", "redis", "redis-cache", "nats")
 NAME_LABEL = "app.kubernetes.io/name"
 DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432}
 DEFAULT_PORTS |= {"redis": 6379, "rediss": 6379, "nats": 4222, "tls": 4222}

@@ -195,10 +195,13 @@ def _security_options(pod_ctx: Mapping[str, Any], ctx: Mapping[str, Any], path: 
 
 def _resource_options(resources: Mapping[str, Any], path: str) -> list[str]:
     """What the kubelet writes to the container's cgroup (v1): CFS quota for the CPU limit, shares
-    for the CPU request, the memory limit without swap; memory requests only place the pod."""
+    for the CPU request, the memory limit without swap; memory requests only place the pod.
+    Ephemeral storage needs no option: under the read-only root the container writes only to its
+    emptyDirs, each a tmpfs of its size limit here, and tests/infra holds their sum within the limit."""
     limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
-    _refuse_unknown(limits, {"cpu", "memory"}, f"{path}.resources.limits")
-    _refuse_unknown(requests, {"cpu", "memory"}, f"{path}.resources.requests")
+    known = {"cpu", "memory", "ephemeral-storage"}
+    _refuse_unknown(limits, known, f"{path}.resources.limits")
+    _refuse_unknown(requests, known, f"{path}.resources.requests")
     options = []
     if "cpu" in limits:
         options += ["--cpus", f"{quantity(limits['cpu'], path):g}"]

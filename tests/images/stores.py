@@ -139,16 +139,17 @@ def start_postgres(server: PostgresServer, subnet: str, scripts: list[tuple[str,
 
 @contextlib.contextmanager
 def rendered_data_stores(objects: list[Manifest], host: str, subnet: str) -> Iterator[dict[str, Address]]:
-    """PostgreSQL, Redis and NATS as the stack renders them, listening on ``host``; yields each one's
-    address by kind; stops and deletes them on exit."""
+    """PostgreSQL, Redis (main and cache) and NATS as the stack renders them, listening on ``host``;
+    yields each one's address by kind; stops and deletes them on exit."""
     workloads = data_store_workloads(objects)
     servers: list[Server] = []
     try:
         postgres = PostgresServer(host)
         servers.append(postgres)
         init_postgres(postgres, subnet, workloads["postgres"], objects)
-        servers.append(RenderedRedis(host, command_file(workloads["redis"], objects)))
-        servers[-1].start()
+        for redis in ("redis", "redis-cache"):
+            servers.append(RenderedRedis(host, command_file(workloads[redis], objects)))
+            servers[-1].start()
         nats_conf = command_file(workloads["nats"], objects, after="--config")
         servers.append(RenderedNats(host, nats_conf, pod_env(workloads["nats"], objects)))
         servers[-1].start()

@@ -48,13 +48,18 @@ def test_environment_follows_the_catalog_not_the_names() -> None:
 
 def test_secret_env_and_urls() -> None:
     where = service_env.endpoints("ns")
-    creds = service_env.Credentials(database_password="p@ss/word", redis_password="r", nats_password="n")
+    creds = service_env.Credentials(
+        database_password="p@ss/word", redis_password="r", cache_password="c", nats_password="n"
+    )
     data = service_env.secret_data(BY_NAME["search-discovery"], where, creds)
     assert (
         data["DATABASE_URL"]
         == "postgresql://search_discovery:p%40ss%2Fword@postgres.ns.svc:5432/search_discovery"
     )
-    assert data["REDIS_URL"] == "redis://:r@redis.ns.svc:6379/0"
+    assert "REDIS_URL" not in data  # its only Redis is the cache, its own instance
+    assert data["CACHE_REDIS_URL"] == "redis://:c@redis-cache.ns.svc:6379/0"
+    gateway = service_env.secret_data(BY_NAME["api-gateway"], where, creds)
+    assert gateway == {"REDIS_URL": "redis://:r@redis.ns.svc:6379/0"}
     assert (data["NATS_USER"], data["NATS_PASSWORD"]) == ("search-discovery", "n")
     no_auth = service_env.secret_data(BY_NAME["real-time"], where, service_env.Credentials())
     assert no_auth == {"NATS_USER": "", "NATS_PASSWORD": ""}
@@ -69,15 +74,15 @@ def test_postgres_init_sql_escapes_and_isolates() -> None:
 
 
 def test_redis_conf_requires_a_password_only_with_auth() -> None:
-    with_auth = datastore_config.redis_conf("pw", append_only=True)
+    with_auth = datastore_config.redis_conf("pw", append_only=True, max_memory=2**20)
     assert "requirepass pw" in with_auth and "appendonly yes" in with_auth
-    without = datastore_config.redis_conf(None, append_only=False)
+    without = datastore_config.redis_conf(None, append_only=False, max_memory=2**20)
     assert "requirepass" not in without and "protected-mode no" in without
 
 
 def test_nats_conf_cluster_and_users() -> None:
     single = datastore_config.nats_conf({"geolocation": "g"}, "ns", 1, 10 * 2**30, None)
-    assert "cluster" not in single and '{user: "geolocation", password: "g"}' in single
+    assert "cluster {" not in single and '{user: "geolocation", password: "g", permissions: ' in single
     assert f"max_file_store: {10 * 2**30 * 9 // 10}" in single
     cluster = datastore_config.nats_conf({}, "ns", 3, 2**30, "cpw", app="bus")
     assert "nats://cluster:cpw@bus-2.bus-headless.ns.svc:6222" in cluster

@@ -54,7 +54,7 @@ def test_the_catalog_says_what_the_service_settings_read(name: str) -> None:
     cls = settings_class(entry)
     assert issubclass(cls, ServiceSettings)
     assert issubclass(cls, DatabaseSettings) == entry.database
-    assert issubclass(cls, RedisSettings) == entry.redis
+    assert issubclass(cls, RedisSettings) == (entry.redis or entry.cache)
     assert issubclass(cls, NatsSettings) == entry.nats
     assert issubclass(cls, JwtSigningSettings) == entry.signs_tokens
     assert ("storage_dir" in cls.model_fields) == entry.file_storage

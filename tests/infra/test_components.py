@@ -193,13 +193,15 @@ def test_nats_cluster_with_auth() -> None:
                 settings=settings,
                 common=COMMON,
                 storage_size="1Gi",
-                users=["a", "b"],
+                users=["webhooks", "real-time"],
                 clients=[{"x": "y"}],
                 app="events",
             ),
         )
     )
-    assert len(captured.of_type("random:index/randomPassword:RandomPassword")) == 3  # a, b, cluster routes
+    assert (
+        len(captured.of_type("random:index/randomPassword:RandomPassword")) == 3
+    )  # two users, cluster routes
     sts = objects["StatefulSet"]["events"]["spec"]
     assert sts["replicas"] == 3 and sts["podManagementPolicy"] == "Parallel"
     assert sts["serviceName"] == "events-headless" and set(objects["Service"]) == {
@@ -217,7 +219,8 @@ def test_nats_single_without_auth() -> None:
     settings = NatsSettings(resources=SMALL, replicas=1, auth=False)
     captured, objects = run(
         lambda: Nats(
-            "nats", NatsArgs(settings=settings, common=COMMON, storage_size="1Gi", users=["a"], clients=[])
+            "nats",
+            NatsArgs(settings=settings, common=COMMON, storage_size="1Gi", users=["webhooks"], clients=[]),
         )
     )
     assert not captured.of_type("random:index/randomPassword:RandomPassword")
@@ -235,7 +238,7 @@ def _redis(name: str) -> None:
 
 def _nats(name: str) -> None:
     settings = NatsSettings(resources=SMALL, replicas=3)
-    Nats(name, NatsArgs(settings=settings, common=COMMON, storage_size="1Gi", users=["a"], clients=[]))
+    Nats(name, NatsArgs(settings=settings, common=COMMON, storage_size="1Gi", users=["webhooks"], clients=[]))
 
 
 def _postgres(name: str) -> None:

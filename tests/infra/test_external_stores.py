@@ -1,5 +1,5 @@
 """Stacks pointed at data stores they do not run (`<store>.external`): the real program under mocks,
-dev and prod, all three stores external and one at a time; and the settings' checks at load."""
+dev and prod, all four stores external and one at a time; and the settings' checks at load."""
 
 from __future__ import annotations
 
@@ -21,17 +21,20 @@ from tests.policy.captured import pinned_images_config, policy_resources
 POSTGRES = {"host": "10.20.0.5", "cidr": "10.20.0.0/24"}
 REDIS = {"host": "cache.example.com", "port": 6380, "cidr": "10.20.1.0/24"}
 NATS = {"host": "10.20.2.9", "cidr": "10.20.2.0/28"}
+CACHE = {"host": "10.20.3.4", "port": 6381, "cidr": "10.20.3.0/24"}
 DATABASE_USERS = [s.name for s in SERVICES if s.database]
 NATS_USERS = [s.name for s in SERVICES if s.nats]
 PG_PASSWORDS = {name: f"ExternalPg{i}" for i, name in enumerate(DATABASE_USERS)}
 REDIS_PASSWORD = "ExternalRedisPassword"
+CACHE_PASSWORD = "ExternalCachePassword"
 NATS_PASSWORDS = {name: f"ExternalNats{i}" for i, name in enumerate(NATS_USERS)}
-GIVEN = [*PG_PASSWORDS.values(), REDIS_PASSWORD, *NATS_PASSWORDS.values()]
-STORES = ("postgres", "redis", "nats")
-WHERE: dict[str, dict[str, Any]] = {"postgres": POSTGRES, "redis": REDIS, "nats": NATS}
-USES = {"postgres": "database", "redis": "redis", "nats": "nats"}
+GIVEN = [*PG_PASSWORDS.values(), REDIS_PASSWORD, CACHE_PASSWORD, *NATS_PASSWORDS.values()]
+STORES = ("postgres", "redis", "redisCache", "nats")  # their keys in the stack's settings
+WHERE: dict[str, dict[str, Any]] = {"postgres": POSTGRES, "redis": REDIS, "redisCache": CACHE, "nats": NATS}
+USES = {"postgres": "database", "redis": "redis", "redisCache": "cache", "nats": "nats"}
+APPS = {"postgres": "postgres", "redis": "redis", "redisCache": "redis-cache", "nats": "nats"}
 # Everything a store brings when the stack runs it, by the name label its objects carry.
-STORE_APPS = {"postgres", "postgres-replica", "postgres-backup", "redis", "nats"}
+STORE_APPS = {"postgres", "postgres-replica", "postgres-backup", "redis", "redis-cache", "nats"}
 EXPORTERS = {"postgres": "postgres-exporter", "redis": "redis-exporter", "nats": "nats-exporter"}
 STORE_ALERTS = {"VentaPostgresDown", "VentaRedisDown", "VentaNatsDown", "VentaJetStreamConsumerBehind"}
 
@@ -43,6 +46,8 @@ def external(*which: str, operator: bool = False) -> dict[str, str]:
         secrets["postgresPasswords"] = PG_PASSWORDS
     if "redis" in which:
         secrets["redisPassword"] = REDIS_PASSWORD
+    if "redisCache" in which:
+        secrets["redisCachePassword"] = CACHE_PASSWORD
     if "nats" in which:
         secrets["natsPasswords"] = NATS_PASSWORDS
     overrides = {f"venta:{store}": json.dumps({"external": WHERE[store]}) for store in which}
@@ -115,6 +120,8 @@ def test_services_connect_to_the_external_stores_with_the_credentials_given(
             )
         if spec.redis:
             assert secret["REDIS_URL"] == "redis://:ExternalRedisPassword@cache.example.com:6380/0"
+        if spec.cache:
+            assert secret["CACHE_REDIS_URL"] == "redis://:ExternalCachePassword@10.20.3.4:6381/0"
         if spec.nats:
             assert config["NATS_SERVERS"] == "nats://10.20.2.9:4222"
             assert secret["NATS_USER"] == spec.name
@@ -152,6 +159,8 @@ def test_network_policies_admit_each_external_range_on_its_port_only(all_externa
             expected[5432] = [{"ipBlock": {"cidr": POSTGRES["cidr"]}}]
         if spec.redis:
             expected[6380] = [{"ipBlock": {"cidr": REDIS["cidr"]}}]
+        if spec.cache:
+            expected[6381] = [{"ipBlock": {"cidr": CACHE["cidr"]}}]
         if spec.nats:
             expected[4222] = [{"ipBlock": {"cidr": NATS["cidr"]}}]
         assert egress == expected, spec.name
@@ -169,9 +178,10 @@ def test_the_policy_pack_passes_a_prod_release_with_external_stores(captured_sta
 def test_one_external_store_leaves_the_others_in_the_stack(captured_stack: Any, store: str) -> None:
     captured = captured_stack("prod", external(store, operator=True))
     running = {_app(s) for s in of_kind(captured, "StatefulSet")}
-    assert store not in running and set(STORES) - {store} <= running
+    assert APPS[store] not in running and {APPS[other] for other in STORES if other != store} <= running
     exporters = {d["metadata"]["name"] for d in of_kind(captured, "Deployment")} - {s.name for s in SERVICES}
-    assert exporters == {EXPORTERS[other] for other in STORES if other != store}
+    # The cache Redis has no exporter of its own.
+    assert exporters == {EXPORTERS[other] for other in STORES if other != store and other in EXPORTERS}
     policies = {p["metadata"]["name"]: p for p in of_kind(captured, "NetworkPolicy")}
     outside = {"ipBlock": {"cidr": WHERE[store]["cidr"]}}
     for spec in SERVICES:
@@ -215,6 +225,18 @@ def test_one_external_store_leaves_the_others_in_the_stack(captured_stack: Any, 
             "secrets.redisPassword: given <secret>; allowed a password: the external Redis'",
         ),
         (
+            {"redisCache": {"external": CACHE}},
+            "secrets.redisCachePassword: given <secret>; allowed a password: the external cache Redis'",
+        ),
+        (
+            {
+                "redis": {"external": REDIS},
+                "redisCache": {"external": {**CACHE, "host": REDIS["host"], "port": REDIS["port"]}},
+                "secrets": {"redisPassword": "x", "redisCachePassword": "y"},
+            },
+            "redisCache.external: given ",
+        ),
+        (
             {"secrets": {"natsPasswords": NATS_PASSWORDS}},
             "secrets.natsPasswords: given <secret>; allowed nothing unless nats.external is set",
         ),
@@ -242,8 +264,10 @@ def test_external_stores_without_auth_need_no_credentials() -> None:
         config(
             "dev",
             redis={"external": REDIS, "auth": False},
+            redisCache={"external": CACHE, "auth": False},
             nats={"external": NATS, "auth": False},
         ),
     )
     assert settings.redis.external is not None and settings.nats.external is not None
-    assert not settings.uses_credentials("redis") and not settings.uses_credentials("nats")
+    assert settings.redis_cache.external is not None
+    assert not [store for store in ("redis", "redis_cache", "nats") if settings.uses_credentials(store)]

@@ -52,9 +52,7 @@ def test_bad_settings_exit_2_with_every_problem(tmp_path: Path, capsys: pytest.C
     assert not list(tmp_path.glob("*.yaml"))
 
 
-def test_encrypted_stack_values_get_a_stand_in_under_mocks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_encrypted_stack_values_get_a_stand_in_under_mocks(tmp_path: Path) -> None:
     from infra.render import capture
 
     stack_file = tmp_path / "Pulumi.qa.yaml"
@@ -67,11 +65,10 @@ def test_encrypted_stack_values_get_a_stand_in_under_mocks(
         "    redisPassword: {secure: v1:AAAABBBBCCCC}\n"
         "    jwtSigningSeed: {secure: v1:DDDDEEEEFFFF}\n"
     )
-    monkeypatch.setattr(capture, "REPO_ROOT", tmp_path)
-    values = capture.stack_config("qa")
+    values = capture.stack_config("qa", root=tmp_path)
     secrets = json.loads(values["venta:secrets"])
     assert "v1:" not in values["venta:secrets"] and len(base64.b64decode(secrets["jwtSigningSeed"])) == 32
-    captured = capture.capture_stack("qa")
+    captured = capture.capture_stack("qa", root=tmp_path)
     assert captured.outputs["namespace"] == "venta-qa"
     url = captured.by_name("venta-api-gateway-secret").inputs["stringData"]["value"]["REDIS_URL"]
     assert secrets["redisPassword"] in url or quote(secrets["redisPassword"], safe="") in url

@@ -27,10 +27,11 @@ def _leaks(text: str, captured: CapturedStack) -> list[str]:
 
 def test_generators_ran(captured: CapturedStack) -> None:
     passwords = captured.of_type("random:index/randomPassword:RandomPassword")
-    # superuser, one per database (+ replication), redis, one NATS user per NATS service (+ routes)
+    # superuser, one per database (+ replication), redis, redis-cache, one NATS user per NATS service
+    # (+ routes)
     prod = captured.stack == "prod"
     databases, nats_users = (sum(getattr(s, uses) for s in SERVICES) for uses in ("database", "nats"))
-    assert len(passwords) == 1 + databases + prod + 1 + nats_users + prod
+    assert len(passwords) == 1 + databases + prod + 2 + nats_users + prod
     assert all(p.inputs["special"] is False and p.inputs["length"] == 32 for p in passwords)
     assert captured.of_type("random:index/randomBytes:RandomBytes")[0].inputs["length"] == 32
     assert len(captured.generated_secrets) == len(passwords) + 2  # seed as base64 and hex
@@ -86,7 +87,7 @@ def test_service_secrets_hold_what_the_contract_names(captured: CapturedStack) -
         "api-gateway": {"REDIS_URL"},
         "user-management": {"DATABASE_URL", "JWT_SIGNING_SEED"},
         "vendor-management": {"DATABASE_URL", "NATS_USER", "NATS_PASSWORD"},
-        "search-discovery": {"DATABASE_URL", "REDIS_URL", "NATS_USER", "NATS_PASSWORD"},
+        "search-discovery": {"DATABASE_URL", "CACHE_REDIS_URL", "NATS_USER", "NATS_PASSWORD"},
         "geolocation": {"REDIS_URL", "NATS_USER", "NATS_PASSWORD"},
         "real-time": {"NATS_USER", "NATS_PASSWORD"},
         "webhooks": {"DATABASE_URL", "NATS_USER", "NATS_PASSWORD"},
@@ -108,6 +109,10 @@ def test_service_secrets_hold_what_the_contract_names(captured: CapturedStack) -
             assert values["NATS_USER"] == name and values["NATS_PASSWORD"] in captured.generated_secrets
         if "REDIS_URL" in keys:
             assert values["REDIS_URL"].startswith("redis://:FAKE")
+        if "CACHE_REDIS_URL" in keys:
+            # Its own instance with its own password: the cache's clients cannot reach the main Redis.
+            cache = values["CACHE_REDIS_URL"]
+            assert cache.startswith("redis://:FAKE") and f"@redis-cache.venta-{captured.stack}.svc:" in cache
 
 
 def test_each_database_user_has_its_own_password(captured: CapturedStack) -> None:

@@ -28,16 +28,17 @@ from tests.infra.helpers import (
 PER_SERVICE = ("ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "NetworkPolicy")
 FILE_CLAIMS = sum(spec.file_storage for spec in stacks.SERVICES)
 N = len(stacks.SERVICES)
-# The namespace and its guard rails, the three data stores and the Ingress.
+# The namespace and its guard rails, the four data stores (Redis twice: the main one and the cache)
+# and the Ingress.
 PLATFORM = {
     "Namespace": 1,
     "ResourceQuota": 1,
     "LimitRange": 1,
-    "NetworkPolicy": 4,  # default-deny, postgres, redis, nats
-    "ServiceAccount": 3,
-    "Secret": 4,  # postgres credentials and init, redis config, nats config
-    "Service": 6,  # each store's client and headless Services
-    "StatefulSet": 3,
+    "NetworkPolicy": 5,  # default-deny, postgres, redis, redis-cache, nats
+    "ServiceAccount": 4,
+    "Secret": 5,  # postgres credentials and init, redis and redis-cache config, nats config
+    "Service": 8,  # each store's client and headless Services
+    "StatefulSet": 4,
     "Ingress": 1,
 }
 DEV_INVENTORY = {
@@ -53,7 +54,7 @@ PROD_INVENTORY = {
     "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 2,
     "PersistentVolumeClaim": FILE_CLAIMS + 1,
     "Service": DEV_INVENTORY["Service"] + 2,
-    "StatefulSet": 4,
+    "StatefulSet": 5,
     "CronJob": 1,
     "HorizontalPodAutoscaler": N,
     "PodDisruptionBudget": N + 2,
@@ -178,7 +179,7 @@ def test_every_pod_runs_restricted(captured: CapturedStack) -> None:
             assert sc["runAsNonRoot"] and sc["runAsUser"] > 0 and sc["readOnlyRootFilesystem"]
             assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
             res = container["resources"]
-            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory"}
+            assert set(res["requests"]) == set(res["limits"]) == {"cpu", "memory", "ephemeral-storage"}
             mounts_tmp |= {m["mountPath"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp"}
             assert ":latest" not in container["image"] and ":" in container["image"]
         assert mounts_tmp == {"/tmp"}
@@ -321,9 +322,15 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     assert pod_names(named(captured, "NetworkPolicy", "real-time"), "egress") == {"nats"}
     assert pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress") == {
         "postgres",
-        "redis",
+        "redis-cache",
         "nats",
     }
+    redis_clients = pod_names(named(captured, "NetworkPolicy", "redis"), "ingress")
+    assert (
+        redis_clients == {s.name for s in stacks.SERVICES if s.redis}
+        and "search-discovery" not in redis_clients
+    )
+    assert pod_names(named(captured, "NetworkPolicy", "redis-cache"), "ingress") == {"search-discovery"}
     postgres_clients = pod_names(named(captured, "NetworkPolicy", "postgres"), "ingress")
     assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients
     assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
@@ -479,7 +486,9 @@ def test_quota_fits_every_workload_at_its_maximum(captured: CapturedStack) -> No
     pods = cpu = memory = 0
     for workload in workloads(captured):
         spec = workload["spec"]
-        count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + 1
+        # A Deployment's rollout adds a surge pod; a StatefulSet replaces its pods one at a time.
+        surge = 1 if workload["kind"] == "Deployment" else 0
+        count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + surge
         for container in pod_template(workload)["spec"]["containers"]:
             cpu += count * cpu_millis(container["resources"]["limits"]["cpu"])
             memory += count * memory_bytes(container["resources"]["limits"]["memory"])
@@ -580,7 +589,7 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
     for workload in workloads(captured):
         assert {c["imagePullPolicy"] for c in containers(workload)} == {policy}
     skips = named(captured, "Deployment", "webhooks")["metadata"]["annotations"]
-    checks = sorted(value.split("=")[0] for value in skips.values())
+    checks = sorted(value.split("=")[0] for key, value in skips.items() if key.startswith("checkov.io/"))
     assert checks == (
         ["CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_43"]
         if captured.stack == "dev"
@@ -598,5 +607,11 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
             },
         )
         webhooks = named(pinned, "Deployment", "webhooks")["metadata"]["annotations"]
-        assert [v.split("=")[0] for v in webhooks.values()] == ["CKV_K8S_35"]
+        # Pulling Always and pinned, only the env-secret skip stays, and the HPA's replicas one.
+        hpa_replicas = "deployment-targeted-by-hpa-does-not-have-replicas-configured"
+        assert {k: v.split("=")[0] for k, v in webhooks.items()} == {
+            "checkov.io/skip1": "CKV_K8S_35",
+            "kube-score/ignore": hpa_replicas,
+            "venta.io/kube-score-skip1": hpa_replicas,
+        }
         assert "annotations" not in named(pinned, "StatefulSet", "redis")["metadata"]

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 
+from infra.render.capture import stack_config
+from stacks import load
 from tests.e2e.cluster import cluster_bin
 from tests.e2e.pulumi_cli import PulumiProject, toolchain_bin
 from tests.images.build import BuiltImage
 from tests.images.daemon import Docker
 from tests.images.fixtures import unavailable
 from tests.node.node import RealNode, node_bin, running_node
-from tests.node.stack import NodeStack, deploy, node_image
+from tests.node.stack import STACK, NodeStack, deploy, node_image
 from tests.node.stores import external_stores
 
 REPORT: list[str] = []
@@ -58,7 +60,8 @@ def node_stack(real_node: RealNode, tmp_path_factory: pytest.TempPathFactory) ->
     if engine is None:
         unavailable("no Pulumi engine is set up: run `bash scripts/setup.sh` (see docs/e2e.md)")
     network = real_node.network
-    with external_stores(network.host_ip, str(network.link)) as stores:
+    committed = load(STACK, stack_config(STACK))
+    with external_stores(network.host_ip, str(network.link), committed) as stores:
         project = PulumiProject.copy_of_repo(tmp_path_factory.mktemp("node-dev"), engine)
         stack = deploy(real_node, stores, project)
         yield stack

@@ -49,6 +49,7 @@ def stack_config_for(node: RealNode, stores: ExternalStores) -> tuple[Config, Co
     secret: Config = {
         "venta:secrets": {
             "redisPassword": stores.redis_password,
+            "redisCachePassword": stores.cache_password,
             "postgresPasswords": stores.postgres_passwords,
             "natsPasswords": stores.nats_passwords,
         }

@@ -1,7 +1,8 @@
-"""PostgreSQL, Redis and NATS on the host, playing a stack's external data stores: they listen on the
-host's end of the node link, admit the node's address (pods leave the node masqueraded as it) with
-passwords, and hold the roles, databases and users a stack's services expect of an external store,
-made from the same builders the in-cluster stores' files come from."""
+"""PostgreSQL, Redis, a cache Redis and NATS on the host, playing a stack's external data stores: they
+listen on the host's end of the node link, admit the node's address (pods leave the node masqueraded
+as it) with passwords, and hold the roles, databases and users (NATS' with their subject permissions)
+a stack's services expect of an external store, made from the same builders the in-cluster stores'
+files come from; the two Redis servers are bounded and evict as the in-cluster ones do."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from infra.builders.datastore_config import nats_conf, postgres_init_sql, redis_conf
 from localdev.servers import PostgresServer, Server
 from stacks.catalog import SERVICES
+from stacks.model import StackSettings
 from tests.images.stores import RenderedNats, RenderedRedis, start_postgres
 
 NATS_STORE_BYTES = 1 << 30
@@ -21,9 +23,10 @@ NATS_STORE_BYTES = 1 << 30
 @dataclass(frozen=True)
 class ExternalStores:
     host: str
-    ports: dict[str, int]  # postgres, redis, nats -> port
+    ports: dict[str, int]  # the store's key in the stack's settings (postgres, redisCache, ...) -> port
     postgres_passwords: dict[str, str]  # service -> its role's password (role and database named alike)
     redis_password: str
+    cache_password: str
     nats_passwords: dict[str, str]  # service -> its NATS user's password (the user is the service name)
 
 
@@ -32,11 +35,12 @@ def _password() -> str:
 
 
 @contextlib.contextmanager
-def external_stores(host: str, clients: str) -> Iterator[ExternalStores]:
-    """The three stores on ``host``, admitting the ``clients`` network; stopped and deleted on exit."""
+def external_stores(host: str, clients: str, settings: StackSettings) -> Iterator[ExternalStores]:
+    """The four stores on ``host``, admitting the ``clients`` network, the Redis servers' memory as
+    ``settings`` give it; stopped and deleted on exit."""
     postgres_passwords = {spec.name: _password() for spec in SERVICES if spec.database}
     nats_passwords = {spec.name: _password() for spec in SERVICES if spec.nats}
-    redis_password = _password()
+    redis_password, cache_password = _password(), _password()
     servers: list[Server] = []
     try:
         postgres = PostgresServer(host)
@@ -45,15 +49,20 @@ def external_stores(host: str, clients: str) -> Iterator[ExternalStores]:
             spec.database_name: postgres_passwords[spec.name] for spec in SERVICES if spec.database
         }
         start_postgres(postgres, clients, [("roles and databases", postgres_init_sql(by_database))])
-        redis = RenderedRedis(host, redis_conf(redis_password, append_only=False))
-        servers.append(redis)
+        redis = RenderedRedis(host, redis_conf(redis_password, False, settings.redis.max_memory_bytes))
+        cache_conf = redis_conf(
+            cache_password, False, settings.redis_cache.max_memory_bytes, "allkeys-lru", persistent=False
+        )
+        cache = RenderedRedis(host, cache_conf)
+        servers += [redis, cache]
         redis.start()
+        cache.start()
         conf = nats_conf(nats_passwords, "external", 1, NATS_STORE_BYTES, None)
         nats = RenderedNats(host, conf, {"POD_NAME": "nats-external"})
         servers.append(nats)
         nats.start()
-        ports = {"postgres": postgres.port, "redis": redis.port, "nats": nats.port}
-        yield ExternalStores(host, ports, postgres_passwords, redis_password, nats_passwords)
+        ports = {"postgres": postgres.port, "redis": redis.port, "redisCache": cache.port, "nats": nats.port}
+        yield ExternalStores(host, ports, postgres_passwords, redis_password, cache_password, nats_passwords)
     finally:
         for server in servers:
             server.cleanup()

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 INTRUDER = "intruder"  # in the stack's namespace, named by no policy
 OUTSIDER_NS = "outsider"  # a namespace without policies
 OUTSIDER = "outsider"
-USES = {"postgres": "database", "redis": "redis", "nats": "nats"}
+USES = {"postgres": "database", "redis": "redis", "redisCache": "cache", "nats": "nats"}
 
 
 def uses(spec: ServiceSpec, store: str) -> bool:

@@ -9,12 +9,13 @@ from typing import Any
 from infra.render.capture import SECRET_SIG, CapturedStack
 from policy.model import Resource
 from stacks.catalog import SERVICE_NAMES
-from stacks.model import Nats, Postgres, Redis
+from stacks.model import Nats, Postgres, Redis, RedisCache
 
 # The data-store images each stack runs unless its config says otherwise.
 DATA_STORE_IMAGES = {
     "postgres": Postgres.model_fields["image"].default,
     "redis": Redis.model_fields["image"].default,
+    "redisCache": RedisCache.model_fields["image"].default,
     "nats": Nats.model_fields["image"].default,
 }
 
