@@ -8,6 +8,7 @@ proxy: it does not read the Ingress' rules, which name the gateway for every pat
 
 from __future__ import annotations
 
+from tests.e2e.cluster import LocalCluster
 from tests.node.pods import Manifest, restricted_container
 
 NAME = "ingress-stand-in"
@@ -32,7 +33,9 @@ async def pipe(reader, writer):
 async def handle(reader, writer):
     try:
         upstream_reader, upstream_writer = await asyncio.open_connection(target_host, target_port)
-    except OSError:
+    except OSError as exc:
+        # Its log says why a client was hung up on (the tests show it when a request fails).
+        print(f"no connection to {target_host}:{target_port}: {exc!r}", file=sys.stderr, flush=True)
         writer.close()
         return
     await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
@@ -48,6 +51,11 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def log(cluster: LocalCluster, namespace: str) -> str:
+    """What the forwarder wrote: the connections to the gateway it could not make."""
+    return cluster.kubectl("logs", "-n", namespace, NAME, check=False)
 
 
 def stand_in(namespace: str, image: str, target: str, target_port: int) -> list[Manifest]:

@@ -18,6 +18,7 @@ import pytest
 
 from stacks.catalog import SERVICES
 from tests.images import journey
+from tests.node import ingress
 from tests.node.stack import NAME_LABEL, STACK, NodeStack, node_image
 from tests.node.watch import Watching
 
@@ -58,7 +59,12 @@ def test_no_data_store_runs_in_the_cluster(node_stack: NodeStack) -> None:
 
 
 async def test_the_gateway_service_answers_a_journey_from_the_host(node_stack: NodeStack) -> None:
-    await journey.walk(node_stack.gateway_url)
+    try:
+        await journey.walk(node_stack.gateway_url)
+    except httpx.TransportError as exc:
+        namespace = node_stack.settings.gateway.ingress_namespace
+        stand_in_log = ingress.log(node_stack.node.cluster, namespace)
+        raise AssertionError(f"{exc!r}; the ingress stand-in's log:\n{stand_in_log}") from exc
 
 
 @contextmanager
