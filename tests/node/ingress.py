@@ -3,7 +3,10 @@ forwarding a port of the node (a hostPort) to the gateway's Service, so a client
 the gateway the way the public does, through the NetworkPolicy that admits only the controller.
 
 It is a TCP forwarder in one of the service images (the only images with Python here), not an HTTP
-proxy: it does not read the Ingress' rules, which name the gateway for every path anyway.
+proxy: it does not read the Ingress' rules, which name the gateway for every path anyway. It looks
+the gateway up only once a client has sent something: the kubelet's TCP probes, which start before
+the stack exists, would otherwise ask the cluster DNS for a Service not made yet, and CoreDNS keeps
+that "no such name" for up to 30 s (`cache 30`), failing the first requests after the deploy.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ async def pipe(reader, writer):
 
 
 async def handle(reader, writer):
+    first = await reader.read(65536)
+    if not first:  # a TCP probe: connected and left
+        writer.close()
+        return
     try:
         upstream_reader, upstream_writer = await asyncio.open_connection(target_host, target_port)
     except OSError as exc:
@@ -38,6 +45,7 @@ async def handle(reader, writer):
         print(f"no connection to {target_host}:{target_port}: {exc!r}", file=sys.stderr, flush=True)
         writer.close()
         return
+    upstream_writer.write(first)
     await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
 
 
