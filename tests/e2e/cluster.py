@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import shutil
 import ssl
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from localdev.servers import Server, free_port
 from stacks.model import StackSettings
+from tests.toolchain import checked_bin
 
 BINARIES = (
     "etcd",
@@ -72,20 +72,9 @@ class ClusterNetwork:
         return self.address != LOOPBACK
 
 
-TOOLCHAIN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "toolchain" / "build-cluster.sh"
-
-
 def cluster_bin() -> Path | None:
     """The built control plane's bin folder (``VENTA_CLUSTER_BIN`` overrides), or None when not built."""
-    override = os.environ.get("VENTA_CLUSTER_BIN")
-    if override:
-        found: Path | None = Path(override)
-    else:
-        done = subprocess.run(["bash", str(TOOLCHAIN_SCRIPT), "--check"], capture_output=True, text=True)
-        found = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-    if found is None or not all((found / name).is_file() for name in BINARIES):
-        return None
-    return found
+    return checked_bin("build-cluster.sh", "VENTA_CLUSTER_BIN", BINARIES)
 
 
 def wait_http(

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shlex
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,9 +38,8 @@ from tests.node.images import PAUSE, Ctr, coredns_reference, import_images, scra
 from tests.node.manifests import KUBE_ROUTER_USER, api_server_to_kubelet, cluster_dns, kube_router_access
 from tests.node.netns import NodeNetwork, node_network
 from tests.node.pki import API_SERVER_CLIENT, KubeletClientPki, kubelet_client_pki
+from tests.toolchain import checked_bin
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLCHAIN_SCRIPT = REPO / "scripts" / "toolchain" / "build-node.sh"
 BINARIES = ("kubelet", "kube-proxy", "kube-router", "coredns", "pause")
 TOOLCHAIN_ROOT = Path(os.environ.get("VENTA_TOOLCHAIN_ROOT", Path.home() / ".cache" / "venta-toolchain"))
 PATHS = NodePaths(
@@ -69,15 +67,7 @@ VOLUMES_PER_CLASS = 4
 
 def node_bin() -> Path | None:
     """The built node binaries' folder (``VENTA_NODE_BIN`` overrides), or None when not built."""
-    override = os.environ.get("VENTA_NODE_BIN")
-    if override:
-        found: Path | None = Path(override)
-    else:
-        done = subprocess.run(["bash", str(TOOLCHAIN_SCRIPT), "--check"], capture_output=True, text=True)
-        found = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-    if found is None or not all((found / name).is_file() for name in BINARIES):
-        return None
-    return found
+    return checked_bin("build-node.sh", "VENTA_NODE_BIN", BINARIES)
 
 
 class NodeDaemon(Server):
