@@ -1,8 +1,9 @@
 """``python -m localdev``: every service of services/catalog.py on this machine, Ctrl-C stops it all.
 
 Starts throwaway PostgreSQL, Redis and NATS (or uses ``TEST_DATABASE_URL``/``TEST_REDIS_URL``/
-``TEST_NATS_URL`` when set), a database per service, a fresh Ed25519 dev key pair, then each service as
-``python -m services <name>`` (the container command) with the environment its catalog entry implies,
+``TEST_NATS_URL`` when set), a role and a database per service made by the stacks' init script, a
+fresh Ed25519 dev key pair, then each service as ``python -m services <name>`` (the container
+command) with the environment its catalog entry implies,
 waits until each is ready, prints the URLs, and on Ctrl-C/SIGTERM stops everything it started.
 Clients need one address, the gateway's (HTTP and the WebSocket under ``/api/``); each service's
 internal port (probes, metrics, ``/docs``) is printed beside it.
@@ -11,6 +12,7 @@ internal port (probes, metrics, ``/docs``) is printed beside it.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -47,7 +49,8 @@ def run(names: list[str], free_ports: bool, stop_after: float | None = None) -> 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as stack, data_stores(stack) as urls:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="venta-local-")))
-        urls.update(prepare_databases(urls["postgres"], entries))
+        shared = bool(os.environ.get("TEST_DATABASE_URL"))  # a server of someone else's: names of this run
+        urls.update(prepare_databases(urls["postgres"], entries, shared_server=shared))
         stack.callback(stop_all, procs)
         # All at once (the gateway's readiness does not depend on its upstreams), then wait for each.
         for entry in entries:

@@ -191,6 +191,42 @@ def _pg_bin(tool: str) -> str:
     return found
 
 
+def postgres_owner() -> tuple[int, int] | None:
+    """PostgreSQL refuses to run as root: then its files and processes belong to ``postgres``
+    (uid, gid); None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
+
+
+def as_user(owner: tuple[int, int] | None) -> dict[str, object]:
+    """``subprocess`` arguments that run a child as ``owner`` (nothing when None)."""
+    if owner is None:
+        return {}
+    return {"user": owner[0], "group": owner[1], "extra_groups": []}
+
+
+def run_as(
+    owner: tuple[int, int] | None, command: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as ``owner``; a failure raises with its output."""
+    done = subprocess.run(
+        command,
+        check=False,
+        capture_output=True,
+        text=True,
+        preexec_fn=die_with_parent,
+        env=env,
+        **as_user(owner),  # type: ignore[call-overload]
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command[:3])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done
+
+
 class PostgresServer(Server):
     """PostgreSQL tuned for throwaway use (no fsync); superuser ``postgres`` with trust auth on loopback."""
 
@@ -200,15 +236,15 @@ class PostgresServer(Server):
 
     def __init__(self, host: str = LOOPBACK) -> None:
         super().__init__(host)
-        self._as_user: dict[str, object] = {}
-        uid = gid = None
-        if os.geteuid() == 0:
-            entry = pwd.getpwnam("postgres")
-            uid, gid = entry.pw_uid, entry.pw_gid
-            os.chown(self.dir, uid, gid)
-            os.chown(self.dir / "server.log", uid, gid)
-            self._as_user = {"user": uid, "group": gid, "extra_groups": []}
-        subprocess.run(
+        self.owner = postgres_owner()
+        if self.owner is not None:
+            os.chown(self.dir, *self.owner)
+            os.chown(self.dir / "server.log", *self.owner)
+        self._initialize()
+
+    def _initialize(self) -> None:
+        """Make the data directory (subclasses: another way, e.g. a clone of a primary)."""
+        self.run_as_owner(
             [
                 _pg_bin("initdb"),
                 "-D",
@@ -221,15 +257,13 @@ class PostgresServer(Server):
                 "-E",
                 "UTF8",
                 "--locale=C",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent,
-            user=uid,
-            group=gid,
-            extra_groups=[] if uid is not None else None,
+            ]
         )
+
+    def run_as_owner(
+        self, command: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_as(self.owner, command, env)
 
     @property
     def data_dir(self) -> Path:
@@ -243,7 +277,7 @@ class PostgresServer(Server):
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def _popen_kwargs(self) -> dict[str, object]:
-        return self._as_user
+        return as_user(self.owner)
 
     def _command(self) -> list[str]:
         return [

@@ -6,7 +6,6 @@ the container command, so what runs locally is what runs in the image.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import os
@@ -19,11 +18,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
-from localdev.servers import NatsServer, die_with_parent, free_port, running
+from infra.builders.datastore_config import postgres_init_sql
+from localdev.servers import NatsServer, _pg_bin, die_with_parent, free_port, running
 from services.api_gateway.routes_table import upstream_internal_setting
 from services.catalog import SERVICES, Service
 from services.common.auth import public_pem_from_seed
@@ -95,6 +96,7 @@ def service_env(
 
 
 async def create_databases(admin_url: str, names: list[str]) -> dict[str, str]:
+    """Empty databases owned by the admin (tests that need no roles of their own)."""
     conn = await asyncpg.connect(admin_url)
     try:
         existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
@@ -170,8 +172,28 @@ def start_service(entry: Service, env: dict[str, str]) -> subprocess.Popen[bytes
     )
 
 
-def prepare_databases(admin_url: str, entries: list[Service]) -> dict[str, str]:
-    """A database per service that has one in the catalog: ``{"db:<service>": url}``."""
+def prepare_databases(admin_url: str, entries: list[Service], shared_server: bool = False) -> dict[str, str]:
+    """A role, password and database per service that has one in the catalog, made by the init
+    script the stacks render (``postgres_init_sql``, run by psql statement by statement as the
+    postgres image runs it): ``{"db:<service>": url}``, each URL logging in as the service's own role.
+    On a ``shared_server`` (TEST_DATABASE_URL) the names get a suffix of this run, so runs never meet."""
     with_db = [e for e in entries if e.database]
-    databases = asyncio.run(create_databases(admin_url, [f"venta_{e.package}" for e in with_db]))
-    return {f"db:{e.name}": databases[f"venta_{e.package}"] for e in with_db}
+    suffix = f"_{secrets.token_hex(3)}" if shared_server else ""
+    names = {e.name: e.database_name + suffix for e in with_db}
+    passwords = {names[e.name]: secrets.token_urlsafe(24) for e in with_db}
+    if passwords:
+        done = subprocess.run(
+            [_pg_bin("psql"), admin_url, "-q", "-v", "ON_ERROR_STOP=1", "--no-psqlrc"],
+            input=postgres_init_sql(passwords),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the init script failed on {urlsplit(admin_url).hostname}: {done.stderr}")
+    where = urlsplit(admin_url)
+    address = f"{where.hostname}:{where.port or 5432}"
+    return {
+        f"db:{e.name}": f"postgresql://{names[e.name]}:{passwords[names[e.name]]}@{address}/{names[e.name]}"
+        for e in with_db
+    }

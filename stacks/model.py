@@ -346,9 +346,47 @@ class Monitoring(Settings):
     exporters: Exporters = Exporters()
 
 
+BucketName = Annotated[
+    str,
+    _constraint(
+        _matches(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"),
+        "an S3 bucket name: 3-63 lower-case letters, digits, '.', '-'",
+    ),
+]
+EndpointUrl = Annotated[
+    str,
+    _constraint(
+        _matches(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?"),
+        "the http(s) address of an S3 API, such as https://s3.eu-central-1.amazonaws.com",
+    ),
+]
+ObjectPrefix = Annotated[
+    str,
+    _constraint(_matches(r"([A-Za-z0-9._-]+/)*[A-Za-z0-9._-]+"), "a key prefix such as venta-prod/postgres"),
+]
+
+
+class BackupTarget(Settings):
+    """An S3-compatible bucket outside the cluster that every backup set is uploaded to and pruned in
+    by the same retention; the keys are secrets (`secrets.backupAccessKeyId`, `backupSecretAccessKey`)."""
+
+    bucket: BucketName
+    endpoint: EndpointUrl
+    prefix: ObjectPrefix = "postgres"
+    region: Annotated[str, Field(max_length=64)] = ""
+    # rclone's name for the service (AWS, Minio, Ceph, Cloudflare, Wasabi, ...; Other for any other).
+    provider: Literal["AWS", "Minio", "Ceph", "Cloudflare", "Wasabi", "DigitalOcean", "GCS", "Other"] = (
+        "Other"
+    )
+
+
 class Backup(Settings):
     schedule: CronSchedule = "0 3 * * *"
     retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+    # null: the dumps stay on the backups volume in the namespace (a prod stack warns before it deploys).
+    target: BackupTarget | None = None
+    # The client that uploads to the target; pin it by digest like the data stores' images.
+    upload_image: PinnedImage = "rclone/rclone:1.60.1"
 
 
 class ExternalStore(Settings):
@@ -389,6 +427,16 @@ class Postgres(Settings):
     read_replica: bool = False
     backup: Backup | None = None
     external: ExternalPostgres | None = None
+
+    @property
+    def runs_read_replica(self) -> bool:
+        """A replica the stack runs: none beside an external PostgreSQL, its provider's to replicate."""
+        return self.read_replica and self.external is None
+
+    @property
+    def runs_backup(self) -> Backup | None:
+        """The backups the stack takes: none of an external PostgreSQL, its provider's to back up."""
+        return self.backup if self.external is None else None
 
 
 class RedisMemory(Settings):
@@ -457,6 +505,9 @@ class Secrets(Settings):
     jwt_signing_seed: Seed | None = None
     postgres_passwords: dict[ServiceName, SecretStr] = {}
     nats_passwords: dict[ServiceName, SecretStr] = {}
+    # The backup target's keys (postgres.backup.target); required when a target is set.
+    backup_access_key_id: SecretStr | None = None
+    backup_secret_access_key: SecretStr | None = None
 
 
 class Webhooks(Settings):
@@ -539,6 +590,12 @@ class StackSettings(Settings):
                 )
         if self.db_pool_min > self.db_pool_max:
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
+        backup = self.postgres.runs_backup
+        if backup is not None and backup.target is not None:
+            for key in ("backup_access_key_id", "backup_secret_access_key"):
+                if getattr(self.secrets, key) is None:
+                    field = "secrets." + to_camel(key)
+                    raise allowed_error(f"a secret when postgres.backup.target is set ({field})", field)
         if self.api_docs and self.profile == "prod":
             raise allowed_error("false in a prod-profile stack: API docs stay off in prod", "apiDocs")
         if self.file_quota.byte_count > memory_bytes(self.storage.files):
@@ -597,6 +654,22 @@ class StackSettings(Settings):
         if store == "redis_cache":
             return self.redis_cache.external is not None and self.redis_cache.auth
         return self.nats.external is not None and self.nats.auth
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is allowed but risky, said before the stack deploys (`__main__.py` logs each)."""
+        found = []
+        backup = self.postgres.backup
+        # An external PostgreSQL's backups are its provider's: nothing of ours to warn about.
+        ours = self.postgres.external is None
+        if self.profile == "prod" and ours and (backup is None or backup.target is None):
+            found.append(
+                "venta:postgres.backup.target is not set: the PostgreSQL backups stay on a volume in the "
+                f"namespace {self.namespace}, and whatever loses the namespace or the cluster loses them "
+                "too; set venta:postgres.backup.target (bucket, endpoint) and the secrets "
+                "venta:secrets.backupAccessKeyId and backupSecretAccessKey (docs/runbooks.md)"
+            )
+        return found
 
     @property
     def environment(self) -> str:

@@ -11,6 +11,7 @@ from stacks.catalog import SERVICE_NAMES
 from venta import deploy, review
 from venta.digests import DigestError, digests_deployed_with, load_digests
 from venta.engine_location import EngineNotFound, locate
+from venta.hints import hint
 from venta.host import (
     EMPTY_PASSPHRASE_REFUSED,
     PROTECTED_PROFILES,
@@ -241,6 +242,8 @@ def _drive_pulumi(
             return 0 if _run_verb(args, verb_parser, stack, target) else 1
     except EngineError as error:
         print(f"venta: {args.verb} {args.stack} failed:\n{error}", file=sys.stderr)
+        if next_step := hint(str(error), args.stack):
+            print(next_step, file=sys.stderr)
         return 1
 
 

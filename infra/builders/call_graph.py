@@ -61,14 +61,17 @@ def service_policy(
     ingress_namespace: str,
     monitoring_namespace: str,
     stores: Mapping[str, StoreRoute] = IN_CLUSTER,
+    read_replica: bool = False,
 ) -> k8s.networking.v1.NetworkPolicySpecArgs:
     def pods(service: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
         return network.pods(selector(service, instance))
 
-    def to_store(store: str) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+    def to_store(store: str, replica: bool = False) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
         route = stores[store]
-        peer = network.addresses(route.cidr) if route.cidr else pods(store)
-        return network.allow_to([peer], route.port)
+        if route.cidr:
+            return network.allow_to([network.addresses(route.cidr)], route.port)
+        served = [store, *([names.replica(store)] if replica else [])]
+        return network.allow_to([pods(name) for name in served], route.port)
 
     http, internal = names.SERVICE_PORT_NAME, names.INTERNAL_PORT_NAME
     if spec.public_entry:
@@ -78,7 +81,7 @@ def service_policy(
     ingress = [callers, network.allow_from([network.namespace(monitoring_namespace)], internal)]
     egress = [network.dns()]
     if spec.database:
-        egress.append(to_store(names.POSTGRES))
+        egress.append(to_store(names.POSTGRES, replica=read_replica))
     if spec.redis:
         egress.append(to_store(names.REDIS))
     if spec.cache:

@@ -43,6 +43,11 @@ def pod_address(name: str, ordinal: int) -> str:
     return f"{name}-{ordinal}.{headless(name)}"
 
 
+def replica(name: str) -> str:
+    """The PostgreSQL read replica's StatefulSet and Service: the services' DATABASE_READ_URL host."""
+    return f"{name}-replica"
+
+
 def cluster_host(name: str, namespace: str) -> str:
     """A Service's address from any namespace."""
     return f"{name}.{namespace}.svc"

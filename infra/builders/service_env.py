@@ -26,12 +26,17 @@ class Endpoints:
     postgres_port: int = names.POSTGRES_PORT
     redis_port: int = names.REDIS_PORT
     cache_port: int = names.REDIS_PORT
+    # The read replica's Service, when the stack runs one (DATABASE_READ_URL).
+    postgres_read_host: str | None = None
 
 
-def endpoints(namespace: str) -> Endpoints:
+def endpoints(namespace: str, read_replica: bool = False) -> Endpoints:
     """The in-cluster stores' client Services."""
     return Endpoints(
         postgres_host=names.cluster_host(names.POSTGRES, namespace),
+        postgres_read_host=names.cluster_host(names.replica(names.POSTGRES), namespace)
+        if read_replica
+        else None,
         redis_host=names.cluster_host(names.REDIS, namespace),
         cache_host=names.cluster_host(names.REDIS_CACHE, namespace),
         # One address through the client Service: the server tells clients about its cluster peers.
@@ -41,7 +46,9 @@ def endpoints(namespace: str) -> Endpoints:
 
 def stack_endpoints(settings: StackSettings) -> Endpoints:
     """The stack's stores: its own Services, or the external servers it is pointed at."""
-    where = endpoints(settings.namespace)
+    # No replica of the stack's beside an external PostgreSQL: its provider's replicas are not ours to
+    # address, so the services read from the primary (DATABASE_URL) alone.
+    where = endpoints(settings.namespace, read_replica=settings.postgres.runs_read_replica)
     if (postgres := settings.postgres.external) is not None:
         where = dataclasses.replace(where, postgres_host=postgres.host, postgres_port=postgres.port)
     if (redis := settings.redis.external) is not None:
@@ -119,6 +126,14 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
             spec.database_name,
             where.postgres_port,
         )
+        if where.postgres_read_host is not None:
+            # The same role and database on the replica: reads that tolerate lag go there.
+            data["DATABASE_READ_URL"] = database_url(
+                spec.database_name,
+                creds.database_password or "",
+                where.postgres_read_host,
+                spec.database_name,
+            )
     if spec.redis:
         data["REDIS_URL"] = redis_url(creds.redis_password, where.redis_host, where.redis_port)
     if spec.cache:

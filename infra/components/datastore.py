@@ -168,10 +168,13 @@ class DataStore(pulumi.ComponentResource):
             opts=self.child,
         )
 
-    def workload_metadata(self, app: str, app_labels: dict[str, str]) -> meta.ObjectMetaArgs:
-        """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its image."""
+    def workload_metadata(
+        self, app: str, app_labels: dict[str, str], extra_images: list[str] | None = None
+    ) -> meta.ObjectMetaArgs:
+        """A StatefulSet's or CronJob's metadata, with the scanner skips that apply to its images."""
         pull = self.common.pull_policy
-        skips = scanner.checkov_skips([self.image], pull) | scanner.kube_score_skips(pull)
+        skips = scanner.checkov_skips([self.image, *(extra_images or [])], pull)
+        skips |= scanner.kube_score_skips(pull)
         return meta.ObjectMetaArgs(
             name=app, namespace=self.common.namespace, labels=app_labels, annotations=skips or None
         )

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
+from infra.builders import backup, names, network, pod
 from infra.builders import datastore_config as conf
-from infra.builders import names, network, pod
 from infra.builders.labels import selector
 from infra.builders.quota import Workload
 from infra.components.datastore import DATA_VOLUME, DataStore, DataStoreArgs, volume_claim
+from stacks.model import BackupTarget as BackupTargetSettings
 from stacks.model import Postgres as PostgresSettings
 
 batch, core, meta = k8s.batch.v1, k8s.core.v1, k8s.meta.v1
@@ -22,8 +24,8 @@ SUPERUSER = names.POSTGRES_SUPERUSER
 PGDATA = "/var/lib/postgresql/data/pgdata"
 # Passwords are files, never environment variables: the image reads POSTGRES_PASSWORD_FILE, and the
 # replica's clone and the backup job read theirs in the shell.
-CREDENTIALS_DIR = "/etc/postgres-credentials"
-BACKUP_DIR = "/backups"
+CREDENTIALS_DIR = backup.CREDENTIALS_DIR
+BACKUP_DIR = backup.BACKUP_DIR
 STARTING_DEADLINE_SECONDS = 3600
 
 
@@ -32,6 +34,8 @@ class PostgresArgs(DataStoreArgs[PostgresSettings]):
     backup_size: str
     databases: list[str]
     superuser_password: SecretStr | None = None
+    # The backup target's access key id and secret key (required when the settings name a target).
+    backup_keys: tuple[SecretStr, SecretStr] | None = None
     # The Kubernetes name: the Service clients connect to, the StatefulSet and its pods.
     app: str = names.POSTGRES
 
@@ -61,7 +65,7 @@ class Postgres(DataStore):
         readers = [network.pods(c) for c in args.clients]
         read_host = self.app
         if s.read_replica:
-            read_host = f"{self.app}-replica"
+            read_host = names.replica(self.app)
             readers.append(network.pods(self._replica(read_host)))
             # Primary and replica count as one database: a drain may take only one of them at a time.
             both = {
@@ -148,7 +152,8 @@ class Postgres(DataStore):
             pod.mount(pod.TMP_VOLUME, "/tmp"),
             pod.mount("credentials", CREDENTIALS_DIR, read_only=True),
         ]
-        # A fresh volume starts as a copy of the primary, configured (-R) to follow it.
+        # A fresh volume starts as a copy of the primary, configured (-R) to follow it. A fast
+        # checkpoint starts the copy at once (a spread one can hold it for minutes on a busy primary).
         clone = self.container(
             "clone-primary",
             s.resources,
@@ -158,26 +163,30 @@ class Postgres(DataStore):
                 f'export PGPASSWORD="$(cat {CREDENTIALS_DIR}/REPLICATION_PASSWORD)"; '
                 'if [ ! -s "$PGDATA/PG_VERSION" ]; then '
                 f"pg_basebackup -h {primary} -p {PORT} -U {conf.REPLICATION_USER} "
-                '-D "$PGDATA" -R -X stream && chmod 0700 "$PGDATA"; fi'
+                '-D "$PGDATA" -R -X stream --checkpoint=fast && chmod 0700 "$PGDATA"; fi'
             ],
             env=[core.EnvVarArgs(name="PGDATA", value=PGDATA)],
         )
         self._server(app, replica_labels, self._container(), [], [clone])
         self.services(app, replica_labels, sel, {"postgres": PORT})
-        backup_peer = [network.pods(selector(f"{self.app}-backup", common.instance))] if s.backup else []
+        # The services read here (DATABASE_READ_URL), and so does the backup job.
+        readers = [network.pods(c) for c in self.args.clients]
+        if s.backup:
+            readers.append(network.pods(selector(f"{self.app}-backup", common.instance)))
         self.network_policy(
             app,
             replica_labels,
             network.policy(
                 sel,
-                [network.allow_from(backup_peer, PORT)] if backup_peer else [],
+                [network.allow_from(readers, PORT)] if readers else [],
                 [network.allow_to([network.pods(self.selector)], PORT), network.dns()],
             ),
         )
         return sel
 
     def _backup(self, host: str) -> dict[str, str]:
-        """A nightly pg_dump of every database onto its own volume; returns its pods' selector."""
+        """A nightly backup set of every database and the roles onto its own volume, uploaded to the
+        stack's target when it has one (infra/builders/backup.py); returns its pods' selector."""
         args, common = self.args, self.common
         s = args.settings
         assert s.backup is not None
@@ -190,15 +199,7 @@ class Postgres(DataStore):
             spec=volume_claim(args.backup_size, common.storage_class).spec,
             opts=self.child,
         )
-        databases = " ".join(sorted(args.databases))
-        script = (
-            f'set -eu; export PGPASSWORD="$(cat {CREDENTIALS_DIR}/POSTGRES_PASSWORD)"; '
-            "stamp=$(date +%Y%m%dT%H%M%S); "
-            f"for db in {databases}; do "
-            f'pg_dump -h {host} -p {PORT} -U {SUPERUSER} -Fc -f "{BACKUP_DIR}/$db-$stamp.dump" "$db"; done; '
-            # Retention: dumps older than the configured number of days are removed after a good run.
-            f"find {BACKUP_DIR} -name '*.dump' -mtime +{s.backup.retention_days} -delete"
-        )
+        script = backup.dump_script(host, args.databases, s.backup.retention_days)
         mounts = [
             pod.mount("backups", BACKUP_DIR),
             pod.mount(pod.TMP_VOLUME, "/tmp"),
@@ -215,15 +216,29 @@ class Postgres(DataStore):
                 ),
             ),
         ]
+        # With a target the dump runs first (an init container) and the upload after it, in one pod.
+        init, containers, egress = [], [dump], [network.dns()]
+        target = s.backup.target
+        if target is not None:
+            upload, upload_volume = self._upload(target, s.backup.retention_days, s.backup.upload_image)
+            init, containers = [dump], [upload]
+            volumes.append(upload_volume)
+            egress.append(network.public_internet(urlsplit(target.endpoint).port or _default_port(target)))
         job_pod = core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=backup_labels),
             spec=pod.restricted_pod(
-                self.service_account(app, backup_labels), [dump], volumes, restart_policy="OnFailure"
+                self.service_account(app, backup_labels),
+                containers,
+                volumes,
+                init_containers=init or None,
+                restart_policy="OnFailure",
             ),
         )
         batch.CronJob(
             self.logical(app),
-            metadata=self.workload_metadata(app, backup_labels),
+            metadata=self.workload_metadata(
+                app, backup_labels, extra_images=[s.backup.upload_image] if target else []
+            ),
             spec=batch.CronJobSpecArgs(
                 schedule=s.backup.schedule,
                 concurrency_policy="Forbid",
@@ -239,16 +254,44 @@ class Postgres(DataStore):
             opts=self.child,
         )
         self.workloads.append(Workload(1, s.resources, (args.backup_size,)))
-        self.network_policy(
-            app,
-            backup_labels,
-            network.policy(
-                sel,
-                [],
-                [network.allow_to([network.pods(selector(host, common.instance))], PORT), network.dns()],
-            ),
-        )
+        egress.insert(0, network.allow_to([network.pods(selector(host, common.instance))], PORT))
+        self.network_policy(app, backup_labels, network.policy(sel, [], egress))
         return sel
+
+    def _upload(
+        self, target: BackupTargetSettings, retention_days: int, image: str
+    ) -> tuple[core.ContainerArgs, core.VolumeArgs]:
+        """The rclone container that copies the sets to the target, and the volume of its keys."""
+        keys = self.args.backup_keys
+        assert keys is not None, "stacks.load refuses a target without its keys"
+        secret = self.secret(
+            "backup-target",
+            {
+                backup.ACCESS_KEY_FILE: pulumi.Output.secret(keys[0].get_secret_value()),
+                backup.SECRET_KEY_FILE: pulumi.Output.secret(keys[1].get_secret_value()),
+            },
+        )
+        where = backup.Target(target.bucket, target.prefix, target.endpoint, target.region, target.provider)
+        env = {**where.environment(), "HOME": "/tmp"}  # rclone writes nothing but may look for a home
+        container = core.ContainerArgs(
+            name="upload",
+            image=image,
+            image_pull_policy=self.common.pull_policy,
+            resources=pod.resources(self.args.settings.resources),
+            security_context=pod.container_security(pod.UID),
+            command=["sh", "-c", backup.upload_script(where, retention_days)],
+            env=[core.EnvVarArgs(name=k, value=v) for k, v in sorted(env.items())],
+            volume_mounts=[
+                pod.mount("backups", BACKUP_DIR, read_only=True),
+                pod.mount(pod.TMP_VOLUME, "/tmp"),
+                pod.mount("backup-target", backup.TARGET_CREDENTIALS_DIR, read_only=True),
+            ],
+        )
+        return container, self.secret_files("backup-target", secret)
+
+
+def _default_port(target: BackupTargetSettings) -> int:
+    return 443 if target.endpoint.startswith("https:") else 80
 
 
 def _init_files(passwords: dict[str, str], replication: str | None) -> dict[str, str]:

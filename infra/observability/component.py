@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.builders import names
+from infra.builders import names, scanner
 from infra.builders.labels import labels, selector
 from infra.builders.quota import Workload
 from infra.observability import exporters as ex
@@ -38,8 +38,10 @@ class ObservabilityArgs:
     version: str
     services: Sequence[str]
     nats_servers: int
-    # The Secrets of the data stores the exporters read passwords from.
+    # What the exporters log in to the data stores with.
     store_secrets: ex.StoreSecrets
+    # The stack's image pull policy (images.pullPolicy), as every other workload pulls.
+    pull_policy: str = "Always"
 
 
 class Observability(pulumi.ComponentResource):
@@ -54,7 +56,18 @@ class Observability(pulumi.ComponentResource):
         self.name, self.args = name, args
         for service in args.services:
             self._service_monitor(service, "application", SERVICE_METRICS_PORT)
-        installed = ex.exporters(args.settings.exporters, args.nats_servers, args.store_secrets)
+        secrets = args.store_secrets
+        redis_passwords = (
+            None if secrets.redis_password is None else self._redis_password_map(secrets.redis_password)
+        )
+        installed = ex.exporters(
+            args.settings.exporters,
+            args.nats_servers,
+            secrets.postgres,
+            redis_passwords,
+            redis=secrets.redis,
+            nats=secrets.nats,
+        )
         for exporter in installed:
             self._exporter(exporter)
             self._service_monitor(exporter.name, "monitoring", ex.METRICS_PORT)
@@ -109,6 +122,19 @@ class Observability(pulumi.ComponentResource):
             labels={**labels(app or name or "", component, a.instance, a.version), **(extra or {})},
         )
 
+    def _redis_password_map(self, password: pulumi.Input[str]) -> pulumi.Output[str]:
+        """redis_exporter's password file in a Secret of its own, named by the engine (a new password
+        makes a new Secret and rolls the exporter); the Redis component's Secrets stay as they are."""
+        passwords: pulumi.Output[str] = pulumi.Output.secret(password).apply(ex.redis_password_map)
+        secret = core.Secret(
+            f"{self.name}-redis-exporter-credentials",
+            metadata=self._meta(None, "monitoring", app="redis-exporter"),
+            type="Opaque",
+            string_data={ex.REDIS_PASSWORD_MAP_KEY: passwords},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return secret.metadata.name
+
     def _service_monitor(self, name: str, component: str, port: str) -> None:
         a = self.args
         k8s.apiextensions.CustomResource(
@@ -124,6 +150,8 @@ class Observability(pulumi.ComponentResource):
         a = self.args
         own = ex.exporter_labels(exporter, a.instance)
         metadata = meta.ObjectMetaArgs(name=exporter.name, namespace=a.namespace, labels=own)
+        # The scanner skips that apply to its image (a tag, IfNotPresent), on the Deployment only.
+        skips = scanner.checkov_skips([exporter.image], a.pull_policy)
         replicas = a.settings.exporters.replicas
         prefix = f"{self.name}-{exporter.name}"
         account = core.ServiceAccount(
@@ -132,8 +160,15 @@ class Observability(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=self._child(f"{exporter.name}-sa"),
         )
-        spec = ex.deployment_spec(exporter, a.instance, replicas, account.metadata.name)
-        k8s.apps.v1.Deployment(prefix, metadata=metadata, spec=spec, opts=self._child(exporter.name))
+        spec = ex.deployment_spec(exporter, a.instance, replicas, account.metadata.name, a.pull_policy)
+        k8s.apps.v1.Deployment(
+            prefix,
+            metadata=meta.ObjectMetaArgs(
+                name=exporter.name, namespace=a.namespace, labels=own, annotations=skips or None
+            ),
+            spec=spec,
+            opts=self._child(exporter.name),
+        )
         port = ex.METRICS_PORT
         metrics_port = core.ServicePortArgs(name=port, port=exporter.port, target_port=port)
         core.Service(

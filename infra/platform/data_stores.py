@@ -81,6 +81,7 @@ def data_stores(
             backup_size=storage.backups,
             databases=[spec.database_name for spec in SERVICES if spec.database],
             superuser_password=secrets.postgres_password,
+            backup_keys=_backup_keys(s),
         )
         postgres = Postgres(f"{name}-{names.POSTGRES}", postgres_args, child(names.POSTGRES))
     if s.redis.external is None:
@@ -121,3 +122,8 @@ def data_stores(
         if nats
         else {user: _given(pw) for user, pw in secrets.nats_passwords.items()},
     )
+
+
+def _backup_keys(s: StackSettings) -> tuple[SecretStr, SecretStr] | None:
+    key_id, secret_key = s.secrets.backup_access_key_id, s.secrets.backup_secret_access_key
+    return (key_id, secret_key) if key_id is not None and secret_key is not None else None

@@ -72,6 +72,7 @@ def service_args(
             s.gateway.ingress_namespace,
             s.monitoring.namespace,
             call_graph.store_routes(s),
+            read_replica=s.postgres.runs_read_replica,
         ),
         spread_across_nodes=s.spread_across_nodes,
         file_storage=file_storage(s, spec),

@@ -29,7 +29,7 @@ from nats.js import JetStreamContext
 from redis.asyncio import Redis
 from starlette.middleware import Middleware
 
-from services.common import nats_client, postgres
+from services.common import nats_client, postgres, replica
 from services.common.auth import TokenVerifier
 from services.common.drain import CloseWhileDraining
 from services.common.errors import install_error_handlers
@@ -57,6 +57,8 @@ class Resources:
 
     settings: ServiceSettings
     db: asyncpg.Pool | None = None
+    # Reads that tolerate lag: the read replica when DATABASE_READ_URL is set, else the primary.
+    reads: replica.ReadPool | None = None
     redis: Redis | None = None
     nats: NatsClient | None = None
     js: JetStreamContext | None = None
@@ -83,6 +85,13 @@ async def _open_resources(
                 async with pool.acquire() as conn:
                     await apply_migrations(conn, settings.service_name, migrations)
             health.add_check("postgres", lambda: postgres.ping(pool))
+            # The replica is no readiness check: the primary serves its reads while it is away.
+            read_pool = None
+            if settings.database_read_url is not None:
+                url = settings.database_read_url.get_secret_value()
+                read_pool = await replica.open_replica_pool(url, settings.db_pool_max, settings.service_name)
+                stack.push_async_callback(read_pool.close)
+            res.reads = replica.ReadPool(pool, read_pool, settings.db_read_retry_seconds)
         if isinstance(settings, RedisSettings):
             redis = res.redis = open_redis(settings)
             stack.push_async_callback(redis.aclose)

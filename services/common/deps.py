@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from services.common.app import Resources
 from services.common.auth import InvalidToken, Principal, Role, bearer_token
+from services.common.replica import ReadPool
 
 
 def resources(request: Request) -> Resources:
@@ -36,6 +37,12 @@ def _need(value: Any, what: str) -> Any:
 async def get_db(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = _need(resources(request).db, "a database")
     return pool
+
+
+async def get_reads(request: Request) -> ReadPool:
+    """Where reads that tolerate a little lag go: ``reads.within(seconds).fetch(...)``."""
+    reads: ReadPool = _need(resources(request).reads, "a database")
+    return reads
 
 
 async def get_redis(request: Request) -> Redis:
@@ -70,6 +77,7 @@ def require_role(role: Role) -> Any:
 
 
 DbPool = Annotated[asyncpg.Pool, Depends(get_db)]
+DbReads = Annotated[ReadPool, Depends(get_reads)]
 RedisClient = Annotated[Redis, Depends(get_redis)]
 JetStream = Annotated[JetStreamContext, Depends(get_jetstream)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]

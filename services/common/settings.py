@@ -98,6 +98,10 @@ class DatabaseSettings(ServiceSettings):
     db_pool_min: int = Field(default=DB_POOL_MIN, ge=0, le=DB_POOL_MAX_LIMIT)
     db_pool_max: int = Field(default=DB_POOL_MAX, ge=1, le=DB_POOL_MAX_LIMIT)
     db_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A read replica for the reads that tolerate a little lag (services/common/replica.py); unset,
+    # they read the primary. After the replica fails, the primary serves them this long.
+    database_read_url: PostgresUrl | None = None
+    db_read_retry_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> DatabaseSettings:

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from services.common.replica import Reader
 from services.vendor_management.outbox import record_event
 
 COLUMNS = "id, owner_id, name, category, description, active, version, created_at, updated_at"
@@ -76,14 +77,14 @@ async def delete_vendor(pool: asyncpg.Pool, vendor_id: uuid.UUID, owner_id: uuid
         await record_event(conn, "vendor.deleted", data)
 
 
-async def get_vendor(pool: asyncpg.Pool, vendor_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_vendor(pool: asyncpg.Pool | Reader, vendor_id: uuid.UUID) -> asyncpg.Record | None:
     query = f"SELECT {COLUMNS} FROM vendors WHERE id = $1"
     row: asyncpg.Record | None = await pool.fetchrow(query, vendor_id)
     return row
 
 
 async def list_vendors(
-    pool: asyncpg.Pool, *, category: str | None, owner_id: uuid.UUID | None, limit: int, offset: int
+    pool: asyncpg.Pool | Reader, *, category: str | None, owner_id: uuid.UUID | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
     where = "($1::text IS NULL OR category = $1) AND ($2::uuid IS NULL OR owner_id = $2)"
     rows = await pool.fetch(

@@ -36,6 +36,8 @@ PROFILE: dict[str, Any] = {
             "memoryLimit": "512Mi",
             **_STORE_DISK,
         },
+        # A nightly dump onto the backups volume; a target (postgres.backup.target) is optional here.
+        "backup": {"schedule": "0 3 * * *", "retentionDays": 3},
     },
     "redis": {
         "resources": {

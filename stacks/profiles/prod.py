@@ -99,5 +99,11 @@ PROFILE: dict[str, Any] = {
     "fileQuota": {"uploads": 100, "bytes": "500Mi", "windowSeconds": 3600},
     # Alert thresholds (stacks/monitoring.py); a stack overrides single values under monitoring.thresholds.
     # Two exporter pods each, spread like every other prod workload; alerts count what they report once.
-    "monitoring": {"thresholds": PROD_THRESHOLDS.model_dump(by_alias=True), "exporters": {"replicas": 2}},
+    "monitoring": {
+        # prod ships its monitors, exporters and alerts: the cluster must run the Prometheus Operator
+        # (its CRDs are checked before anything is created), or the stack sets this to false.
+        "prometheusOperator": True,
+        "thresholds": PROD_THRESHOLDS.model_dump(by_alias=True),
+        "exporters": {"replicas": 2},
+    },
 }

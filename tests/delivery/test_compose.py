@@ -5,6 +5,8 @@ agrees with services/catalog.py."""
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +14,11 @@ import yaml
 
 import stacks
 from infra.builders import service_env
-from infra.render.capture import stack_config
+from infra.render.capture import CapturedStack, stack_config
 from services.catalog import SERVICES
+from tests.datastores.rendered import cluster_objects, container_env, find, mounted_files, mounted_under
 from tests.delivery.repo_files import CATALOG_SERVICES, ROOT, check_schema
+from venta.compose_env import INIT_SCRIPT, database_password_variable, write_compose_env
 
 DATA_STORES = ["nats", "postgres", "redis", "redis-cache"]
 # One-shot containers that prepare something and exit; the services wait for them to succeed.
@@ -76,14 +80,39 @@ def test_each_service_waits_for_exactly_what_it_uses(compose: dict[str, Any], na
     assert set(compose["services"][name].get("depends_on", {})) == wanted
 
 
-def test_each_database_the_services_use_is_created(compose: dict[str, Any]) -> None:
-    created = set(re.findall(r"CREATE DATABASE (\w+);", (ROOT / "compose" / "postgres-init.sql").read_text()))
-    used = {
-        service["environment"]["DATABASE_URL"].rsplit("/", 1)[1]
-        for service in compose["services"].values()
-        if "DATABASE_URL" in service.get("environment", {})
-    }
-    assert used == created == {entry.database_name for entry in SERVICES.values() if entry.database}
+def test_each_role_and_database_comes_from_the_stacks_init_script(
+    compose: dict[str, Any], captured_stack: Callable[..., CapturedStack], tmp_path: Path
+) -> None:
+    """Compose's PostgreSQL runs the init script `venta compose-env` writes, which is the dev stack's
+    own rendered script byte for byte but for the passwords, and each service logs in as its role."""
+    postgres = compose["services"]["postgres"]
+    (mount,) = [m for m in postgres["volumes"] if isinstance(m, dict)]
+    assert mount["source"] == f"./{INIT_SCRIPT}" and mount["target"].startswith(
+        "/docker-entrypoint-initdb.d/"
+    )
+    assert mount["bind"] == {"create_host_path": False} and mount["read_only"] is True
+
+    env_file = tmp_path / ".env"
+    write_compose_env(env_file, force=False)
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    generated = (tmp_path / INIT_SCRIPT).read_text()
+    objects = cluster_objects(captured_stack("dev"))
+    pod = find(objects, "StatefulSet", "postgres")
+    rendered = mounted_under(mounted_files(pod, objects), mount["target"].rsplit("/", 1)[0])
+    (stack_script,) = (text for name, text in rendered.items() if name.endswith("databases.sql"))
+    for entry in (e for e in SERVICES.values() if e.database):
+        stack_password = service_env_of(objects, entry.name)["DATABASE_URL"].split(":")[2].split("@")[0]
+        variable = database_password_variable(entry)
+        stack_script = stack_script.replace(f"'{stack_password}'", f"'{env[variable]}'")
+        url = compose["services"][entry.name]["environment"]["DATABASE_URL"]
+        db = entry.database_name
+        given = f"${{{variable}:?run .venv/bin/venta compose-env first}}"
+        assert url == f"postgresql://{db}:{given}@postgres:5432/{db}"
+    assert generated == stack_script
+
+
+def service_env_of(objects: list[dict[str, Any]], service: str) -> dict[str, str]:
+    return container_env(find(objects, "Deployment", service), objects)
 
 
 def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:
@@ -92,7 +121,7 @@ def test_state_lives_in_named_volumes(compose: dict[str, Any]) -> None:
         mount.split(":")[0]: name
         for name, service in compose["services"].items()
         for mount in service.get("volumes", [])
-        if not mount.startswith("./") and name not in ONE_SHOT
+        if isinstance(mount, str) and not mount.startswith("./") and name not in ONE_SHOT
     }
     assert set(mounts) == declared == {"postgres-data", "redis-data", "nats-data", "files-data"}
     assert [mounts["files-data"]] == [name for name, entry in SERVICES.items() if entry.file_storage]

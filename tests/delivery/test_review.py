@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from stacks.catalog import SERVICE_NAMES
 from tests.delivery.conftest import make_host
 from tests.delivery.fakes import RecordingEngine, RecordingStack
 from venta.cli import main
@@ -40,8 +41,12 @@ def test_the_committed_prod_files_stop_a_policy_preview_with_one_line_naming_eve
     assert "image-pinned-by-digest is mandatory in policy/config/prod.json" in line
     for service in ("api-gateway", "file-management", "webhooks"):
         assert f'venta:images.digests["{service}"]' in line
-    for setting in ("venta:postgres.image", "venta:redis.image", "venta:nats.image"):
+    stores = ("venta:postgres.image", "venta:redis.image", "venta:nats.image")
+    # prod ships its monitoring, so the exporters' upstream images need their pins too.
+    exporters = tuple(f"venta:monitoring.exporters.{store}Image" for store in ("postgres", "redis", "nats"))
+    for setting in stores + exporters:
         assert setting in line
+    assert f"missing {len(SERVICE_NAMES) + len(stores) + len(exporters)}: " in line
     assert engine.opened == []  # the engine never ran
     assert line in summary.read_text()  # the pull request's comment says the same
 

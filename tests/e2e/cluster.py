@@ -8,7 +8,9 @@ the test process (``PR_SET_PDEATHSIG``) and is stopped by PID.
 What a real cluster has and this one adds by hand, because no cloud or node agent exists here:
 - hostPath PersistentVolumes of the StorageClasses the stacks name, which the controller-manager's
   binder binds to claims (no dynamic provisioner runs; volumes are Retained: one claim uses up one);
-- a kwok Stage that gives every Ingress a load-balancer address, as an ingress controller would.
+- a kwok Stage that gives every Ingress a load-balancer address, as an ingress controller would;
+- the Prometheus Operator's CRDs that prod's monitoring objects need (ServiceMonitor, PrometheusRule),
+  as a cluster running the operator has them (no operator runs: nothing acts on those objects).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from localdev.servers import Server, free_port
 from stacks.model import StackSettings
+from tests.observability.crd_schemas import crd_objects
 from tests.toolchain import checked_bin
 
 BINARIES = (
@@ -556,13 +559,46 @@ def wait_until_rolled_out(
         time.sleep(0.5)
 
 
+EXPORTERS = ("nats-exporter", "postgres-exporter", "redis-exporter")
+
+
+def operator_objects(cluster: LocalCluster, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """The namespace's ServiceMonitors and PrometheusRules, by kind."""
+    return {
+        kind: cluster.get_json(f"{plural}.monitoring.coreos.com", "-n", namespace)["items"]
+        for kind, plural in (("ServiceMonitor", "servicemonitors"), ("PrometheusRule", "prometheusrules"))
+    }
+
+
+def expected_monitors(settings: StackSettings) -> list[str]:
+    """The ServiceMonitors a stack deploys: one per service and per exporter, with the operator on."""
+    if not settings.monitoring.prometheus_operator:
+        return []
+    return sorted([*settings.services, *EXPORTERS])
+
+
+def install_operator_crds(cluster: LocalCluster) -> None:
+    """The Prometheus Operator's CRDs the stacks create objects of; returns once the API serves them."""
+    crds = crd_objects()
+    cluster.apply(crds)
+    names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+
+
+def delete_operator_crds(cluster: LocalCluster) -> None:
+    """Takes them away again (with every object of theirs), as on a cluster without the operator."""
+    names = [f"crd/{crd['metadata']['name']}" for crd in crd_objects()]
+    cluster.kubectl("delete", "--wait=true", "--timeout=120s", *names)
+
+
 @contextmanager
 def running_cluster(bin_dir: Path) -> Iterator[LocalCluster]:
     """Start a cluster, report how long it took, and stop every process of it on exit."""
     started = time.monotonic()
     cluster = start_cluster(bin_dir)
-    print(f"\n[e2e cluster] started in {time.monotonic() - started:.1f}s")
     try:
+        install_operator_crds(cluster)
+        print(f"\n[e2e cluster] started in {time.monotonic() - started:.1f}s")
         yield cluster
     finally:
         cluster.stop()

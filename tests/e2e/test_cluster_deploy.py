@@ -22,12 +22,16 @@ from stacks import load
 from stacks.catalog import SERVICE_NAMES
 from stacks.model import Autoscaling, StackSettings
 from tests.e2e.cluster import (
+    EXPORTERS,
     LocalCluster,
+    expected_monitors,
     minimum_pods,
+    operator_objects,
     wait_until_rolled_out,
     workload_problems,
 )
 from tests.e2e.pulumi_cli import PulumiProject, planned_steps
+from venta.engine import UNCHANGED_OPS
 
 pytestmark = pytest.mark.e2e
 
@@ -159,7 +163,16 @@ def test_every_resource_in_the_state_is_the_live_object(deployed: ClusterStack) 
 
 def test_workloads_are_rolled_out_and_services_have_endpoints(deployed: ClusterStack) -> None:
     assert workload_problems(deployed.cluster, deployed.namespace, minimum_pods(deployed.settings)) == []
-    assert sorted(d["metadata"]["name"] for d in deployed.get("deployments")) == sorted(SERVICE_NAMES)
+    by_component: dict[str, list[str]] = {}
+    for d in deployed.get("deployments"):
+        component = d["metadata"]["labels"]["app.kubernetes.io/component"]
+        by_component.setdefault("exporters" if component == "monitoring" else "services", []).append(
+            d["metadata"]["name"]
+        )
+    assert sorted(by_component["services"]) == sorted(SERVICE_NAMES)
+    assert sorted(by_component.get("exporters", [])) == (
+        sorted(EXPORTERS) if deployed.stack == "prod" else []
+    )
     assert deployed.get("statefulsets"), "the data stores run as StatefulSets"
     assert deployed.get("persistentvolumeclaims"), "the data stores keep their data on volumes"
 
@@ -272,13 +285,34 @@ def _rolled(stack: ClusterStack, before: dict[str, str]) -> set[str] | None:
     return {name for name in now if now[name] != before.get(name)} or None
 
 
+def test_prod_deploys_its_monitors_and_alert_rules(deployed: ClusterStack) -> None:
+    """The engine created them on the cluster (which has the operator's CRDs), each monitor selecting
+    a Service of the stack by its labels and scraping a port that Service names."""
+    found = operator_objects(deployed.cluster, deployed.namespace)
+    monitors = {m["metadata"]["name"]: m["spec"] for m in found["ServiceMonitor"]}
+    assert sorted(monitors) == expected_monitors(deployed.settings)
+    services = deployed.get("services")
+    for name, spec in monitors.items():
+        [service] = [
+            s for s in services if spec["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+        ]
+        assert service["metadata"]["name"] == name
+        assert spec["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}, name
+    rules = {r["metadata"]["name"]: r["spec"] for r in found["PrometheusRule"]}
+    if deployed.stack == "prod":
+        alerts = {rule["alert"] for group in rules["venta-alerts"]["groups"] for rule in group["rules"]}
+        assert {"VentaHighErrorRate", "VentaServiceDown", "VentaPostgresDown", "VentaNatsDown"} <= alerts
+    else:
+        assert rules == {}
+
+
 def test_refresh_then_preview_shows_no_drift(deployed: ClusterStack) -> None:
     deployed.project.run("refresh", "--stack", deployed.stack, "--yes", "--skip-preview", label="refresh")
     preview = deployed.project.preview(deployed.stack, label="preview after refresh")
     changed = [
         (s["op"], s["urn"].split("::")[-1], s.get("diffReasons"))
         for s in planned_steps(preview)
-        if s["op"] != "same"
+        if s["op"] not in UNCHANGED_OPS  # a read (the operator's CRDs) changes nothing
     ]
     # On a failure, the engine's own detailed diff says what moved (the step list alone may not).
     detail = (
@@ -292,7 +326,8 @@ def test_destroy_leaves_nothing_in_the_namespace(deployed: ClusterStack) -> None
     left = deployed.cluster.kubectl(
         "get",
         "all,configmaps,secrets,pvc,ingresses,networkpolicies,poddisruptionbudgets,"
-        "horizontalpodautoscalers,serviceaccounts,resourcequotas,limitranges",
+        "horizontalpodautoscalers,serviceaccounts,resourcequotas,limitranges,"
+        "servicemonitors.monitoring.coreos.com,prometheusrules.monitoring.coreos.com",
         "-n",
         deployed.namespace,
         "-o",

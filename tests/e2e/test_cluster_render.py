@@ -20,7 +20,9 @@ from stacks import load
 from stacks.model import StackSettings
 from tests.e2e.cluster import (
     LocalCluster,
+    expected_monitors,
     minimum_pods,
+    operator_objects,
     wait_until_rolled_out,
 )
 
@@ -80,3 +82,11 @@ def test_admission_enforces_the_restricted_pod_security_profile(applied: Applied
     }
     with pytest.raises(RuntimeError, match="violates PodSecurity"):
         applied.cluster.kubectl("create", "--dry-run=server", "-f", "-", input_text=json.dumps(pod))
+
+
+def test_prods_monitors_and_alert_rules_are_served_by_the_operators_crds(applied: Applied) -> None:
+    found = operator_objects(applied.cluster, applied.settings.namespace)
+    monitors = sorted(m["metadata"]["name"] for m in found["ServiceMonitor"])
+    assert monitors == expected_monitors(applied.settings)
+    rules = [r["metadata"]["name"] for r in found["PrometheusRule"]]
+    assert rules == (["venta-alerts"] if applied.stack == "prod" else [])

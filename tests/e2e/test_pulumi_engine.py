@@ -24,7 +24,7 @@ from infra.render.manifests import is_kubernetes_object, to_manifest
 from policy.pack import PACK_NAME
 from stacks.catalog import SERVICE_NAMES
 from tests.e2e.pulumi_cli import REPO, PulumiProject, Run, planned_steps, urn_type_and_name
-from tests.policy.captured import DATA_STORE_IMAGES
+from tests.policy.captured import DATA_STORE_IMAGES, EXPORTER_IMAGES
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +65,8 @@ def stack_run(
 def released_images(stack: str) -> dict[str, Any]:
     """prod as `venta deploy` leaves it: every image pinned by digest, which prod's policy requires.
 
-    The committed Pulumi.prod.yaml pins none (a deploy adds the services' digests), so the digests
-    here are fixed stand-ins: render mode pulls nothing.
+    The committed Pulumi.prod.yaml pins none (a deploy adds the services' digests, an operator the
+    upstream images'), so the digests here are fixed stand-ins: render mode pulls nothing.
     """
     if stack != "prod":
         return {}
@@ -75,6 +75,10 @@ def released_images(stack: str) -> dict[str, Any]:
     return {
         "venta:images": {**committed["venta:images"], "digests": dict.fromkeys(SERVICE_NAMES, digest)},
         **{f"venta:{name}": {"image": f"{image}@{digest}"} for name, image in DATA_STORE_IMAGES.items()},
+        # The exporters of prod's monitoring: upstream images too.
+        "venta:monitoring": {
+            "exporters": {key: f"{image}@{digest}" for key, image in EXPORTER_IMAGES.items()}
+        },
     }
 
 
@@ -218,6 +222,8 @@ def test_the_stacks_pack_config_decides_whether_a_broken_rule_stops_the_preview(
     project.run("stack", "init", bad)
     project.set_config(bad, "venta:profile", "prod")
     project.set_config(bad, "venta:spreadAcrossNodes", "false")
+    # Offline like the stacks above: with no cluster to ask for the operator's CRDs, render mode.
+    project.set_config(bad, "venta:kubernetes.renderDir", str(project.root.parent / f"rendered-{bad}"))
     run = project.run("preview", "--stack", bad, *policy_args(stack), check=False)
     if stack == "prod":
         assert run.returncode != 0

@@ -15,6 +15,7 @@ pins the real ones once.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic.alias_generators import to_snake
 
 from infra.render.capture import stack_config
 from stacks import load
@@ -30,14 +32,18 @@ from stacks.catalog import SERVICE_NAMES
 from stacks.model import StackSettings
 from tests.e2e.cluster import LocalCluster, minimum_pods, wait_until_rolled_out
 from tests.e2e.pulumi_cli import REPO, PulumiProject, Run
-from tests.policy.captured import DATA_STORE_IMAGES
+from tests.policy.captured import DATA_STORE_IMAGES, EXPORTER_IMAGES
 
 pytestmark = pytest.mark.e2e
 
 VERSION_A, VERSION_B = "v2.0.0", "v2.1.0"
 CHANGED_SERVICE = "user-management"
-# The data stores' images with stand-in digests: the upstream images an operator pins once.
-UPSTREAM_PINS = dict.fromkeys(DATA_STORE_IMAGES, "image")
+# The upstream images an operator pins once, pinned here with stand-in digests: the data stores' and
+# the exporters' of the monitoring prod deploys (config path -> attribute of the settings).
+UPSTREAM_PINS = {
+    **{f"{store}.image": f"{to_snake(store)}.image" for store in DATA_STORE_IMAGES},
+    **{f"monitoring.exporters.{key}": f"monitoring.exporters.{to_snake(key)}" for key in EXPORTER_IMAGES},
+}
 
 
 def digests(fill: str) -> dict[str, str]:
@@ -107,9 +113,9 @@ def loop(
     for key, value in kube.items():
         project.set_config(stack, f"venta:kubernetes.{key}", value)
     base = load(stack, stack_config(stack))
-    for store, field in UPSTREAM_PINS.items():
-        image = getattr(getattr(base, store), field)
-        project.set_config(stack, f"venta:{store}.{field}", f"{image}@sha256:{'e' * 64}")
+    for path, attribute in UPSTREAM_PINS.items():
+        image = functools.reduce(getattr, attribute.split("."), base)
+        project.set_config(stack, f"venta:{path}", f"{image}@sha256:{'e' * 64}")
     settings = load(stack, stack_config(stack, {"venta:kubernetes": json.dumps(kube)}))
     yield Loop(stack, project, local_cluster, settings, folder)
     project.run("destroy", "--stack", stack, "--yes", "--skip-preview", label="destroy")

@@ -2,6 +2,7 @@
 
 `venta up dev` must render the manifests offline (the README's main command), and a deploy of
 version A, then B, then `venta rollback` must leave the rendered Deployments on A's images again.
+`venta up prod` renders its monitoring objects too, and says which CRDs a cluster needs for them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.platform.requirements import OPERATOR_CRDS, SETTING
 from stacks.catalog import SERVICE_NAMES as SERVICES
 from tests.e2e.pulumi_cli import REPO, PulumiProject
 
@@ -34,14 +36,15 @@ def venta(project: PulumiProject, *args: str, label: str) -> str:
     return run.stdout
 
 
+def rendered(render_dir: Path) -> list[dict[str, Any]]:
+    return [d for f in sorted(render_dir.rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+
+
 def service_images(render_dir: Path) -> dict[str, str]:
     """Deployment name -> the image of its first container, from the rendered YAML."""
-    docs: list[dict[str, Any]] = [
-        d for f in sorted(render_dir.rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d
-    ]
     return {
         d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
-        for d in docs
+        for d in rendered(render_dir)
         if d["kind"] == "Deployment"
     }
 
@@ -65,3 +68,15 @@ def test_deploy_a_then_b_then_rollback_returns_to_a_images(project: PulumiProjec
     out = venta(project, "rollback", "dev", label="venta rollback")
     assert f"rolling dev back to {VERSION_A}" in out
     assert {service_images(render_dir)[s].rsplit(":", 1)[1] for s in SERVICES} == {VERSION_A}
+
+
+def test_venta_up_prod_without_a_cluster_writes_its_monitors_and_names_the_crds_they_need(
+    project: PulumiProject,
+) -> None:
+    out = venta(project, "up", "prod", label="venta up prod")
+    assert "no kube context configured" in out
+    kinds = [d["kind"] for d in rendered(project.root / "rendered" / "prod")]
+    assert kinds.count("ServiceMonitor") == len(SERVICES) + 3  # and one per data-store exporter
+    assert kinds.count("PrometheusRule") == 1
+    [said] = [line for line in out.splitlines() if "CRDs" in line]
+    assert all(crd in said for crd in OPERATOR_CRDS) and SETTING in said, said

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from infra.render.capture import CapturedStack
-from infra.render.manifests import is_kubernetes_object, to_manifest
 from services.catalog import SERVICES
+from tests.datastores.rendered import cluster_objects
 from tests.images.addresses import (
     NAME_LABEL,
     Address,
@@ -32,17 +32,12 @@ from tests.images.daemon import Docker
 from tests.images.fixtures import REPORT, timed
 from tests.images.pods import Manifest, container_run
 from tests.images.stores import rendered_data_stores
-from tests.policy.captured import unwrap_secrets
 
 
 @pytest.fixture(scope="session")
 def stack_manifests(dev_stack: CapturedStack) -> list[Manifest]:
     """The dev stack's Kubernetes objects, secrets in the clear (what the cluster would hold)."""
-    return [
-        to_manifest(dataclasses.replace(r, inputs=unwrap_secrets(r.inputs)))
-        for r in dev_stack.resources
-        if is_kubernetes_object(r)
-    ]
+    return cluster_objects(dev_stack)
 
 
 def service_workloads(manifests: list[Manifest]) -> dict[str, Manifest]:
@@ -64,7 +59,7 @@ def container_network(docker: Docker) -> Iterator[Network]:
 
 @pytest.fixture(scope="session")
 def data_stores(stack_manifests: list[Manifest], container_network: Network) -> Iterator[dict[str, Address]]:
-    with rendered_data_stores(stack_manifests, container_network.gateway, container_network.subnet) as stores:
+    with rendered_data_stores(stack_manifests, container_network.gateway) as stores:
         yield stores
 
 

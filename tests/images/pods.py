@@ -12,7 +12,6 @@ import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 Manifest = dict[str, Any]
@@ -312,23 +311,3 @@ def container_run(workload: Manifest, objects: Iterable[Manifest]) -> ContainerR
         stop_timeout_s=int(spec.get("terminationGracePeriodSeconds", 30)),
         pre_stop_sleep_s=_pre_stop_sleep(container.get("lifecycle") or {}, f"{path}.lifecycle"),
     )
-
-
-def mounted_files(workload: Manifest, objects: Iterable[Manifest]) -> dict[PurePosixPath, str]:
-    """Every file the pod's Secret and ConfigMap volumes put in its container, by path (a data store's
-    config file or init script, say)."""
-    by_key = index(objects)
-    namespace = workload["metadata"].get("namespace", "")
-    spec = workload["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in spec.get("volumes") or []}
-    files: dict[PurePosixPath, str] = {}
-    for mount in spec["containers"][0].get("volumeMounts") or []:
-        volume = volumes.get(mount["name"], {})
-        if "secret" in volume:
-            found = _source(by_key, "Secret", namespace, {"name": volume["secret"]["secretName"]})
-        elif "configMap" in volume:
-            found = _source(by_key, "ConfigMap", namespace, volume["configMap"])
-        else:
-            continue
-        files |= {PurePosixPath(mount["mountPath"]) / key: text for key, text in _data(found).items()}
-    return files

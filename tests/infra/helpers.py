@@ -9,6 +9,7 @@ from infra.render import CapturedStack, to_manifests, validate_manifest
 
 Manifest = dict[str, Any]
 WORKLOADS = ("Deployment", "StatefulSet", "CronJob")
+EXPORTER_COMPONENT = "monitoring"  # the exporters' app.kubernetes.io/component; a service's is its area
 
 
 _rendered: dict[int, tuple[CapturedStack, list[Manifest]]] = {}
@@ -55,6 +56,21 @@ def pod_template(workload: Manifest) -> Manifest:
 
 def workloads(captured: CapturedStack) -> list[Manifest]:
     return [m for m in manifests(captured) if m["kind"] in WORKLOADS]
+
+
+def exporter_deployments(captured: CapturedStack) -> list[Manifest]:
+    """The data stores' exporters (monitoring.prometheusOperator), told from the services by their
+    `app.kubernetes.io/component` label."""
+    return [d for d in of_kind(captured, "Deployment") if _component(d) == EXPORTER_COMPONENT]
+
+
+def service_deployments(captured: CapturedStack) -> list[Manifest]:
+    """The services' Deployments: every Deployment but the exporters."""
+    return [d for d in of_kind(captured, "Deployment") if _component(d) != EXPORTER_COMPONENT]
+
+
+def _component(manifest: Manifest) -> str:
+    return str(manifest["metadata"]["labels"]["app.kubernetes.io/component"])
 
 
 def containers(workload: Manifest) -> list[Manifest]:

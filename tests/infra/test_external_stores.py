@@ -182,12 +182,70 @@ def test_one_external_store_leaves_the_others_in_the_stack(captured_stack: Any, 
     exporters = {d["metadata"]["name"] for d in of_kind(captured, "Deployment")} - {s.name for s in SERVICES}
     # The cache Redis has no exporter of its own.
     assert exporters == {EXPORTERS[other] for other in STORES if other != store and other in EXPORTERS}
+    # Nor anything else of the external store's exporter (redis_exporter's password-map Secret).
+    assert {_app(m) for m in manifests(captured)} & set(EXPORTERS.values()) == exporters
     policies = {p["metadata"]["name"]: p for p in of_kind(captured, "NetworkPolicy")}
     outside = {"ipBlock": {"cidr": WHERE[store]["cidr"]}}
     for spec in SERVICES:
         peers = [peer for found in _store_egress(policies[spec.name]).values() for peer in found]
         assert (outside in peers) == bool(getattr(spec, USES[store])), spec.name
     assert schema_errors(captured) == []
+
+
+def _read_urls(captured: CapturedStack) -> dict[str, str]:
+    """Each service's DATABASE_READ_URL, where its Secret has one."""
+    found = {spec.name: _secret_env(captured, spec.name).get("DATABASE_READ_URL") for spec in SERVICES}
+    return {name: url for name, url in found.items() if url is not None}
+
+
+def _matches(peer: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a policy peer selects pods by (at least) the labels ``wanted`` names."""
+    labels = peer.get("podSelector", {}).get("matchLabels", {})
+    return all(labels.get(k) == v for k, v in wanted["podSelector"]["matchLabels"].items())
+
+
+def _postgres_peers(captured: CapturedStack, service: str) -> list[dict[str, Any]]:
+    policy = next(p for p in of_kind(captured, "NetworkPolicy") if p["metadata"]["name"] == service)
+    return _store_egress(policy).get(5432, [])
+
+
+def test_an_external_postgres_has_no_replica_of_ours_to_read_from(captured_stack: Any) -> None:
+    """prod runs a read replica beside its own PostgreSQL (services read it through DATABASE_READ_URL,
+    their policies admit it); beside an external one (its provider's to replicate) there is none to
+    read or admit, while another store external leaves the replica as it is."""
+    with_databases = {spec.name for spec in SERVICES if spec.database}
+    own = captured_stack("prod", external("redis", operator=True))
+    assert set(_read_urls(own)) == with_databases
+    replica = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres-replica"}}}
+    for name in with_databases:
+        assert any(_matches(peer, replica) for peer in _postgres_peers(own, name)), name
+    theirs = captured_stack("prod", external("postgres", operator=True))
+    assert stacks.load("prod", config("prod")).postgres.read_replica, "prod asks for a replica"
+    assert _read_urls(theirs) == {}
+    for name in with_databases:
+        assert _postgres_peers(theirs, name) == [{"ipBlock": {"cidr": POSTGRES["cidr"]}}], name
+    assert "postgres-replica" not in {_app(m) for m in manifests(theirs)}
+
+
+def test_an_external_postgres_is_backed_up_by_its_provider(captured_stack: Any) -> None:
+    """No backup CronJob, no warning about a missing target in prod, no keys asked for a target: the
+    stack takes no backups of a server it does not run."""
+    target = {"bucket": "venta-backups", "endpoint": "https://s3.eu-central-1.amazonaws.com"}
+    secrets = {"postgresPasswords": PG_PASSWORDS}
+    settings = stacks.load(
+        "prod", config("prod", postgres={"external": POSTGRES, "backup": {"target": target}}, secrets=secrets)
+    )
+    assert settings.postgres.runs_backup is None and settings.warnings == []
+    assert (
+        stacks.load("prod", config("prod", postgres={"external": POSTGRES}, secrets=secrets)).warnings == []
+    )
+    # The same target beside the stack's own PostgreSQL needs its keys, and prod without one warns.
+    own = problems("prod", config("prod", postgres={"backup": {"target": target}}))
+    assert [line.split(":")[0] for line in own] == ["secrets.backupAccessKeyId"]
+    assert len(stacks.load("prod", config("prod")).warnings) == 1
+    captured = captured_stack("prod", external("postgres", operator=True))
+    assert of_kind(captured, "CronJob") == []
+    assert {_app(m) for m in manifests(captured)} & {"postgres-backup", "postgres-exporter"} == set()
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import pydantic
 import pytest
 
 import stacks
-from infra.render.capture import stack_config
+from infra.render.capture import capture_stack, stack_config
 from stacks import SettingsError
 from stacks.profiles.prod import SCALING
 
@@ -227,6 +228,53 @@ def test_numeric_tag_asks_for_quotes() -> None:
     assert problems("dev", config(images={"registry": "ghcr.io/venta", "tag": 1.1})) == [
         "images.tag: given 1.1; allowed a string (quote it in YAML: '1.10', not 1.10)"
     ]
+
+
+TARGET = {"bucket": "venta-backups", "endpoint": "https://s3.eu-central-1.amazonaws.com"}
+TARGET_KEYS = {"backupAccessKeyId": "AKIDEXAMPLE", "backupSecretAccessKey": "wJalrXUtnFEMI"}
+
+
+def test_a_backup_target_needs_its_keys_as_secrets() -> None:
+    found = problems("prod", config("prod", postgres={"backup": {"target": TARGET}}))
+    assert found == [
+        "secrets.backupAccessKeyId: given <secret>; allowed a secret when postgres.backup.target is set "
+        "(secrets.backupAccessKeyId)"
+    ]
+    loaded = stacks.load("prod", config("prod", postgres={"backup": {"target": TARGET}}, secrets=TARGET_KEYS))
+    assert loaded.postgres.backup is not None and loaded.postgres.backup.target is not None
+    assert loaded.postgres.backup.target.bucket == "venta-backups"
+    assert loaded.warnings == []
+
+
+def test_a_backup_target_is_checked_key_by_key() -> None:
+    bad = {"bucket": "Not_A_Bucket", "endpoint": "s3.example.com", "prefix": "/abs", "provider": "Mystery"}
+    found = problems("dev", config("dev", postgres={"backup": {"target": bad}}, secrets=TARGET_KEYS))
+    assert [line.split(":")[0] for line in found] == [
+        "postgres.backup.target.bucket",
+        "postgres.backup.target.endpoint",
+        "postgres.backup.target.prefix",
+        "postgres.backup.target.provider",
+    ]
+    assert "an S3 bucket name" in found[0] and "http(s) address" in found[1]
+
+
+def test_prod_without_a_backup_target_is_warned_about_naming_the_key() -> None:
+    (warning,) = stacks.load("prod", config("prod")).warnings
+    assert warning.startswith("venta:postgres.backup.target is not set")
+    assert "venta:secrets.backupAccessKeyId" in warning
+    assert stacks.load("dev", config("dev")).warnings == []  # dev may have one, and need not
+
+
+def test_the_program_logs_the_warning_before_anything_deploys(caplog: pytest.LogCaptureFixture) -> None:
+    """`__main__.py` logs each warning to the engine, which prints it in every preview and update
+    (under Pulumi's mocks the engine's log is Python's)."""
+    with caplog.at_level(logging.WARNING):
+        capture_stack("prod")
+    assert any(r.getMessage().startswith("venta:postgres.backup.target is not set") for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        capture_stack("dev")
+    assert not any("backup.target" in r.getMessage() for r in caplog.records)
 
 
 def test_trusted_proxy_cidrs_are_checked_entry_by_entry() -> None:

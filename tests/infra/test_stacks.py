@@ -10,16 +10,19 @@ import pytest
 
 import stacks
 from infra.builders.images import BUILD_CONTEXT, DOCKERFILE
+from infra.platform import requirements
 from infra.render import CapturedStack
-from infra.render.capture import AUTONAMED, REPO_ROOT
+from infra.render.capture import AUTONAMED, REPO_ROOT, capture_stack
 from tests.infra.helpers import (
     containers,
+    exporter_deployments,
     inventory,
     manifests,
     named,
     of_kind,
     pod_template,
     selects,
+    service_deployments,
     workloads,
 )
 
@@ -28,36 +31,56 @@ from tests.infra.helpers import (
 PER_SERVICE = ("ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "NetworkPolicy")
 FILE_CLAIMS = sum(spec.file_storage for spec in stacks.SERVICES)
 N = len(stacks.SERVICES)
-# The namespace and its guard rails, the four data stores (Redis twice: the main one and the cache)
-# and the Ingress.
+# The namespace and its guard rails, the four data stores (Redis twice: the main one and the cache),
+# the backup job and the Ingress.
 PLATFORM = {
     "Namespace": 1,
     "ResourceQuota": 1,
     "LimitRange": 1,
-    "NetworkPolicy": 5,  # default-deny, postgres, redis, redis-cache, nats
-    "ServiceAccount": 4,
+    "NetworkPolicy": 6,  # default-deny, postgres, redis, redis-cache, nats, the backup job
+    "ServiceAccount": 5,  # one per data store workload and the backup job
     "Secret": 5,  # postgres credentials and init, redis and redis-cache config, nats config
     "Service": 8,  # each store's client and headless Services
     "StatefulSet": 4,
+    "CronJob": 1,  # the PostgreSQL backup, with its claim
     "Ingress": 1,
 }
 DEV_INVENTORY = {
     **PLATFORM,
     **{kind: PLATFORM.get(kind, 0) + N for kind in PER_SERVICE},
-    "PersistentVolumeClaim": FILE_CLAIMS,
+    "PersistentVolumeClaim": FILE_CLAIMS + 1,
+}
+EXPORTERS = ("postgres-exporter", "redis-exporter", "nats-exporter")
+E = len(EXPORTERS)
+# What prod's Prometheus Operator setting adds (infra/observability): a ServiceMonitor per service and
+# exporter, the alert rules, four dashboards; per exporter an account, a Deployment of two pods with
+# its PDB, a Service, its own policy and one admitting it into its store; redis_exporter's password file.
+MONITORING = {
+    "ServiceMonitor": N + E,
+    "PrometheusRule": 1,
+    "ConfigMap": 4,
+    "ServiceAccount": E,
+    "Deployment": E,
+    "PodDisruptionBudget": E,
+    "Service": E,
+    "NetworkPolicy": 2 * E,
+    "Secret": 1,
 }
 PROD_INVENTORY = {
     **DEV_INVENTORY,
-    # The read replica (account, policy, two Services, StatefulSet), the backup job (account, policy,
-    # claim, CronJob), one PDB for primary and replica, one for NATS; every service can scale.
-    "ServiceAccount": DEV_INVENTORY["ServiceAccount"] + 2,
-    "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 2,
-    "PersistentVolumeClaim": FILE_CLAIMS + 1,
-    "Service": DEV_INVENTORY["Service"] + 2,
+    # The read replica (account, policy, two Services, StatefulSet), one PDB for primary and
+    # replica, one for NATS; every service can scale; the monitoring prod ships.
+    "ServiceAccount": DEV_INVENTORY["ServiceAccount"] + 1 + MONITORING["ServiceAccount"],
+    "NetworkPolicy": DEV_INVENTORY["NetworkPolicy"] + 1 + MONITORING["NetworkPolicy"],
+    "Service": DEV_INVENTORY["Service"] + 2 + MONITORING["Service"],
     "StatefulSet": 5,
-    "CronJob": 1,
     "HorizontalPodAutoscaler": N,
-    "PodDisruptionBudget": N + 2,
+    "PodDisruptionBudget": N + 2 + MONITORING["PodDisruptionBudget"],
+    "Deployment": N + MONITORING["Deployment"],
+    "ConfigMap": N + MONITORING["ConfigMap"],
+    "Secret": DEV_INVENTORY["Secret"] + MONITORING["Secret"],
+    "ServiceMonitor": MONITORING["ServiceMonitor"],
+    "PrometheusRule": MONITORING["PrometheusRule"],
 }
 # The scaling table the platform was specified with; every other service at least 2 (tested below).
 PROD_HPAS = {
@@ -79,7 +102,16 @@ def test_dev_inventory(dev_stack: CapturedStack) -> None:
 
 
 def test_prod_inventory(prod_stack: CapturedStack) -> None:
+    """prod's monitoring included; the operator's CRDs are only read, so none is among its objects."""
     assert dict(inventory(prod_stack)) == PROD_INVENTORY
+
+
+def test_deployments_are_the_services_and_in_prod_the_exporters(captured: CapturedStack) -> None:
+    assert sorted(d["metadata"]["name"] for d in service_deployments(captured)) == sorted(
+        stacks.SERVICE_NAMES
+    )
+    exporters = sorted(d["metadata"]["name"] for d in exporter_deployments(captured))
+    assert exporters == (sorted(EXPORTERS) if captured.stack == "prod" else [])
 
 
 def test_with_the_operator_nothing_is_created_before_its_crds_are_found(
@@ -95,6 +127,21 @@ def test_with_the_operator_nothing_is_created_before_its_crds_are_found(
     ]
     [namespace] = stack.of_type("kubernetes:core/v1:Namespace")
     assert set(stack.reads) <= set(namespace.options["dependsOn"])
+
+
+def test_in_render_mode_nothing_is_read_and_the_crds_the_manifests_need_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No cluster to ask: the objects are written, and the run says what the cluster applying them needs."""
+    said: list[str] = []
+    monkeypatch.setattr(requirements.pulumi.log, "info", lambda message, *_, **__: said.append(message))
+    # Evaluated here (not from the session's shared captures), so the message is heard.
+    stack = capture_stack("prod", {"venta:kubernetes": '{"renderDir": "rendered/prod"}'})
+    assert stack.reads == ()
+    assert {"ServiceMonitor", "PrometheusRule"} <= set(inventory(stack))
+    [line] = [m for m in said if "CRDs" in m]
+    assert all(crd in line for crd in requirements.OPERATOR_CRDS)
+    assert f"or set {requirements.SETTING}: false" in line
 
 
 def test_prod_hpas_carry_the_scaling_table(prod_stack: CapturedStack) -> None:
@@ -140,7 +187,7 @@ def test_hpa_targets_start_at_the_minimum_and_leave_replicas_to_the_hpa(captured
 
 
 def test_service_probes_and_rollout(captured: CapturedStack) -> None:
-    for deployment in of_kind(captured, "Deployment"):
+    for deployment in service_deployments(captured):
         (container,) = containers(deployment)
         assert container["ports"] == [
             {"name": "http", "containerPort": 8000, "protocol": "TCP"},
@@ -226,7 +273,7 @@ def test_every_service_selects_pods(captured: CapturedStack) -> None:
 
 
 def test_services_expose_the_api_on_80_and_the_internal_port_on_9090(captured: CapturedStack) -> None:
-    for deployment in of_kind(captured, "Deployment"):
+    for deployment in service_deployments(captured):
         service = named(captured, "Service", deployment["metadata"]["name"])
         assert service["spec"]["type"] == "ClusterIP"
         assert service["spec"]["ports"] == [
@@ -239,7 +286,7 @@ def test_every_service_reads_the_ports_its_pod_declares(captured: CapturedStack)
     """PORT and INTERNAL_PORT of each ConfigMap are the container ports named `http` and `internal`,
     so the probes and scrapes the pod spec aims at `internal` reach what the process serves there."""
     config_maps = {m["metadata"]["name"]: m["data"] for m in of_kind(captured, "ConfigMap")}
-    for deployment in of_kind(captured, "Deployment"):
+    for deployment in service_deployments(captured):
         (container,) = containers(deployment)
         declared = {p["name"]: str(p["containerPort"]) for p in container["ports"]}
         env = config_maps[container["envFrom"][0]["configMapRef"]["name"]]
@@ -291,14 +338,24 @@ def test_every_referenced_configmap_secret_and_claim_exists(captured: CapturedSt
 
 
 def test_every_pod_is_selected_by_its_own_network_policy(captured: CapturedStack) -> None:
+    """One policy per pod says all it may send and receive; the only others that select a pod are the
+    admissions of an exporter into its store (`<store>-from-<exporter>`), which add ingress only."""
     policies = [p for p in of_kind(captured, "NetworkPolicy") if p["metadata"]["name"] != "default-deny"]
     deny = named(captured, "NetworkPolicy", "default-deny")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    admissions = set()
     for workload in workloads(captured):
         labels = pod_template(workload)["metadata"]["labels"]
         matching = [p for p in policies if selects(p["spec"]["podSelector"]["matchLabels"], labels)]
-        assert len(matching) == 1, workload["metadata"]["name"]
-        assert matching[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        own = [p for p in matching if p["spec"]["policyTypes"] == ["Ingress", "Egress"]]
+        assert len(own) == 1, workload["metadata"]["name"]
+        for policy in matching:
+            if policy is not own[0]:
+                assert policy["spec"]["policyTypes"] == ["Ingress"] and "egress" not in policy["spec"]
+                admissions.add(policy["metadata"]["name"])
+    stores = ("postgres", "redis", "nats")
+    expected = {f"{store}-from-{store}-exporter" for store in stores} if captured.stack == "prod" else set()
+    assert admissions == expected
 
 
 def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None:
@@ -320,20 +377,20 @@ def test_network_policies_follow_the_call_graph(captured: CapturedStack) -> None
     assert {"kubernetes.io/metadata.name": "monitoring"} in ingress_ns
     assert pod_names(named(captured, "NetworkPolicy", "user-management"), "ingress") == {"api-gateway"}
     assert pod_names(named(captured, "NetworkPolicy", "real-time"), "egress") == {"nats"}
-    assert pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress") == {
-        "postgres",
-        "redis-cache",
-        "nats",
-    }
+    # prod's services also read the replica (DATABASE_READ_URL), which admits them.
+    replica = {"postgres-replica"} if captured.stack == "prod" else set()
+    search = pod_names(named(captured, "NetworkPolicy", "search-discovery"), "egress")
+    assert search == {"postgres", "redis-cache", "nats", *replica}
     redis_clients = pod_names(named(captured, "NetworkPolicy", "redis"), "ingress")
     assert (
         redis_clients == {s.name for s in stacks.SERVICES if s.redis}
         and "search-discovery" not in redis_clients
     )
     assert pod_names(named(captured, "NetworkPolicy", "redis-cache"), "ingress") == {"search-discovery"}
-    postgres_clients = pod_names(named(captured, "NetworkPolicy", "postgres"), "ingress")
-    assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients
-    assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
+    for store in ["postgres", *replica]:
+        postgres_clients = pod_names(named(captured, "NetworkPolicy", store), "ingress")
+        assert {s.name for s in stacks.SERVICES if s.database} <= postgres_clients, store
+        assert "geolocation" not in postgres_clients and "api-gateway" not in postgres_clients
     webhooks = named(captured, "NetworkPolicy", "webhooks")
     blocks = [p["ipBlock"] for p in peers(webhooks, "egress") if "ipBlock" in p]
     assert blocks and "10.0.0.0/8" in blocks[0]["except"] and "169.254.0.0/16" in blocks[0]["except"]
@@ -396,11 +453,24 @@ def test_pod_disruption_budgets_where_pods_can_exceed_one(captured: CapturedStac
 
 def test_image_references_follow_the_stack(captured: CapturedStack) -> None:
     tag = "0.1.0"
-    for deployment in of_kind(captured, "Deployment"):
+    for deployment in service_deployments(captured):
         name = deployment["metadata"]["name"]
         (container,) = containers(deployment)
         assert container["image"] == f"ghcr.io/venta/{name}:{tag}"
         assert pod_template(deployment)["metadata"]["labels"]["app.kubernetes.io/version"] == tag
+    # The exporters run the upstream images their settings name, labelled with the upstream version.
+    exporters = stacks.load(captured.stack, captured.config).monitoring.exporters
+    upstream = {
+        "postgres-exporter": exporters.postgres_image,
+        "redis-exporter": exporters.redis_image,
+        "nats-exporter": exporters.nats_image,
+    }
+    for deployment in exporter_deployments(captured):
+        (container,) = containers(deployment)
+        image = upstream[deployment["metadata"]["name"]]
+        assert container["image"] == image
+        version = pod_template(deployment)["metadata"]["labels"]["app.kubernetes.io/version"]
+        assert version == image.rsplit(":", 1)[1]
     assert captured.outputs["images"] == {n: f"ghcr.io/venta/{n}:{tag}" for n in stacks.SERVICE_NAMES}
     assert not captured.of_type("docker:index/image:Image")
 
@@ -486,7 +556,8 @@ def test_quota_fits_every_workload_at_its_maximum(captured: CapturedStack) -> No
     pods = cpu = memory = 0
     for workload in workloads(captured):
         spec = workload["spec"]
-        # A Deployment's rollout adds a surge pod; a StatefulSet replaces its pods one at a time.
+        # A Deployment's rollout adds a surge pod; a StatefulSet replaces its pods one at a time, and a
+        # CronJob whose concurrencyPolicy forbids a second run never has two.
         surge = 1 if workload["kind"] == "Deployment" else 0
         count = hpa_max.get(workload["metadata"]["name"], spec.get("replicas", 1)) + surge
         for container in pod_template(workload)["spec"]["containers"]:
@@ -552,11 +623,11 @@ def test_prod_data_stores(prod_stack: CapturedStack) -> None:
     assert named(prod_stack, "StatefulSet", "nats")["spec"]["replicas"] == 3
     replica = named(prod_stack, "StatefulSet", "postgres-replica")
     (clone,) = pod_template(replica)["spec"]["initContainers"]
-    assert "pg_basebackup" in clone["args"][0] and "-R" in clone["args"][0]
+    assert clone["name"] == "clone-primary"  # run by tests/datastores/test_postgres.py
     cron = named(prod_stack, "CronJob", "postgres-backup")
     assert cron["spec"]["schedule"] == "0 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
-    (dump,) = containers(cron)
-    assert "pg_dump -h postgres-replica" in dump["command"][2] and "-mtime +14 -delete" in dump["command"][2]
+    (dump,) = containers(cron)  # the committed prod file names no target: no upload container
+    assert "PGHOST=postgres-replica " in dump["command"][2]  # run by tests/datastores/test_backups.py
     redis = pod_template(named(prod_stack, "StatefulSet", "redis"))["spec"]["containers"][0]
     assert redis["command"] == ["redis-server", "/etc/redis/redis.conf"]
     assert all("requirepass" not in arg for arg in redis["command"])
@@ -572,9 +643,10 @@ def test_every_pod_has_its_own_service_account(captured: CapturedStack) -> None:
     assert len(used) == len(set(used)) == len(accounts)
 
 
-def test_data_stores_read_credentials_from_files(captured: CapturedStack) -> None:
+def test_data_stores_and_exporters_read_credentials_from_files(captured: CapturedStack) -> None:
+    services = {d["metadata"]["name"] for d in service_deployments(captured)}
     for workload in workloads(captured):
-        if workload["kind"] == "Deployment":
+        if workload["kind"] == "Deployment" and workload["metadata"]["name"] in services:
             continue  # services read theirs from the environment, per docs/contracts.md
         for container in containers(workload):
             refs = [e for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
@@ -588,13 +660,22 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
     policy = "IfNotPresent" if captured.stack == "dev" else "Always"
     for workload in workloads(captured):
         assert {c["imagePullPolicy"] for c in containers(workload)} == {policy}
-    skips = named(captured, "Deployment", "webhooks")["metadata"]["annotations"]
-    checks = sorted(value.split("=")[0] for key, value in skips.items() if key.startswith("checkov.io/"))
-    assert checks == (
+
+    def checks(manifest: dict[str, Any]) -> list[str]:
+        """The checkov checks a workload skips (kube-score's skips are held below and in tests/scan)."""
+        annotations = manifest["metadata"].get("annotations", {})
+        return sorted(
+            value.split("=")[0] for key, value in annotations.items() if key.startswith("checkov.io/")
+        )
+
+    assert checks(named(captured, "Deployment", "webhooks")) == (
         ["CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_43"]
         if captured.stack == "dev"
         else ["CKV_K8S_35", "CKV_K8S_43"]
     )
+    # The exporters read their passwords from files: only the image skips can apply to them.
+    for exporter in exporter_deployments(captured):
+        assert checks(exporter) == ["CKV_K8S_43"], exporter["metadata"]["name"]
     if captured.stack == "prod":
         digest = "sha256:" + "cd" * 32
         pinned = captured_stack(
@@ -604,6 +685,9 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
                     {"registry": "ghcr.io/venta", "tag": "0.1.0", "digests": {"webhooks": digest}}
                 ),
                 "venta:redis": json.dumps({"image": f"redis:7.4.1@{digest}"}),
+                "venta:monitoring": json.dumps(
+                    {"exporters": {"redisImage": f"oliver006/redis_exporter:v1.62.0@{digest}"}}
+                ),
             },
         )
         webhooks = named(pinned, "Deployment", "webhooks")["metadata"]["annotations"]
@@ -615,3 +699,5 @@ def test_pull_policy_and_scanner_skips_follow_the_stack(captured: CapturedStack,
             "venta.io/kube-score-skip1": hpa_replicas,
         }
         assert "annotations" not in named(pinned, "StatefulSet", "redis")["metadata"]
+        assert "annotations" not in named(pinned, "Deployment", "redis-exporter")["metadata"]
+        assert checks(named(pinned, "Deployment", "postgres-exporter")) == ["CKV_K8S_43"]

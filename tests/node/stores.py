@@ -10,14 +10,16 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from infra.builders.datastore_config import nats_conf, postgres_init_sql, redis_conf
-from localdev.servers import PostgresServer, Server
+from localdev.servers import Server
 from stacks.catalog import SERVICES
 from stacks.model import StackSettings
-from tests.images.stores import RenderedNats, RenderedRedis, start_postgres
+from tests.datastores.servers import INIT_DIR, PodPostgres, RenderedNats, RenderedRedis, private_file
 
 NATS_STORE_BYTES = 1 << 30
+SUPERUSER_PASSWORD_FILE = PurePosixPath("/run/secrets/postgres/password")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,23 @@ def _password() -> str:
     return secrets.token_urlsafe(24)
 
 
+class OperatorPostgres(PodPostgres):
+    """PostgreSQL made as the postgres image makes a new volume, its init script the roles and databases
+    the services expect; it admits ``clients`` alone over TCP, with passwords (local sockets, which the
+    init script uses, trust the machine's own users)."""
+
+    def __init__(self, host: str, clients: str, init_sql: str) -> None:
+        self.clients = clients
+        env = {"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD_FILE": str(SUPERUSER_PASSWORD_FILE)}
+        files = {SUPERUSER_PASSWORD_FILE: _password(), PurePosixPath(INIT_DIR, "roles.sql"): init_sql}
+        super().__init__(host, env, files)
+
+    def _initialize(self) -> None:
+        super()._initialize()
+        hba = f"local all all trust\nhost all all {self.clients} scram-sha-256\n"
+        private_file(self.data_dir / "pg_hba.conf", hba, self.owner)
+
+
 @contextlib.contextmanager
 def external_stores(host: str, clients: str, settings: StackSettings) -> Iterator[ExternalStores]:
     """The four stores on ``host``, admitting the ``clients`` network, the Redis servers' memory as
@@ -43,12 +62,12 @@ def external_stores(host: str, clients: str, settings: StackSettings) -> Iterato
     redis_password, cache_password = _password(), _password()
     servers: list[Server] = []
     try:
-        postgres = PostgresServer(host)
-        servers.append(postgres)
         by_database = {
             spec.database_name: postgres_passwords[spec.name] for spec in SERVICES if spec.database
         }
-        start_postgres(postgres, clients, [("roles and databases", postgres_init_sql(by_database))])
+        postgres = OperatorPostgres(host, clients, postgres_init_sql(by_database))
+        servers.append(postgres)
+        postgres.start_as_pod()
         redis = RenderedRedis(host, redis_conf(redis_password, False, settings.redis.max_memory_bytes))
         cache_conf = redis_conf(
             cache_password, False, settings.redis_cache.max_memory_bytes, "allkeys-lru", persistent=False

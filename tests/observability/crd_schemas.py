@@ -1,8 +1,11 @@
-"""Regenerates infra/observability/crds/*.json: the Prometheus Operator's CRD schemas, made strict.
+"""Regenerates infra/observability/crds/*.json: the Prometheus Operator's CRD schemas, made strict;
+and builds the CRDs back from them, for a cluster the e2e tests install them into.
 
 The CRDs ship in the operator's Go module (example/prometheus-operator-crd/). Their openAPIV3Schema is
 kept as JSON, with `additionalProperties: false` added wherever an object lists its properties, so a
 misspelt field fails the same way it does for the built-in kinds (kubernetes-validate's -strict files).
+A cluster refuses that (a structural schema has properties or additionalProperties, not both), so
+`crd_objects` takes exactly that back out.
 
     .venv/bin/python -m tests.observability.crd_schemas      # needs Go and the Go module proxy
 """
@@ -18,8 +21,14 @@ import yaml
 
 MODULE = "github.com/prometheus-operator/prometheus-operator"
 VERSION = "v0.85.0"
+GROUP = "monitoring.coreos.com"
 KINDS = {"servicemonitors": "servicemonitor", "prometheusrules": "prometheusrule"}
 OUT = Path(__file__).resolve().parents[2] / "infra" / "observability" / "crds"
+# The CRDs' names, as the operator's manifests declare them.
+NAMES = {
+    "servicemonitors": {"kind": "ServiceMonitor", "shortNames": ["smon"]},
+    "prometheusrules": {"kind": "PrometheusRule", "shortNames": ["promrule"]},
+}
 
 
 def strict(schema: Any) -> Any:
@@ -35,6 +44,50 @@ def strict(schema: Any) -> Any:
     ):
         out["additionalProperties"] = False
     return out
+
+
+def structural(schema: Any) -> Any:
+    """`strict` undone: no `additionalProperties: false` beside `properties` (which the upstream
+    schemas never have, since a structural schema may not)."""
+    if isinstance(schema, list):
+        return [structural(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: structural(value) for key, value in schema.items()}
+    if "properties" in out and out.get("additionalProperties") is False:
+        del out["additionalProperties"]
+    return out
+
+
+def crd_objects() -> list[dict[str, Any]]:
+    """The operator's CustomResourceDefinitions this repo's stacks need, built from the stored schemas."""
+    objects = []
+    for plural, stem in KINDS.items():
+        schema = structural(json.loads((OUT / f"{stem}-monitoring-v1.json").read_text()))
+        names = NAMES[plural]
+        objects.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.{GROUP}"},
+                "spec": {
+                    "group": GROUP,
+                    "names": {
+                        "kind": names["kind"],
+                        "listKind": f"{names['kind']}List",
+                        "plural": plural,
+                        "singular": stem,
+                        "shortNames": names["shortNames"],
+                        "categories": ["prometheus-operator"],
+                    },
+                    "scope": "Namespaced",
+                    "versions": [
+                        {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+                    ],
+                },
+            }
+        )
+    return objects
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from infra.observability.component import Observability, ObservabilityArgs
 from infra.observability.exporters import StoreSecrets
 from infra.observability.rules import RuleScope, rule_groups
-from infra.render.capture import CapturedResource, CapturedStack, capture_program
+from infra.render.capture import SECRET_SIG, CapturedResource, CapturedStack, capture_program
 from infra.render.manifests import is_kubernetes_object, to_manifest
 from infra.render.validate import validate_manifest
 from policy.evaluate import evaluate, mandatory, stack_config
@@ -35,6 +34,10 @@ def _operator_on(**extra: Any) -> dict[str, str]:
     return {"venta:monitoring": json.dumps(monitoring)}
 
 
+# dev leaves the operator off; prod turns it on in its profile, and a stack file can turn it off.
+OPERATOR_OFF = {"venta:monitoring": json.dumps({"prometheusOperator": False})}
+
+
 @pytest.fixture(scope="module")
 def watched(captured_stack: Callable[..., CapturedStack]) -> dict[str, CapturedStack]:
     return {stack: captured_stack(stack, _operator_on()) for stack in ("dev", "prod")}
@@ -53,12 +56,29 @@ def _named(captured: CapturedStack, type_token: str, name: str) -> dict[str, Any
 def test_without_the_operator_nothing_operator_specific_exists(
     stack: str, captured_stack: Callable[..., CapturedStack]
 ) -> None:
-    captured = captured_stack(stack)
+    captured = captured_stack(stack, OPERATOR_OFF)
     assert not {r.type for r in captured.resources} & OPERATOR_KINDS
     assert not _mine(captured)
+    assert not captured.reads  # nothing asks the cluster for the operator's CRDs either
     for deployment in captured.of_type("kubernetes:apps/v1:Deployment"):
         annotations = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", deployment.name
+
+
+def test_prod_ships_its_monitors_exporters_and_alerts_and_dev_does_not(
+    dev_stack: CapturedStack, prod_stack: CapturedStack
+) -> None:
+    """The committed stacks as they are: prod's profile turns the operator's objects on."""
+    monitors = {r.inputs["metadata"]["name"] for r in prod_stack.of_type(SERVICE_MONITOR)}
+    assert monitors == {*SERVICE_NAMES, *EXPORTERS}
+    [rule] = prod_stack.of_type(PROMETHEUS_RULE)
+    assert rule.inputs["metadata"]["name"] == "venta-alerts"
+    expected = rule_groups(RuleScope("venta-prod", SERVICE_NAMES, PROD_THRESHOLDS, nats_servers=3))
+    assert json.loads(json.dumps(rule.inputs["spec"]["groups"])) == expected
+    for name in EXPORTERS:
+        _named(prod_stack, "kubernetes:apps/v1:Deployment", name)
+    assert not {r.type for r in dev_stack.resources} & OPERATOR_KINDS
+    assert not _mine(dev_stack)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -130,19 +150,45 @@ def test_prod_runs_two_spread_exporters_with_budgets(watched: dict[str, Captured
     ]
 
 
-def test_exporters_read_credentials_from_secrets_only(watched: dict[str, CapturedStack]) -> None:
+def _secret_files(deployment: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """The exporter's environment with each file path resolved to the (Secret, key) mounted there."""
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounted = {}
+    for mount in container["volumeMounts"]:
+        secret = volumes[mount["name"]].get("secret")
+        if secret:
+            assert mount["readOnly"] is True
+            for item in secret["items"]:
+                mounted[f"{mount['mountPath']}/{item['path']}"] = (secret["secretName"], item["key"])
+    return {e["name"]: mounted[e["value"]] for e in container["env"] if e["name"].endswith("_FILE")}
+
+
+def test_exporters_read_credentials_from_secret_files_only(watched: dict[str, CapturedStack]) -> None:
     prod = watched["prod"]
-    text = json.dumps([r.inputs for r in _mine(prod)])
+    text = json.dumps([r.inputs for r in _mine(prod) if r.type != "kubernetes:core/v1:Secret"])
     leaked = [secret for secret in prod.generated_secrets if secret in text]
     assert not leaked
+    for name in EXPORTERS:
+        deployment = _named(prod, "kubernetes:apps/v1:Deployment", name)
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert not [e for e in container.get("env", []) if "valueFrom" in e], name  # no secret in the env
+    # postgres_exporter: the store's credentials Secret, under the name the engine gave it.
     postgres = _named(prod, "kubernetes:apps/v1:Deployment", "postgres-exporter")
-    env = {e["name"]: e for e in postgres["spec"]["template"]["spec"]["containers"][0]["env"]}
-    # The store's Secret under the name the engine gave it.
     credentials = prod.by_name("venta-postgres-credentials").inputs["metadata"]["name"]
-    assert env["DATA_SOURCE_PASS"]["valueFrom"]["secretKeyRef"] == {
-        "name": credentials,
-        "key": "POSTGRES_PASSWORD",
-    }
+    assert _secret_files(postgres) == {"DATA_SOURCE_PASS_FILE": (credentials, "POSTGRES_PASSWORD")}
+    # redis_exporter: its password map (the Redis URI it scrapes -> the store's password), a Pulumi secret.
+    redis = _named(prod, "kubernetes:apps/v1:Deployment", "redis-exporter")
+    [(secret_name, key)] = _secret_files(redis).values()
+    [secret] = [r for r in _mine(prod) if r.type == "kubernetes:core/v1:Secret"]
+    assert secret.inputs["metadata"]["name"] == secret_name
+    data = secret.inputs["stringData"]
+    assert SECRET_SIG in data, "the password map is a Pulumi secret"
+    env = {e["name"]: e.get("value") for e in redis["spec"]["template"]["spec"]["containers"][0]["env"]}
+    password = prod.by_name("venta-redis-config").inputs["stringData"]["value"]["password"]
+    assert password in prod.generated_secrets
+    assert json.loads(data["value"][key]) == {env["REDIS_ADDR"]: password}
 
 
 def test_each_store_admits_its_exporter_and_nothing_else(watched: dict[str, CapturedStack]) -> None:
@@ -183,23 +229,12 @@ def test_a_misspelt_operator_field_is_caught(watched: dict[str, CapturedStack]) 
     assert any("5 is not of type 'string'" in e for e in errors), errors
 
 
-def _fake_digest(image: str) -> str:
-    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
-
-
 def test_the_policy_pack_finds_nothing_mandatory_in_the_observability_objects(
     watched: dict[str, CapturedStack], captured_stack: Callable[..., CapturedStack]
 ) -> None:
     """prod as a release pins it: service images and exporter images by digest."""
-    images = {
-        f"{store}Image": f"{image}@{_fake_digest(image)}"
-        for store, image in (
-            ("postgres", "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"),
-            ("redis", "oliver006/redis_exporter:v1.62.0"),
-            ("nats", "natsio/prometheus-nats-exporter:0.15.0"),
-        )
-    }
-    config = {**pinned_images_config(watched["prod"]), **_operator_on(exporters=images)}
+    config = pinned_images_config(watched["prod"])
+    assert "@sha256:" in json.loads(config["venta:monitoring"])["exporters"]["redisImage"]
     for stack, captured in (("dev", watched["dev"]), ("prod", captured_stack("prod", config))):
         findings = [
             f
@@ -217,7 +252,7 @@ def test_the_namespace_quota_makes_room_for_the_exporters(
         [quota] = captured.of_type("kubernetes:core/v1:ResourceQuota")
         return dict(quota.inputs["spec"]["hard"])
 
-    off, on = hard(captured_stack(stack)), hard(watched[stack])
+    off, on = hard(captured_stack(stack, OPERATOR_OFF)), hard(watched[stack])
     replicas = load(stack, watched[stack].config).monitoring.exporters.replicas
     pods = len(EXPORTERS) * (replicas + 1)  # each with a surge pod
     assert int(on["pods"]) - int(off["pods"]) in (pods * 120 // 100, pods * 120 // 100 + 1)  # 20% headroom
@@ -244,7 +279,7 @@ def test_the_component_on_its_own_follows_its_args() -> None:
                 version="1.2.3",
                 services=["api-gateway", "webhooks"],
                 nats_servers=1,
-                store_secrets=StoreSecrets(postgres="pg-credentials", redis="redis-config"),
+                store_secrets=StoreSecrets(postgres="pg-credentials", redis_password="redis-password"),
             ),
         )
 

@@ -9,7 +9,7 @@ from typing import Any
 from infra.render.capture import SECRET_SIG, CapturedStack
 from policy.model import Resource
 from stacks.catalog import SERVICE_NAMES
-from stacks.model import Nats, Postgres, Redis, RedisCache
+from stacks.model import Exporters, Nats, Postgres, Redis, RedisCache
 
 # The data-store images each stack runs unless its config says otherwise.
 DATA_STORE_IMAGES = {
@@ -17,6 +17,12 @@ DATA_STORE_IMAGES = {
     "redis": Redis.model_fields["image"].default,
     "redisCache": RedisCache.model_fields["image"].default,
     "nats": Nats.model_fields["image"].default,
+}
+# The exporters' images (venta:monitoring.exporters.<key>Image), upstream images pinned like the stores'.
+EXPORTER_IMAGES = {
+    str(field.alias): str(field.default)
+    for name, field in Exporters.model_fields.items()
+    if name.endswith("_image")
 }
 
 
@@ -46,7 +52,8 @@ def fake_digest(service: str) -> str:
 
 def pinned_images_config(captured: CapturedStack) -> dict[str, str]:
     """Config overrides that pin every image by digest, as a prod release sets them: the services'
-    digests in `venta:images`, and each data store's `image` as `<tag>@sha256:...`."""
+    digests in `venta:images`, each data store's `image` and each exporter's image
+    (`venta:monitoring.exporters`) as `<tag>@sha256:...`."""
     images = json.loads(captured.config["venta:images"])
     images["digests"] = {service: fake_digest(service) for service in SERVICE_NAMES}
     pinned = {"venta:images": json.dumps(images)}
@@ -55,4 +62,10 @@ def pinned_images_config(captured: CapturedStack) -> dict[str, str]:
         settings = json.loads(captured.config.get(key, "{}"))  # keep what the stack file sets
         image = settings.get("image", image)
         pinned[key] = json.dumps({**settings, "image": f"{image}@{fake_digest(image)}"})
+    monitoring = json.loads(captured.config.get("venta:monitoring", "{}"))
+    exporters = monitoring.get("exporters", {})
+    for key, image in EXPORTER_IMAGES.items():
+        image = exporters.get(key, image)
+        exporters[key] = image if "@sha256:" in image else f"{image}@{fake_digest(image)}"
+    pinned["venta:monitoring"] = json.dumps({**monitoring, "exporters": exporters})
     return pinned

@@ -4,6 +4,7 @@ same stacks broken on purpose: the right rule must fire, and only because of the
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from infra.render.capture import CapturedStack
 from policy.evaluate import Finding, evaluate, mandatory, stack_config
 from policy.model import Resource, object_key
-from tests.policy.captured import pinned_images_config, policy_resources
+from tests.policy.captured import fake_digest, pinned_images_config, policy_resources
 
 Break = Callable[[list[Resource]], list[Resource]]
 
@@ -263,3 +264,23 @@ def test_every_exception_is_still_needed(stacks: dict[str, list[Resource]], stac
         without = {**config, rule: {**entry, "exceptions": {}}}
         violating = {keys.get(f.urn or "") for f in evaluate(stacks[stack], without) if f.policy == rule}
         assert excepted <= violating, f"{rule}: exceptions no longer needed: {sorted(excepted - violating)}"
+
+
+def test_a_prod_backup_target_needs_its_upload_image_pinned_too(
+    prod_stack: CapturedStack, captured_stack: Callable[..., CapturedStack]
+) -> None:
+    """The upload client is an upstream image like the data stores': the operator pins it by digest."""
+    release = pinned_images_config(prod_stack)
+    postgres = json.loads(release["venta:postgres"])
+    postgres["backup"] = {"target": {"bucket": "venta-backups", "endpoint": "https://s3.example.com"}}
+    keys = json.dumps({"backupAccessKeyId": "key-id", "backupSecretAccessKey": "secret-key"})
+
+    def findings(upload_image: str | None) -> list[Finding]:
+        if upload_image:
+            postgres["backup"]["uploadImage"] = upload_image
+        config = {**release, "venta:postgres": json.dumps(postgres), "venta:secrets": keys}
+        return mandatory(evaluate(policy_resources(captured_stack("prod", config)), stack_config("prod")))
+
+    (unpinned,) = findings(None)
+    assert unpinned.policy == "image-pinned-by-digest" and "'upload'" in unpinned.message
+    assert findings("rclone/rclone:1.60.1@" + fake_digest("rclone")) == []

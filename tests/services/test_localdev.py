@@ -8,11 +8,18 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
+import pytest
+
+from localdev.servers import Server
+from localdev.services import prepare_databases
+from services.catalog import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 # The services of this area; the other services have their own tests.
@@ -85,3 +92,29 @@ async def test_local_run_starts_all_services_healthy_and_stops_on_ctrl_c(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+async def test_the_local_run_makes_each_role_and_database_with_the_stacks_init_script(
+    private_server: Callable[[str], Server], shared: bool
+) -> None:
+    """Each service logs in as its own role, to its own database, refused the others' (what the
+    stacks' init script makes, tests/datastores); on a shared server the names carry the run's suffix."""
+    server = private_server("postgres")
+    entries = [entry for entry in SERVICES.values() if entry.database]
+    urls = prepare_databases(server.url, entries, shared_server=shared)
+    assert set(urls) == {f"db:{entry.name}" for entry in entries}
+    databases = []
+    for entry in entries:
+        url = urls[f"db:{entry.name}"]
+        conn = await asyncpg.connect(url)
+        try:
+            user, database = (await conn.fetchrow("SELECT current_user, current_database()")).values()
+        finally:
+            await conn.close()
+        assert user == database and (database == entry.database_name) is not shared
+        assert database.startswith(entry.database_name)
+        databases.append(database)
+    first = urls[f"db:{entries[0].name}"]
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await asyncpg.connect(first.rsplit("/", 1)[0] + f"/{databases[1]}")

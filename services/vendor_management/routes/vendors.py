@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from services.common.auth import Principal
-from services.common.deps import CurrentUser, DbPool, require_role
+from services.common.deps import CurrentUser, DbPool, DbReads, require_role
 from services.vendor_management import repository
 from services.vendor_management.schemas import Category, Vendor, VendorCreate, VendorPage, VendorUpdate
 
@@ -20,6 +20,9 @@ OWNER_ERRORS: dict[int | str, dict[str, object]] = {
     404: {"description": NOT_FOUND},
 }
 VENDOR_ROLE = require_role("vendor")
+# How far behind the primary a vendor read may be (docs/contracts.md, "Read replica"): an owner who
+# just changed a vendor gets the change in the PATCH's answer; others may see it this much later.
+READ_LAG_SECONDS = 2.0
 
 
 def _owner(principal: Principal) -> uuid.UUID:
@@ -44,21 +47,21 @@ async def create_vendor(
 
 @router.get("")
 async def list_vendors(
-    pool: DbPool,
+    reads: DbReads,
     category: Annotated[Category | None, Query()] = None,
     owner_id: Annotated[uuid.UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> VendorPage:
     rows, total = await repository.list_vendors(
-        pool, category=category, owner_id=owner_id, limit=limit, offset=offset
+        reads.within(READ_LAG_SECONDS), category=category, owner_id=owner_id, limit=limit, offset=offset
     )
     return VendorPage(items=[Vendor(**dict(r)) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{vendor_id}", responses={404: {"description": NOT_FOUND}})
-async def get_vendor(vendor_id: uuid.UUID, pool: DbPool) -> Vendor:
-    row = await repository.get_vendor(pool, vendor_id)
+async def get_vendor(vendor_id: uuid.UUID, reads: DbReads) -> Vendor:
+    row = await repository.get_vendor(reads.within(READ_LAG_SECONDS), vendor_id)
     if row is None:
         raise HTTPException(404, NOT_FOUND)
     return Vendor(**dict(row))
