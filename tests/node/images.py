@@ -92,6 +92,11 @@ def import_images(docker: Docker, ctr: Ctr, references: Mapping[str, str]) -> li
     for ref in missing:
         if ref != references[ref]:
             docker("tag", references[ref], ref)
+    # The stale images go first, collected synchronously. containerd's unpack reuses a layer's snapshot
+    # it finds without holding it; an orphan (left by images a run from another checkout replaced)
+    # that the background collector takes meanwhile fails the import ("parent snapshot ... does not
+    # exist"). After a synchronous collection the import meets only snapshots that images hold.
+    ctr("images", "remove", "--sync", *missing)
     with tempfile.TemporaryDirectory(prefix="venta-images-") as scratch:
         archive = Path(scratch) / "images.tar"
         docker("save", "--output", str(archive), *missing, timeout=900)
