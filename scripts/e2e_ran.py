@@ -1,6 +1,6 @@
 """Fails unless pytest's JUnit report shows every test of the suites that need a built toolchain or
-a daemon (tests/e2e: the engine and the control plane; tests/images: Docker) run, none skipped
-and none missing.
+a daemon (tests/e2e: the engine and the control plane; tests/images: Docker; tests/node: the real
+node) run, none skipped and none missing.
 
 Those fixtures skip when what they need is absent; this reads the runner's own report instead of
 trusting each fixture, so a suite that silently stopped running fails the test command.
@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
-REQUIRED_SUITES = ("e2e", "images")
+REQUIRED_SUITES = ("e2e", "images", "node")
 
 
 _OUTCOMES = (("error", "error"), ("failure", "failed"), ("skipped", "skipped"))

@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 
 # docker.io and mmdebstrap: the image tests (tests/images) build and run the services' images.
 # rclone: the client the backup job's upload image runs (rclone/rclone:1.60.1, Debian's version).
+# containerd, runc, the CNI plugins, iproute2, iptables, ipset and conntrack: the real node of the
+# e2e control plane (tests/node) runs pods with them and enforces NetworkPolicies (kube-router).
 apt_packages=(postgresql redis-server nats-server wrk docker.io mmdebstrap rclone)
+apt_packages+=(containerd runc containernetworking-plugins iproute2 iptables ipset conntrack)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: lint, format, types, then every test suite, the real Pulumi engine and
-# the Kubernetes control plane and the service images under Docker included. Their toolchains are
-# built first when missing (one line per stage). VENTA_E2E=skip is the only way to leave those
+# The README's test command: lint, format, types, then every test suite, the real Pulumi engine, the
+# Kubernetes control plane with its real node and the service images under Docker included. Their
+# toolchains are built first when missing (one line per stage). VENTA_E2E=skip is the only way to leave those
 # suites out, and says what it skipped; otherwise a skipped or missing test of theirs fails the run,
 # judged from pytest's own report (scripts/e2e_ran.py).
 # Arguments go to pytest (a subset of tests runs without the completeness check).
@@ -19,13 +19,14 @@ case "$e2e" in
   required)
     bash scripts/toolchain/engine.sh >/dev/null
     bash scripts/toolchain/build-cluster.sh >/dev/null
+    bash scripts/toolchain/build-node.sh >/dev/null
     bash scripts/toolchain/build-promtool.sh >/dev/null
     bash scripts/toolchain/build-kube-score.sh >/dev/null
     ;;
   skip)
-    echo "test: VENTA_E2E=skip: tests/e2e (the real Pulumi engine, the control plane) and tests/images" \
-      "(the service images under Docker) are not run"
-    selection=(-m "not e2e" --ignore=tests/images)
+    echo "test: VENTA_E2E=skip: tests/e2e (the real Pulumi engine, the control plane), tests/images" \
+      "(the service images under Docker) and tests/node (the real node) are not run"
+    selection=(-m "not e2e" --ignore=tests/images --ignore=tests/node)
     ;;
   *)
     echo "test: VENTA_E2E must be 'required' (the default) or 'skip', not '$e2e'" >&2

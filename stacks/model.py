@@ -97,6 +97,35 @@ DnsLabel = Annotated[
 HostName = Annotated[
     str, _constraint(_matches(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"), "a host name such as api.example.com")
 ]
+
+
+def _is_range(value: str) -> bool:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return False
+    return "/" in value
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+AddressRange = Annotated[
+    str, _constraint(_is_range, "an IPv4 address range such as 10.0.5.0/24 (its host bits zero)")
+]
+StoreHost = Annotated[
+    str,
+    _constraint(
+        lambda v: _is_address(v) or bool(re.fullmatch(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", v)),
+        "a host name such as db.example.com or an IPv4 address",
+    ),
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
 CpuQuantity = Annotated[str, _constraint(_parses(cpu_millis), "a CPU quantity such as 250m or 1")]
 MemoryQuantity = Annotated[
     str, _constraint(_parses(memory_bytes), "a memory or storage quantity such as 256Mi or 10Gi")
@@ -360,11 +389,54 @@ class Backup(Settings):
     upload_image: PinnedImage = "rclone/rclone:1.60.1"
 
 
+class ExternalStore(Settings):
+    """A data store the stack does not run (a managed database, say): where the services connect,
+    and the address range it lives in. Their NetworkPolicies admit that range on that port only: a
+    policy can name nothing outside the cluster but addresses."""
+
+    host: StoreHost
+    port: Port
+    cidr: AddressRange
+
+    @model_validator(mode="after")
+    def _host_in_range(self) -> ExternalStore:
+        if _is_address(self.host) and ipaddress.IPv4Address(self.host) not in ipaddress.IPv4Network(
+            self.cidr
+        ):
+            raise allowed_error(f"an address inside cidr ({self.cidr})", field="host")
+        return self
+
+
+class ExternalPostgres(ExternalStore):
+    port: Port = 5432
+
+
+class ExternalRedis(ExternalStore):
+    port: Port = 6379
+
+
+class ExternalNats(ExternalStore):
+    port: Port = 4222
+
+
+# With `external` set, the store's other settings (image, resources, replicas, persistence, backup,
+# read replica) describe nothing: the stack deploys no part of that store.
 class Postgres(Settings):
     image: PinnedImage = "postgres:16.4"
     resources: Resources
     read_replica: bool = False
     backup: Backup | None = None
+    external: ExternalPostgres | None = None
+
+    @property
+    def runs_read_replica(self) -> bool:
+        """A replica the stack runs: none beside an external PostgreSQL, its provider's to replicate."""
+        return self.read_replica and self.external is None
+
+    @property
+    def runs_backup(self) -> Backup | None:
+        """The backups the stack takes: none of an external PostgreSQL, its provider's to back up."""
+        return self.backup if self.external is None else None
 
 
 class RedisMemory(Settings):
@@ -398,6 +470,7 @@ class Redis(RedisMemory):
 
     append_only: bool = False
     auth: bool = True
+    external: ExternalRedis | None = None
 
 
 class RedisCache(RedisMemory):
@@ -405,6 +478,9 @@ class RedisCache(RedisMemory):
     (`allkeys-lru`), never persisted, so a flood of cached answers cannot crowd out the main Redis."""
 
     auth: bool = True
+    # A Redis of the operator's for the cache: its own server, never the main Redis (an `allkeys-lru`
+    # cache beside locations and counters would evict them, and `noeviction` would fail cache writes).
+    external: ExternalRedis | None = None
 
 
 class Nats(Settings):
@@ -412,14 +488,23 @@ class Nats(Settings):
     resources: Resources
     replicas: Literal[1, 3, 5] = 1
     auth: bool = True
+    external: ExternalNats | None = None
 
 
 class Secrets(Settings):
-    """Operator-supplied secrets (`pulumi config set --secret --path secrets.<key>`); generated if absent."""
+    """Operator-supplied secrets (`pulumi config set --secret --path secrets.<key>`); generated if absent.
+
+    An external store's credentials cannot be generated: its operator made them, so the stack must be
+    given them (each service's role on an external PostgreSQL, each service's user on an external NATS
+    with `auth`, the password of an external Redis or cache Redis with `auth`).
+    """
 
     postgres_password: SecretStr | None = None
     redis_password: SecretStr | None = None
+    redis_cache_password: SecretStr | None = None
     jwt_signing_seed: Seed | None = None
+    postgres_passwords: dict[ServiceName, SecretStr] = {}
+    nats_passwords: dict[ServiceName, SecretStr] = {}
     # The backup target's keys (postgres.backup.target); required when a target is set.
     backup_access_key_id: SecretStr | None = None
     backup_secret_access_key: SecretStr | None = None
@@ -505,7 +590,7 @@ class StackSettings(Settings):
                 )
         if self.db_pool_min > self.db_pool_max:
             raise allowed_error(f"at most dbPoolMax ({self.db_pool_max})", "dbPoolMin")
-        backup = self.postgres.backup
+        backup = self.postgres.runs_backup
         if backup is not None and backup.target is not None:
             for key in ("backup_access_key_id", "backup_secret_access_key"):
                 if getattr(self.secrets, key) is None:
@@ -516,14 +601,68 @@ class StackSettings(Settings):
         if self.file_quota.byte_count > memory_bytes(self.storage.files):
             # One user alone could fill the files volume within a window.
             raise allowed_error(f"at most storage.files ({self.storage.files})", "fileQuota.bytes")
+        self._external_credentials()
         return self
+
+    def _external_credentials(self) -> None:
+        """Each external store's credentials given, and none given for a store the stack runs."""
+        secrets = self.secrets
+        users = {
+            "postgresPasswords": (
+                "postgres",
+                [s.name for s in SERVICES if s.database],
+                secrets.postgres_passwords,
+            ),
+            "natsPasswords": ("nats", [s.name for s in SERVICES if s.nats], secrets.nats_passwords),
+        }
+        for key, (store, wanted, given) in users.items():
+            field = f"secrets.{key}"
+            if not self.uses_credentials(store):
+                if given:
+                    raise allowed_error(f"nothing unless {store}.external is set (with auth for NATS)", field)
+                continue
+            missing = [name for name in wanted if name not in given]
+            if missing:
+                raise allowed_error(
+                    f"a password for each of {', '.join(wanted)}; missing {', '.join(missing)}", field
+                )
+            extra = sorted(set(given) - set(wanted))
+            if extra:
+                raise allowed_error(
+                    f"passwords of {', '.join(wanted)} only, not of {', '.join(extra)}", field
+                )
+        if self.uses_credentials("redis") and secrets.redis_password is None:
+            raise allowed_error("a password: the external Redis' (redis.auth is on)", "secrets.redisPassword")
+        if self.uses_credentials("redis_cache") and secrets.redis_cache_password is None:
+            allowed = "a password: the external cache Redis' (redisCache.auth is on)"
+            raise allowed_error(allowed, "secrets.redisCachePassword")
+        if self.redis_cache.external is not None and self.redis.external is not None:
+            same = (self.redis_cache.external.host, self.redis_cache.external.port)
+            if same == (self.redis.external.host, self.redis.external.port):
+                allowed = "a server of its own, not redis.external's: its evictions would drop locations"
+                raise allowed_error(allowed, "redisCache.external")
+        if self.postgres.external is not None and secrets.postgres_password is not None:
+            allowed = "nothing when postgres.external is set: services sign in with their own roles"
+            raise allowed_error(allowed, "secrets.postgresPassword")
+
+    def uses_credentials(self, store: str) -> bool:
+        """Whether the stack must be given ``store``'s credentials: it is external, with passwords."""
+        if store == "postgres":
+            return self.postgres.external is not None
+        if store == "redis":
+            return self.redis.external is not None and self.redis.auth
+        if store == "redis_cache":
+            return self.redis_cache.external is not None and self.redis_cache.auth
+        return self.nats.external is not None and self.nats.auth
 
     @property
     def warnings(self) -> list[str]:
         """What is allowed but risky, said before the stack deploys (`__main__.py` logs each)."""
         found = []
         backup = self.postgres.backup
-        if self.profile == "prod" and (backup is None or backup.target is None):
+        # An external PostgreSQL's backups are its provider's: nothing of ours to warn about.
+        ours = self.postgres.external is None
+        if self.profile == "prod" and ours and (backup is None or backup.target is None):
             found.append(
                 "venta:postgres.backup.target is not set: the PostgreSQL backups stay on a volume in the "
                 f"namespace {self.namespace}, and whatever loses the namespace or the cluster loses them "

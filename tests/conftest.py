@@ -8,6 +8,9 @@ import pytest
 
 from infra.render.capture import CapturedStack, capture_stack
 
+# Docker and the service images, shared by the suites that run them (tests/images, tests/node).
+pytest_plugins = ["tests.images.fixtures"]
+
 _captured: dict[tuple[str, tuple[tuple[str, str], ...]], CapturedStack] = {}
 
 

@@ -21,3 +21,17 @@ def built_tool(script: str, override: str) -> Path:
     if result.returncode != 0:
         pytest.fail(f"{script} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
     return Path(result.stdout.strip().splitlines()[-1])
+
+
+def checked_bin(script: str, override: str, binaries: tuple[str, ...]) -> Path | None:
+    """The folder of binaries `script` has built (`--check` names it, building nothing), or the one at
+    the environment variable `override`; None unless it holds every one of `binaries`."""
+    given = os.environ.get(override)
+    if given:
+        found: Path | None = Path(given)
+    else:
+        done = subprocess.run(["bash", str(SCRIPTS / script), "--check"], capture_output=True, text=True)
+        found = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    if found is None or not all((found / name).is_file() for name in binaries):
+        return None
+    return found

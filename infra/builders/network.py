@@ -22,6 +22,11 @@ def namespace(name: str) -> net.NetworkPolicyPeerArgs:
     )
 
 
+def addresses(cidr: str) -> net.NetworkPolicyPeerArgs:
+    """An address range outside the cluster (a policy can name nothing else out there)."""
+    return net.NetworkPolicyPeerArgs(ip_block=net.IPBlockArgs(cidr=cidr))
+
+
 def ports(*numbers: int | str) -> list[net.NetworkPolicyPortArgs]:
     return [net.NetworkPolicyPortArgs(port=n, protocol="TCP") for n in numbers]
 

@@ -5,6 +5,7 @@ Derived from the service's catalog entry (services/catalog.py), never from its n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -16,17 +17,21 @@ from stacks.model import StackSettings
 
 @dataclass(frozen=True)
 class Endpoints:
-    """In-cluster addresses of the data stores: known before anything exists, so config is plain data."""
+    """Where the services reach the data stores: known before anything exists, so config is plain data."""
 
     postgres_host: str
     redis_host: str
     cache_host: str
     nats_urls: tuple[str, ...]
+    postgres_port: int = names.POSTGRES_PORT
+    redis_port: int = names.REDIS_PORT
+    cache_port: int = names.REDIS_PORT
     # The read replica's Service, when the stack runs one (DATABASE_READ_URL).
     postgres_read_host: str | None = None
 
 
 def endpoints(namespace: str, read_replica: bool = False) -> Endpoints:
+    """The in-cluster stores' client Services."""
     return Endpoints(
         postgres_host=names.cluster_host(names.POSTGRES, namespace),
         postgres_read_host=names.cluster_host(names.replica(names.POSTGRES), namespace)
@@ -37,6 +42,22 @@ def endpoints(namespace: str, read_replica: bool = False) -> Endpoints:
         # One address through the client Service: the server tells clients about its cluster peers.
         nats_urls=(f"nats://{names.cluster_host(names.NATS, namespace)}:{names.NATS_PORTS['client']}",),
     )
+
+
+def stack_endpoints(settings: StackSettings) -> Endpoints:
+    """The stack's stores: its own Services, or the external servers it is pointed at."""
+    # No replica of the stack's beside an external PostgreSQL: its provider's replicas are not ours to
+    # address, so the services read from the primary (DATABASE_URL) alone.
+    where = endpoints(settings.namespace, read_replica=settings.postgres.runs_read_replica)
+    if (postgres := settings.postgres.external) is not None:
+        where = dataclasses.replace(where, postgres_host=postgres.host, postgres_port=postgres.port)
+    if (redis := settings.redis.external) is not None:
+        where = dataclasses.replace(where, redis_host=redis.host, redis_port=redis.port)
+    if (cache := settings.redis_cache.external) is not None:
+        where = dataclasses.replace(where, cache_host=cache.host, cache_port=cache.port)
+    if (nats := settings.nats.external) is not None:
+        where = dataclasses.replace(where, nats_urls=(f"nats://{nats.host}:{nats.port}",))
+    return where
 
 
 def config_data(
@@ -99,7 +120,11 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
     data: dict[str, str] = {}
     if spec.database:
         data["DATABASE_URL"] = database_url(
-            spec.database_name, creds.database_password or "", where.postgres_host, spec.database_name
+            spec.database_name,
+            creds.database_password or "",
+            where.postgres_host,
+            spec.database_name,
+            where.postgres_port,
         )
         if where.postgres_read_host is not None:
             # The same role and database on the replica: reads that tolerate lag go there.
@@ -110,9 +135,9 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
                 spec.database_name,
             )
     if spec.redis:
-        data["REDIS_URL"] = redis_url(creds.redis_password, where.redis_host)
+        data["REDIS_URL"] = redis_url(creds.redis_password, where.redis_host, where.redis_port)
     if spec.cache:
-        data["CACHE_REDIS_URL"] = redis_url(creds.cache_password, where.cache_host)
+        data["CACHE_REDIS_URL"] = redis_url(creds.cache_password, where.cache_host, where.cache_port)
     if spec.nats:
         data["NATS_USER"] = spec.name if creds.nats_password else ""
         data["NATS_PASSWORD"] = creds.nats_password or ""
@@ -121,11 +146,11 @@ def secret_data(spec: ServiceSpec, where: Endpoints, creds: Credentials) -> dict
     return data
 
 
-def database_url(user: str, password: str, host: str, database: str) -> str:
+def database_url(user: str, password: str, host: str, database: str, port: int = names.POSTGRES_PORT) -> str:
     credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
-    return f"postgresql://{credentials}@{host}:{names.POSTGRES_PORT}/{database}"
+    return f"postgresql://{credentials}@{host}:{port}/{database}"
 
 
-def redis_url(password: str | None, host: str) -> str:
+def redis_url(password: str | None, host: str, port: int = names.REDIS_PORT) -> str:
     auth = f":{quote(password, safe='')}@" if password else ""
-    return f"redis://{auth}{host}:{names.REDIS_PORT}/0"
+    return f"redis://{auth}{host}:{port}/0"

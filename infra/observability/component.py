@@ -61,7 +61,12 @@ class Observability(pulumi.ComponentResource):
             None if secrets.redis_password is None else self._redis_password_map(secrets.redis_password)
         )
         installed = ex.exporters(
-            args.settings.exporters, args.nats_servers, secrets.postgres, redis_passwords
+            args.settings.exporters,
+            args.nats_servers,
+            secrets.postgres,
+            redis_passwords,
+            redis=secrets.redis,
+            nats=secrets.nats,
         )
         for exporter in installed:
             self._exporter(exporter)
@@ -75,6 +80,7 @@ class Observability(pulumi.ComponentResource):
             thresholds=args.settings.thresholds,
             runbook_base_url=args.settings.runbook_base_url,
             nats_servers=args.nats_servers,
+            stores=tuple(exporter.store for exporter in installed),
         )
         k8s.apiextensions.CustomResource(
             f"{name}-alert-rules",

@@ -66,10 +66,16 @@ class Exporter:
 @dataclass(frozen=True)
 class StoreSecrets:
     """What the exporters log in with: the store's Secret where one holds the password as the exporter
-    reads it, else the password itself (a Pulumi secret), which the component puts in a Secret."""
+    reads it, else the password itself (a Pulumi secret), which the component puts in a Secret. A store
+    the stack does not run (an external one, which its own operator watches) gets no exporter: None for
+    `postgres`, False for `redis` or `nats`."""
 
-    postgres: pulumi.Input[str]  # the credentials Secret's name; key POSTGRES_PASSWORD, the superuser's
-    redis_password: pulumi.Input[str] | None  # None: Redis runs without a password
+    postgres: (
+        pulumi.Input[str] | None
+    )  # the credentials Secret's name; key POSTGRES_PASSWORD, the superuser's
+    redis_password: pulumi.Input[str] | None  # None: Redis runs without a password, or is not the stack's
+    redis: bool = True  # whether the stack runs the main Redis
+    nats: bool = True  # whether the stack runs NATS (its exporter needs no password)
 
 
 def redis_password_map(password: str) -> str:
@@ -80,54 +86,58 @@ def redis_password_map(password: str) -> str:
 def exporters(
     settings: Exporters,
     nats_servers: int,
-    postgres_secret: pulumi.Input[str],
+    postgres_secret: pulumi.Input[str] | None,
     redis_password_secret: pulumi.Input[str] | None,
+    *,
+    redis: bool = True,
+    nats: bool = True,
 ) -> list[Exporter]:
-    """`postgres_secret` holds key POSTGRES_PASSWORD; `redis_password_secret` (when Redis has a password)
-    holds redis_exporter's password map under REDIS_PASSWORD_MAP_KEY."""
+    """One exporter per store the stack runs: PostgreSQL unless `postgres_secret` is None, Redis when
+    `redis`, NATS when `nats`. `postgres_secret` holds key POSTGRES_PASSWORD; `redis_password_secret`
+    (when Redis has a password) holds redis_exporter's password map under REDIS_PASSWORD_MAP_KEY."""
+    installed = []
+    if postgres_secret is not None:
+        installed.append(_postgres_exporter(settings, postgres_secret))
+    if redis:
+        installed.append(_redis_exporter(settings, redis_password_secret))
+    if nats:
+        installed.append(_nats_exporter(settings, nats_servers))
+    return installed
+
+
+def _postgres_exporter(settings: Exporters, secret: pulumi.Input[str]) -> Exporter:
+    password = SecretFile(secret, "POSTGRES_PASSWORD")
+    env = (
+        core.EnvVarArgs(name="DATA_SOURCE_URI", value=POSTGRES_URI),
+        core.EnvVarArgs(name="DATA_SOURCE_USER", value=names.POSTGRES_SUPERUSER),
+        core.EnvVarArgs(name="DATA_SOURCE_PASS_FILE", value=password.path),
+    )
+    image, port = settings.postgres_image, 9187
+    return Exporter(
+        "postgres-exporter", names.POSTGRES, names.POSTGRES_PORT, image, port, env=env, credentials=password
+    )
+
+
+def _redis_exporter(settings: Exporters, password_secret: pulumi.Input[str] | None) -> Exporter:
+    env = [core.EnvVarArgs(name="REDIS_ADDR", value=REDIS_URI)]
+    passwords = None
+    if password_secret is not None:
+        passwords = SecretFile(password_secret, REDIS_PASSWORD_MAP_KEY)
+        env.append(core.EnvVarArgs(name="REDIS_PASSWORD_FILE", value=passwords.path))
+    image, port = settings.redis_image, 9121
+    return Exporter(
+        "redis-exporter", names.REDIS, names.REDIS_PORT, image, port, env=tuple(env), credentials=passwords
+    )
+
+
+def _nats_exporter(settings: Exporters, nats_servers: int) -> Exporter:
     # One URL per NATS server, tagged with its pod name so `server_id` names the server in alerts.
     monitor = names.NATS_PORTS["monitor"]
-    nats_urls = [
+    urls = [
         f"{names.NATS}-{i},http://{names.pod_address(names.NATS, i)}:{monitor}" for i in range(nats_servers)
     ]
-    postgres_password = SecretFile(postgres_secret, "POSTGRES_PASSWORD")
-    redis_env = [core.EnvVarArgs(name="REDIS_ADDR", value=REDIS_URI)]
-    redis_passwords = None
-    if redis_password_secret is not None:
-        redis_passwords = SecretFile(redis_password_secret, REDIS_PASSWORD_MAP_KEY)
-        redis_env.append(core.EnvVarArgs(name="REDIS_PASSWORD_FILE", value=redis_passwords.path))
-    return [
-        Exporter(
-            "postgres-exporter",
-            names.POSTGRES,
-            names.POSTGRES_PORT,
-            settings.postgres_image,
-            9187,
-            env=(
-                core.EnvVarArgs(name="DATA_SOURCE_URI", value=POSTGRES_URI),
-                core.EnvVarArgs(name="DATA_SOURCE_USER", value=names.POSTGRES_SUPERUSER),
-                core.EnvVarArgs(name="DATA_SOURCE_PASS_FILE", value=postgres_password.path),
-            ),
-            credentials=postgres_password,
-        ),
-        Exporter(
-            "redis-exporter",
-            names.REDIS,
-            names.REDIS_PORT,
-            settings.redis_image,
-            9121,
-            env=tuple(redis_env),
-            credentials=redis_passwords,
-        ),
-        Exporter(
-            "nats-exporter",
-            names.NATS,
-            monitor,
-            settings.nats_image,
-            7777,
-            args=("-port=7777", "-varz", "-connz", "-healthz", "-jsz=consumers", *nats_urls),
-        ),
-    ]
+    args = ("-port=7777", "-varz", "-connz", "-healthz", "-jsz=consumers", *urls)
+    return Exporter("nats-exporter", names.NATS, monitor, settings.nats_image, 7777, args=args)
 
 
 def exporter_labels(exporter: Exporter, instance: str) -> dict[str, str]:

@@ -42,6 +42,8 @@ class RuleScope:
     runbook_base_url: str = "docs/runbooks.md"
     nats_servers: int = 1
     consumer_services: tuple[str, ...] = DEFAULT_CONSUMER_SERVICES
+    # The data stores the stack runs: an external one has no exporter here, so no alert reads it.
+    stores: tuple[str, ...] = ("postgres", "redis", "nats")
 
     def __post_init__(self) -> None:
         for name in (self.namespace, *self.services, *self.consumer_services):
@@ -178,15 +180,24 @@ def datastore_rules(scope: RuleScope) -> list[Rule]:
     healthy = f"count(count by (server_id) ({m.NATS_HEALTHZ}{ns} == 0)) or vector(0)"
     nats_down = f"({healthy}) < {scope.nats_servers}"
     stores = (("VentaPostgresDown", "postgres", m.PG_UP), ("VentaRedisDown", "redis", m.REDIS_UP))
-    return [
-        *(
-            _alert(scope, name, f"{up}{ns} == 0 or absent({up}{ns})", minutes, store, duration=during)
-            for name, store, up in stores
-        ),
-        _alert(
-            scope, "VentaNatsDown", nats_down, minutes, "nats", servers=scope.nats_servers, duration=during
-        ),
+    rules = [
+        _alert(scope, name, f"{up}{ns} == 0 or absent({up}{ns})", minutes, store, duration=during)
+        for name, store, up in stores
+        if store in scope.stores
     ]
+    if "nats" in scope.stores:
+        rules.append(
+            _alert(
+                scope,
+                "VentaNatsDown",
+                nats_down,
+                minutes,
+                "nats",
+                servers=scope.nats_servers,
+                duration=during,
+            )
+        )
+    return rules
 
 
 def consumer_rule(scope: RuleScope, service: str) -> Rule:
@@ -210,8 +221,10 @@ def dead_letter_rule(scope: RuleScope) -> Rule:
 
 
 def messaging_rules(scope: RuleScope) -> list[Rule]:
-    """JetStream consumers falling behind, per consuming service, and webhook dead letters."""
-    rules = [consumer_rule(scope, service) for service in scope.consumer_services]
+    """JetStream consumers falling behind, per consuming service (read by the NATS exporter, so only
+    where the stack runs NATS), and webhook dead letters."""
+    consumers = scope.consumer_services if "nats" in scope.stores else ()
+    rules = [consumer_rule(scope, service) for service in consumers]
     if "webhooks" in scope.services:
         rules.append(dead_letter_rule(scope))
     return rules

@@ -77,8 +77,10 @@ class Platform(pulumi.ComponentResource):
                     services=list(SERVICE_NAMES),
                     nats_servers=s.nats.replicas,
                     store_secrets=StoreSecrets(
-                        postgres=stores.postgres.credentials.metadata.name,
-                        redis_password=stores.redis.password,
+                        postgres=stores.postgres.credentials.metadata.name if stores.postgres else None,
+                        redis_password=stores.redis.password if stores.redis else None,
+                        redis=stores.redis is not None,
+                        nats=stores.nats is not None,
                     ),
                     pull_policy=s.images.pull_policy,
                 ),

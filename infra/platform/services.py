@@ -6,7 +6,7 @@ import pulumi
 import pulumi_random as random
 
 from infra.builders import call_graph, keys
-from infra.builders.service_env import Credentials, Endpoints, config_data, endpoints, secret_data
+from infra.builders.service_env import Credentials, Endpoints, config_data, secret_data, stack_endpoints
 from infra.components.service import FileStorage, VentaService, VentaServiceArgs
 from infra.platform.data_stores import DataStores
 from infra.platform.guard_rails import ChildOptions
@@ -24,12 +24,12 @@ def services(
 ) -> list[VentaService]:
     seed = signing_seed(name, s, child)
     public_key = pulumi.Output.unsecret(seed.apply(keys.public_key_pem))
-    where = endpoints(s.namespace, read_replica=s.postgres.read_replica)
+    where = stack_endpoints(s)
     built = []
     for spec in SERVICES:
         args = service_args(s, spec, namespace, instance, stores, seed, public_key, where)
-        # No output orders a Deployment after the StatefulSets: the stores come first, so that a
-        # service's first pods find them serving instead of failing their startup probes.
+        # No output orders a Deployment after the StatefulSets: the stores the stack runs come first,
+        # so that a service's first pods find them serving instead of failing their startup probes.
         after_stores = pulumi.ResourceOptions(depends_on=stores.all())
         built.append(
             VentaService(
@@ -51,10 +51,10 @@ def service_args(
 ) -> VentaServiceArgs:
     """One service's args: only its own credentials reach its Secret."""
     creds = pulumi.Output.all(
-        stores.postgres.passwords.get(spec.database_name),
-        stores.redis.password if spec.redis else None,
-        stores.redis_cache.password if spec.cache else None,
-        stores.nats.passwords.get(spec.name),
+        stores.postgres_passwords.get(spec.database_name),
+        stores.redis_password if spec.redis else None,
+        stores.cache_password if spec.cache else None,
+        stores.nats_passwords.get(spec.name),
         seed if spec.signs_tokens else None,
     ).apply(lambda v: Credentials(*v))
     return VentaServiceArgs(
@@ -71,7 +71,8 @@ def service_args(
             instance,
             s.gateway.ingress_namespace,
             s.monitoring.namespace,
-            read_replica=s.postgres.read_replica,
+            call_graph.store_routes(s),
+            read_replica=s.postgres.runs_read_replica,
         ),
         spread_across_nodes=s.spread_across_nodes,
         file_storage=file_storage(s, spec),

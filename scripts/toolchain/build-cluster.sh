@@ -13,69 +13,25 @@ K8S_VERSION="${K8S_VERSION:-v1.31.13}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.21}"   # the 3.5 line Kubernetes 1.31 supports
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 
+HERE="$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/toolchain/parts.sh
+source "$HERE/parts.sh"
+# shellcheck source=scripts/toolchain/kubernetes-module.sh
+source "$HERE/kubernetes-module.sh"
+
 ROOT="${VENTA_TOOLCHAIN_ROOT:-$HOME/.cache/venta-toolchain}"
 DEST="$ROOT/cluster-k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
 BIN="$DEST/bin"
-if [[ -f "$DEST/.complete" ]]; then
-    echo "$BIN"
-    exit 0
-fi
-if [[ "${1:-}" == "--check" ]]; then
-    echo "control plane not built: run bash scripts/toolchain/build-cluster.sh (expected $BIN)" >&2
-    exit 1
-fi
+reuse_built "$DEST" "control plane" scripts/toolchain/build-cluster.sh "${1:-}"
 
 export GOWORK=off CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 NICE=(nice -n 19)
 WORK="$DEST/work"
 mkdir -p "$BIN" "$WORK"
-started=$(date +%s)
-
-log() { echo "[cluster-toolchain] $*" >&2; }
 
 build_kubernetes() {
-    local dir="$WORK/kubernetes" minor patch info gomod commit
-    minor=$(cut -d. -f2 <<<"${K8S_VERSION#v}")
-    patch=$(cut -d. -f3 <<<"${K8S_VERSION#v}")
-    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
-    info=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION")
-    gomod=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])' <<<"$info")
-    commit=$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("Origin", {}).get("Hash", ""))' <<<"$info")
-    # The release's go.mod points every staging module at ./staging/...; the same code is
-    # published as k8s.io/<name> v0.<minor>.<patch>. Keep the release's go line and godebug
-    # settings so the binaries run with the runtime defaults they were released with.
-    {
-        echo "module local/kubernetes-build"
-        grep -E '^go [0-9]' "$gomod"
-        sed -n '/^godebug (/,/^)/p; /^godebug [^(]/p' "$gomod"
-        echo "require k8s.io/kubernetes $K8S_VERSION"
-        echo "replace ("
-        grep -E '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" \
-            | awk -v v="v0.$minor.$patch" '{print "\t" $1 " => " $1 " " v}'
-        echo ")"
-    } > go.mod
-    cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-    "${NICE[@]}" go mod tidy >&2
-    local pkg="k8s.io/component-base/version" ld
-    ld="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z -X $pkg.gitCommit=$commit"
-    # client-go's kubectl version reads the same variables through its own copy.
-    ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-    ld="$ld -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-    "${NICE[@]}" go build -p 2 -trimpath -tags selinux,notest -ldflags "$ld" -o "$BIN/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-        k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    kubernetes_build "$WORK/kubernetes" "$K8S_VERSION" "$BIN" selinux,notest \
+        kube-apiserver kube-controller-manager kube-scheduler kubectl
 }
 
 build_etcd() {
@@ -95,20 +51,5 @@ build_kwok() {
         "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 }
 
-# Go's own output goes to a log beside the binaries; the terminal gets one line per stage (with the
-# cold time measured on 2 cores, docs/ci-budget.md), and the log's tail when a stage fails.
-BUILD_LOG="$DEST/build.log"
-: > "$BUILD_LOG"
-trap 'log "failed; the end of $BUILD_LOG:"; tail -n 30 "$BUILD_LOG" >&2' ERR
-declare -A usual=([etcd]="about 1.5 min" [kwok]="about 3 min" [kubernetes]="about 6 min")
-for part in etcd kwok kubernetes; do
-    t0=$(date +%s)
-    log "building $part (usually ${usual[$part]} cold)"
-    ("build_$part") >>"$BUILD_LOG" 2>&1
-    log "$part built in $(( $(date +%s) - t0 ))s"
-done
-
-rm -rf "$WORK"
-log "total $(( $(date +%s) - started ))s, $(du -sh "$BIN" | cut -f1) in $BIN"
-touch "$DEST/.complete"
-echo "$BIN"
+build_parts "$DEST" cluster-toolchain \
+    "etcd=about 1.5 min" "kwok=about 3 min" "kubernetes=about 6 min"

@@ -30,10 +30,11 @@ def case(classname: str, name: str, outcome: str = "") -> str:
 
 @pytest.fixture
 def e2e_dir(tmp_path: Path) -> Path:
-    """A tests folder whose required suites hold tests/e2e/test_engine.py, test_cluster.py and
-    tests/images/test_images.py."""
+    """A tests folder whose required suites hold tests/e2e/test_engine.py, test_cluster.py,
+    tests/images/test_images.py and tests/node/test_node.py."""
     tests = tmp_path / "tests"
-    for suite, modules in {"e2e": ("test_engine", "test_cluster"), "images": ("test_images",)}.items():
+    suites = {"e2e": ("test_engine", "test_cluster"), "images": ("test_images",), "node": ("test_node",)}
+    for suite, modules in suites.items():
         (tests / suite).mkdir(parents=True)
         for module in modules:
             (tests / suite / f"{module}.py").write_text("")
@@ -48,10 +49,11 @@ def test_every_e2e_file_run_and_passed_is_accepted(
         case("tests.e2e.test_engine", "test_up[dev]"),
         case("tests.e2e.test_cluster", "test_rollout"),
         case("tests.images.test_images", "test_probes_pass"),
+        case("tests.node.test_node", "test_pods_run"),
         case("tests.services.test_x", "test_skipped_elsewhere", "skipped"),  # not a required suite
     )
     assert load_checker().main(["e2e_ran.py", str(report)], e2e_dir) == 0
-    assert "e2e: 3 passed, 0 skipped of 3 e2e and image tests" in capsys.readouterr().out
+    assert "e2e: 4 passed, 0 skipped of 4 e2e and image tests" in capsys.readouterr().out
 
 
 def test_a_skipped_e2e_test_fails_the_run(
@@ -62,6 +64,7 @@ def test_a_skipped_e2e_test_fails_the_run(
         case("tests.e2e.test_engine", "test_up[dev]", "skipped"),
         case("tests.e2e.test_cluster", "test_rollout"),
         case("tests.images.test_images", "test_probes_pass"),
+        case("tests.node.test_node", "test_pods_run"),
     )
     assert load_checker().main(["e2e_ran.py", str(report)], e2e_dir) == 1
     assert "skipped (VENTA_E2E=required): tests.e2e.test_engine::test_up[dev]" in capsys.readouterr().err
@@ -75,3 +78,4 @@ def test_an_e2e_file_absent_from_the_report_fails_the_run(
     err = capsys.readouterr().err
     assert "missing from the report: tests/e2e/test_cluster.py" in err
     assert "missing from the report: tests/images/test_images.py" in err
+    assert "missing from the report: tests/node/test_node.py" in err

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import shutil
 import ssl
@@ -26,7 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from localdev.servers import Server, free_port
 from stacks.model import StackSettings
 from tests.observability.crd_schemas import crd_objects
+from tests.toolchain import checked_bin
 
 BINARIES = (
     "etcd",
@@ -54,25 +54,33 @@ STORAGE_CLASSES = (STORAGE_CLASS, "shared-files")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 ZONES = ("zone-a", "zone-b", "zone-c")
+LOOPBACK = "127.0.0.1"
 
 
-TOOLCHAIN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "toolchain" / "build-cluster.sh"
+@dataclass(frozen=True)
+class ClusterNetwork:
+    """Where the API server listens and what it advertises, and the cluster's address ranges.
+
+    The default serves kwok's simulated nodes on loopback. A real node (tests/node) needs an address
+    its network namespace can reach, which also becomes the endpoint of the ``kubernetes`` Service
+    (a loopback endpoint is refused), and a pod range of its own from the controller-manager.
+    """
+
+    address: str = LOOPBACK
+    service_cidr: str = SERVICE_CIDR
+    pod_cidr: str = POD_CIDR
+
+    @property
+    def real_nodes(self) -> bool:
+        return self.address != LOOPBACK
 
 
 def cluster_bin() -> Path | None:
     """The built control plane's bin folder (``VENTA_CLUSTER_BIN`` overrides), or None when not built."""
-    override = os.environ.get("VENTA_CLUSTER_BIN")
-    if override:
-        found: Path | None = Path(override)
-    else:
-        done = subprocess.run(["bash", str(TOOLCHAIN_SCRIPT), "--check"], capture_output=True, text=True)
-        found = Path(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-    if found is None or not all((found / name).is_file() for name in BINARIES):
-        return None
-    return found
+    return checked_bin("build-cluster.sh", "VENTA_CLUSTER_BIN", BINARIES)
 
 
-def _wait_http(
+def wait_http(
     url: str,
     what: str,
     server: Server,
@@ -134,22 +142,35 @@ class Etcd(Server):
         ]
 
     def _ready(self) -> None:
-        _wait_http(f"{self.url}/health", "etcd", self)
+        wait_http(f"{self.url}/health", "etcd", self)
 
 
 class ApiServer(Server):
-    """kube-apiserver with RBAC, a static admin token and its own self-signed serving certificate."""
+    """kube-apiserver with RBAC, static tokens (an admin's and those of ``users``: name -> token and
+    groups) and its own self-signed serving certificate."""
 
     name = "kube-apiserver"
 
-    def __init__(self, bin_dir: Path, etcd_url: str, token: str, sa_key: Path) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        bin_dir: Path,
+        etcd_url: str,
+        token: str,
+        sa_key: Path,
+        network: ClusterNetwork,
+        users: Mapping[str, tuple[str, tuple[str, ...]]],
+        flags: Sequence[str] = (),
+    ) -> None:
+        super().__init__(network.address)
         self.bin_dir, self.etcd_url, self.token, self.sa_key = bin_dir, etcd_url, token, sa_key
-        (self.dir / "tokens.csv").write_text(f"{token},venta-admin,venta-admin,system:masters\n")
+        self.network, self.flags = network, list(flags)
+        lines = [f"{token},venta-admin,venta-admin,system:masters"]
+        lines += [f'{secret},{user},{user},"{",".join(groups)}"' for user, (secret, groups) in users.items()]
+        (self.dir / "tokens.csv").write_text("\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.network.address}:{self.port}"
 
     @property
     def ca_file(self) -> Path:
@@ -162,9 +183,9 @@ class ApiServer(Server):
             "--etcd-servers",
             self.etcd_url,
             "--bind-address",
-            "127.0.0.1",
+            self.network.address,
             "--advertise-address",
-            "127.0.0.1",
+            self.network.address,
             "--secure-port",
             str(self.port),
             "--cert-dir",
@@ -180,11 +201,14 @@ class ApiServer(Server):
             "--service-account-signing-key-file",
             str(self.sa_key),
             "--service-cluster-ip-range",
-            SERVICE_CIDR,
+            self.network.service_cidr,
             "--allow-privileged=true",  # as kubeadm sets it
-            # The "kubernetes" Service's endpoints would point at loopback, which validation refuses.
-            "--endpoint-reconciler-type",
-            "none",
+            # A node registers its name and its address; only the address leads anywhere here.
+            "--kubelet-preferred-address-types",
+            "InternalIP",
+            # On loopback the "kubernetes" Service's endpoints would point at an address validation refuses.
+            *([] if self.network.real_nodes else ["--endpoint-reconciler-type", "none"]),
+            *self.flags,
         ]
 
     def _ready(self) -> None:
@@ -192,7 +216,7 @@ class ApiServer(Server):
         while not self.ca_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        _wait_http(f"{self.url}/readyz", "kube-apiserver", self, context=context, token=self.token)
+        wait_http(f"{self.url}/readyz", "kube-apiserver", self, context=context, token=self.token)
 
 
 class Component(Server):
@@ -216,6 +240,10 @@ class LocalCluster:
     kubeconfig: Path
     context: str = CONTEXT
     servers: list[Server] = field(default_factory=list)
+    network: ClusterNetwork = field(default_factory=ClusterNetwork)
+    api_url: str = ""
+    ca_pem: bytes = b""
+    tokens: dict[str, str] = field(default_factory=dict)  # user -> its static token (not the admin's)
 
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
         done = subprocess.run(
@@ -301,8 +329,14 @@ def node_object(name: str, zone: str) -> dict[str, Any]:
     }
 
 
-def storage_objects(volumes_per_class: int, size: str = "500Gi") -> list[dict[str, Any]]:
-    """StorageClasses without a provisioner, each with pre-created volumes the binder hands out.
+VOLUMES_ROOT = Path("/tmp/venta-e2e-volumes")
+
+
+def storage_objects(
+    volumes_per_class: int, size: str = "500Gi", root: Path = VOLUMES_ROOT
+) -> list[dict[str, Any]]:
+    """StorageClasses without a provisioner, each with pre-created volumes the binder hands out
+    (hostPath folders under ``root``).
 
     STORAGE_CLASS is the default (claims without a class land there); prod names it and its
     ReadWriteMany class for shared files explicitly.
@@ -332,7 +366,7 @@ def storage_objects(volumes_per_class: int, size: str = "500Gi") -> list[dict[st
                     "storageClassName": name,
                     "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
                     "persistentVolumeReclaimPolicy": "Retain",
-                    "hostPath": {"path": f"/tmp/venta-e2e-volumes/{name}-{index}"},
+                    "hostPath": {"path": str(root / f"{name}-{index}")},
                 },
             }
             for index in range(volumes_per_class)
@@ -365,9 +399,11 @@ spec:
 
 
 def _component_commands(
-    bin_dir: Path, kubeconfig: Path, sa_key: Path, ca_file: Path, stage_file: Path
+    bin_dir: Path, kubeconfig: Path, sa_key: Path, ca_file: Path, stage_file: Path, network: ClusterNetwork
 ) -> dict[str, list[str]]:
     common = ["--kubeconfig", str(kubeconfig), "--bind-address", "127.0.0.1", "--secure-port", "{port}"]
+    # A real node's pods get addresses from a /24 of the pod range handed to it on registration.
+    node_ranges = ["--allocate-node-cidrs=true", "--node-cidr-mask-size=24"] if network.real_nodes else []
     return {
         "kube-controller-manager": [
             str(bin_dir / "kube-controller-manager"),
@@ -379,9 +415,10 @@ def _component_commands(
             str(ca_file),
             "--use-service-account-credentials=false",
             "--cluster-cidr",
-            POD_CIDR,
+            network.pod_cidr,
             "--service-cluster-ip-range",
-            SERVICE_CIDR,
+            network.service_cidr,
+            *node_ranges,
         ],
         "kube-scheduler": [str(bin_dir / "kube-scheduler"), *common, "--leader-elect=false"],
         "kwok": [
@@ -390,7 +427,8 @@ def _component_commands(
             str(kubeconfig),
             "--config",
             str(stage_file),
-            "--manage-all-nodes=true",
+            # Its own simulated nodes only (node_object's annotation): a real node runs a kubelet.
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--cidr",
             "10.244.0.1/16",
             "--node-ip",
@@ -430,32 +468,47 @@ def _wait_ready(cluster: LocalCluster, nodes: int, timeout: float = 60.0) -> Non
 VOLUMES_PER_CLASS = 128
 
 
-def start_cluster(bin_dir: Path, nodes: int = 3, volumes: int = VOLUMES_PER_CLASS) -> LocalCluster:
-    """Start the control plane and kwok; return once nodes are Ready and controllers run."""
+def start_cluster(
+    bin_dir: Path,
+    nodes: int = 3,
+    volumes: int = VOLUMES_PER_CLASS,
+    network: ClusterNetwork | None = None,
+    users: Mapping[str, tuple[str, ...]] | None = None,
+    volumes_root: Path = VOLUMES_ROOT,
+    apiserver_flags: Sequence[str] = (),
+) -> LocalCluster:
+    """Start the control plane and kwok with ``nodes`` simulated nodes; return once they are Ready
+    and controllers run. ``users`` (name -> groups) get static tokens, in ``cluster.tokens``."""
+    network = network or ClusterNetwork()
     base = Path(tempfile.mkdtemp(prefix="venta-cluster-"))
-    cluster = LocalCluster(bin_dir=bin_dir, dir=base, kubeconfig=base / "kubeconfig")
+    cluster = LocalCluster(bin_dir=bin_dir, dir=base, kubeconfig=base / "kubeconfig", network=network)
     try:
         token = secrets.token_hex(24)
+        cluster.tokens = {user: secrets.token_hex(24) for user in users or {}}
         sa_key = base / "service-account.key"
         _write_service_account_key(sa_key)
         etcd = Etcd(bin_dir)
         cluster.servers.append(etcd)
         etcd.start()
-        apiserver = ApiServer(bin_dir, etcd.url, token, sa_key)
+        user_tokens = {user: (cluster.tokens[user], tuple(groups)) for user, groups in (users or {}).items()}
+        apiserver = ApiServer(bin_dir, etcd.url, token, sa_key, network, user_tokens, apiserver_flags)
         cluster.servers.append(apiserver)
         apiserver.start()
-        document = kubeconfig_document(apiserver.url, apiserver.ca_file.read_bytes(), token)
+        cluster.api_url, cluster.ca_pem = apiserver.url, apiserver.ca_file.read_bytes()
+        document = kubeconfig_document(apiserver.url, cluster.ca_pem, token)
         cluster.kubeconfig.write_text(json.dumps(document, indent=2))
         stage_file = base / "kwok-stages.yaml"
         stage_file.write_text(INGRESS_STAGE)
-        commands = _component_commands(bin_dir, cluster.kubeconfig, sa_key, apiserver.ca_file, stage_file)
+        commands = _component_commands(
+            bin_dir, cluster.kubeconfig, sa_key, apiserver.ca_file, stage_file, network
+        )
         for name, command in commands.items():
             component = Component(name, command)
             cluster.servers.append(component)
             component.start()
         cluster.apply(
             [node_object(f"kwok-node-{i}", ZONES[i % len(ZONES)]) for i in range(nodes)]
-            + storage_objects(volumes)
+            + storage_objects(volumes, root=volumes_root)
         )
         _wait_ready(cluster, nodes)
     except BaseException:
