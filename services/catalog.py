@@ -3,10 +3,11 @@
 ``python -m services <name>``, the local run, ``stacks/`` (which services a stack configures) and
 ``infra/`` (what to wire to each service) read this table; so do the tests that hold
 docker-compose.yml, the deploy workflow's image matrix and the gateway's route table to it. It imports
-nothing from the project (shared/DESIGN.md: the one part of services/ that infra/ and stacks/ may
-import). A new service is one line in ``SERVICES``, its package under services/ and its route in
-``services/api_gateway/routes_table.py``; every other list of services is derived from this table or
-fails a test until it agrees.
+nothing from the project: it is the one part of services/ that infra/ and stacks/ may
+import. A new service is one line in ``SERVICES``, its package under services/ and its route in
+``services/api_gateway/routes_table.py``, plus the scaling prod gives it (``stacks/profiles/prod.py``,
+a choice prod refuses to load without, naming the key); every other list of services is derived from
+this table or fails a test until it agrees (Compose, the image matrix, the dashboards, the docs).
 ``SHUTDOWN`` holds how long each step of stopping a service takes, read by the services' settings and
 by the pod spec (its preStop hook and termination grace period), so the two cannot disagree.
 """

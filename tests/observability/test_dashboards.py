@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 
 from infra.observability import metrics
 from infra.observability.dashboards import configmap_data, expressions, load_dashboards, panels
+from services.catalog import SERVICES
 from tests.observability.promql import metric_names
 from tests.observability.service_metrics import registered_metrics
 
@@ -23,6 +25,21 @@ EXTERNAL = set(metrics.EXTERNAL_METRICS)
 def test_the_overview_and_one_dashboard_per_area_exist() -> None:
     assert {"overview", "marketplace", "location", "communication"} <= set(BOARD_IDS)
     assert len({board.uid for board in BOARDS}) == len(BOARDS), "dashboard uids must be unique"
+
+
+JOB_SET = re.compile(r'job=~"([^"]+)"')
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=BOARD_IDS)
+def test_each_board_selects_exactly_the_catalogs_services_of_its_area(board) -> None:
+    """The JSON is exported from Grafana, so it names the jobs itself: the overview every service of
+    the catalog, an area's board the catalog's services of that area. A new service fails here until
+    the boards show it."""
+    wanted = {name for name, entry in SERVICES.items() if board.name in ("overview", entry.area)}
+    selected = [set(m.split("|")) for _, expr in expressions(board.body) for m in JOB_SET.findall(expr)]
+    assert selected, f"{board.name}: no query selects services by job"
+    for jobs in selected:
+        assert jobs == wanted, f"{board.name}: selects {sorted(jobs)}, the catalog has {sorted(wanted)}"
 
 
 def test_a_file_that_is_not_a_dashboard_is_refused(tmp_path: Path) -> None:
