@@ -37,7 +37,8 @@ esac
 report=$(mktemp --suffix=.xml)
 trap 'rm -f "$report"' EXIT
 status=0
-VENTA_E2E="$e2e" .venv/bin/python -m pytest "${selection[@]}" --junitxml="$report" "$@" || status=$?
+# The slowest tests close the output: what the CI budget (docs/ci-budget.md) is spent on.
+VENTA_E2E="$e2e" .venv/bin/python -m pytest "${selection[@]}" --junitxml="$report" --durations=15 "$@" || status=$?
 if [[ "$e2e" == required && $# -eq 0 ]]; then
   .venv/bin/python scripts/e2e_ran.py "$report" || status=1
 fi
