@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.locks import exclusive
 
 DATA_ROOT = Path(
     os.environ.get("VENTA_DOCKER_DATA_ROOT", Path.home() / ".cache" / "venta-toolchain" / "docker")
@@ -83,21 +84,13 @@ def _term_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-@contextlib.contextmanager
-def _data_root_lock(timeout: float = 900) -> Iterator[None]:
+def _data_root_lock(timeout: float = 900) -> contextlib.AbstractContextManager[None]:
     """Two daemons on one data root would corrupt it: a second test run waits for the first."""
+    lock = DATA_ROOT.parent / f"{DATA_ROOT.name}.lock"
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
-    with open(DATA_ROOT.parent / f"{DATA_ROOT.name}.lock", "w") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise DockerUnavailable(f"{DATA_ROOT} stayed in use by another test run") from None
-                time.sleep(1)
-        yield
+    return exclusive(
+        lock, timeout, lambda: DockerUnavailable(f"{DATA_ROOT} stayed in use by another test run")
+    )
 
 
 @contextlib.contextmanager

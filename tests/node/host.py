@@ -9,33 +9,21 @@ it starts, identified by this node's own socket path and cgroup root, never by a
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+from tests.locks import exclusive
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-@contextlib.contextmanager
-def machine_lock(path: Path, timeout: float = 1800) -> Iterator[None]:
+def machine_lock(path: Path, timeout: float = 1800) -> contextlib.AbstractContextManager[None]:
     """The node's network names and addresses are fixed: a second run on this machine waits."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{path} stayed locked by another test run") from None
-                time.sleep(1)
-        yield
+    return exclusive(path, timeout, lambda: RuntimeError(f"{path} stayed locked by another test run"))
 
 
 def mounts_below(directory: Path) -> list[str]:
