@@ -27,14 +27,9 @@ plugins_hash=$(cd "$PLUGINS" && find . -type f \( -name '*.go' -o -name 'go.mod'
 ROOT="${VENTA_TOOLCHAIN_ROOT:-$HOME/.cache/venta-toolchain}"
 DEST="$ROOT/pulumi-v$PULUMI_VERSION-k8s-${K8S_PROVIDER_VERSION##*-}-plugins-$plugins_hash"
 BIN="$DEST/bin"
-if [[ -f "$DEST/.complete" ]]; then
-    echo "$BIN"
-    exit 0
-fi
-if [[ "${1:-}" == "--check" ]]; then
-    echo "toolchain not built: run bash scripts/toolchain/build-pulumi.sh (expected $BIN)" >&2
-    exit 1
-fi
+# shellcheck source=scripts/toolchain/parts.sh
+source "$HERE/parts.sh"
+reuse_built "$DEST" toolchain scripts/toolchain/build-pulumi.sh "${1:-}"
 
 # Module and build caches of their own, so the build is reproducible from empty and its disk use
 # is visible (and removable) in one place.

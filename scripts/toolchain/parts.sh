@@ -1,5 +1,6 @@
-# Sourced by build-cluster.sh and build-node.sh: a toolchain of several parts, each built by the
-# sourcing script's build_<part> function into DEST/bin, and reused once DEST/.complete exists.
+# Sourced by build-cluster.sh and build-node.sh (build-pulumi.sh uses reuse_built only): a toolchain
+# of several parts, each built by the sourcing script's build_<part> function into DEST/bin, and
+# reused once DEST/.complete exists.
 
 # reuse_built DEST WHAT SCRIPT [--check]: when DEST is complete, prints DEST/bin and exits 0; with
 # --check, says what to run and exits 1 when it is not (never builds).
